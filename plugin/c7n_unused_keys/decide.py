@@ -1,0 +1,187 @@
+"""Pure decisions: functions of key facts, thresholds and `now`. No AWS, no c7n."""
+import re
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from .model import (
+    SOURCE_REPORT, Exemption, KeyFacts, ListedKey, ReportSlot, Thresholds, Verdict)
+
+DAY = timedelta(days=1)
+_KEY_ID = re.compile(r'^[A-Z0-9]{16,128}$')
+_UNTIL = re.compile(r'^until=(\d{4}-\d{2}-\d{2})$')
+
+
+def idle_since(facts: KeyFacts) -> datetime:
+    """Idle time counts from the last use, or from creation for a key never used."""
+    return facts.last_used or facts.created
+
+
+def idle_days(facts: KeyFacts, now: datetime) -> int:
+    return (now - idle_since(facts)) // DAY
+
+
+def unused(facts: KeyFacts, th: Thresholds, now: datetime) -> Optional[Verdict]:
+    """The verdict for one key, or None when the key does not count as unused."""
+    if th.status != 'any' and facts.status != th.status:
+        return None
+    idle = now - idle_since(facts)
+    days = idle // DAY
+    never = facts.last_used is None
+    limit = th.never_used_days if never else th.days
+    if idle < limit * DAY:
+        return None
+    if th.max_days is not None and days > th.max_days:
+        return None
+    if never:
+        reason = 'never used; created %d days ago (never-used-days: %d)' % (
+            days, th.never_used_days)
+    else:
+        where = ' via %s in %s' % (facts.last_service, facts.last_region) \
+            if facts.last_service else ''
+        reason = 'last used %d days ago%s (days: %d)' % (days, where, th.days)
+    if th.max_days is not None:
+        reason += ', within max-days: %d' % th.max_days
+    return Verdict(idle_days=days, never_used=never, reason=reason)
+
+
+def parse_exemption(value: str) -> Exemption:
+    """Parse an exempt tag value; raise ValueError naming what is wrong."""
+    all_keys, key_ids, until = False, set(), None
+    for token in value.split():
+        m = _UNTIL.match(token)
+        if token == '*':
+            all_keys = True
+        elif m:
+            if until is not None:
+                raise ValueError('more than one until= token')
+            try:
+                until = date.fromisoformat(m.group(1))
+            except ValueError:
+                raise ValueError('until= is not a date: %r' % token)
+        elif _KEY_ID.match(token):
+            key_ids.add(token)
+        else:
+            raise ValueError('not an access key id, "*" or until=YYYY-MM-DD: %r' % token)
+    if not all_keys and not key_ids:
+        raise ValueError('names no key: use "*" or access key ids')
+    return Exemption(raw=value, all_keys=all_keys, key_ids=frozenset(key_ids), until=until)
+
+
+def exemption_in_force(ex: Exemption, key_id: str, now: datetime) -> bool:
+    """An exemption ends at the start (UTC) of its until date."""
+    if ex.until is not None and now.date() >= ex.until:
+        return False
+    return ex.all_keys or key_id in ex.key_ids
+
+
+def _second(dt: datetime) -> datetime:
+    return dt.replace(microsecond=0)
+
+
+def map_slots(slots: Sequence[ReportSlot], keys: Sequence[ListedKey]
+              ) -> Optional[Dict[str, ReportSlot]]:
+    """Map report slots to key ids by last_rotated == CreateDate (to the second).
+
+    Returns {key_id: slot} for the keys that map, or None when the mapping is
+    ambiguous: a slot or key that matches more than one partner, or a slot and a
+    key that both match nothing (the same key with a drifted date, or a delete
+    and a create: the report cannot tell which).
+    A slot matching nothing beside no unmatched key is a key deleted since the
+    report; a key matching nothing beside no unmatched slot was created since.
+    """
+    by_slot = {s.slot: [k for k in keys if _second(k.created) == s.last_rotated]
+               for s in slots}
+    if any(len(m) > 1 for m in by_slot.values()):
+        return None
+    mapping = {m[0].key_id: s for s in slots for m in [by_slot[s.slot]] if m}
+    if len(mapping) != sum(1 for m in by_slot.values() if m):
+        return None
+    orphan_slots = any(not m for m in by_slot.values())
+    orphan_keys = any(k.key_id not in mapping for k in keys)
+    if orphan_slots and orphan_keys:
+        return None
+    return mapping
+
+
+def slot_may_match(slot: ReportSlot, th: Thresholds, now: datetime,
+                   generated: datetime) -> bool:
+    """False only for a slot that cannot match whatever happened since the report.
+
+    Last-used dates only move forward, so a key used within `days` of now stays
+    below the threshold. A key never used by report time was either not used
+    since (its age decides) or used after `generated` (then `now - generated`
+    bounds its idle time). Status and max-days can change or be escaped by later
+    use, so they never drop a slot.
+    """
+    if slot.last_used is not None:
+        return now - slot.last_used >= th.days * DAY
+    young = now - slot.last_rotated < th.never_used_days * DAY
+    return not (young and now - generated < th.days * DAY)
+
+
+def user_may_match(slots: Iterable[ReportSlot], th: Thresholds, now: datetime,
+                   generated: datetime) -> bool:
+    """False only when no key of this report user can match now.
+
+    Besides its slots, a user may have a key created after the report; such a
+    key is younger than the report and, if used, idle for less than its age.
+    """
+    report_age = now - generated
+    if report_age >= min(th.days, th.never_used_days) * DAY:
+        return True
+    return any(slot_may_match(s, th, now, generated) for s in slots)
+
+
+def keys_to_confirm(slots: Sequence[ReportSlot], keys: Sequence[ListedKey],
+                    th: Thresholds, now: datetime, generated: datetime) -> List[ListedKey]:
+    """The listed keys whose last use must be asked for (hybrid source).
+
+    Every key whose slot may match, every key created since the report, and
+    every key of a user whose slots cannot be mapped. The status filter applies
+    to the fresh ListAccessKeys status.
+    """
+    mapping = map_slots(slots, keys)
+    wanted = [k for k in keys
+              if mapping is None or k.key_id not in mapping
+              or slot_may_match(mapping[k.key_id], th, now, generated)]
+    return [k for k in wanted if th.status in ('any', k.status)]
+
+
+def report_candidates(slots: Iterable[ReportSlot], th: Thresholds, now: datetime
+                      ) -> Set[int]:
+    """Slots that count as unused on report data alone (credential-report source).
+
+    Status is left to the fresh ListAccessKeys answer: the report's may be stale.
+    """
+    any_status = replace(th, status='any')
+    return {s.slot for s in slots if unused(slot_facts(s, None), any_status, now)}
+
+
+def slot_facts(slot: ReportSlot, key: Optional[ListedKey]) -> KeyFacts:
+    """Key facts from a report slot; the listed key, when known, gives id, status and date."""
+    return KeyFacts(
+        user=slot.user,
+        key_id=key.key_id if key else '',
+        status=key.status if key else ('Active' if slot.active else 'Inactive'),
+        created=key.created if key else slot.last_rotated,
+        last_used=slot.last_used,
+        last_service=slot.last_service,
+        last_region=slot.last_region,
+        source=SOURCE_REPORT)
+
+
+def split_exempt(found: Iterable[KeyFacts], th: Thresholds, ex: Optional[Exemption],
+                 now: datetime) -> Tuple[List[Tuple[KeyFacts, Verdict]],
+                                         List[Tuple[KeyFacts, Verdict, Exemption]]]:
+    """The unused keys, split into those that match and those an exemption keeps."""
+    matched, exempt = [], []
+    for f in found:
+        v = unused(f, th, now)
+        if v is None:
+            continue
+        if ex is not None and exemption_in_force(ex, f.key_id, now):
+            exempt.append((f, v, ex))
+        else:
+            matched.append((f, v))
+    return matched, exempt

@@ -1,0 +1,51 @@
+"""Reads from IAM: the key list of a user and the last use of a key."""
+from typing import List, Optional
+
+from botocore.exceptions import ClientError
+
+from .credential_report import as_utc
+from .model import SOURCE_API, KeyFacts, ListedKey
+
+
+def _gone(e: ClientError) -> bool:
+    return e.response['Error']['Code'] in ('NoSuchEntity', 'NoSuchEntityException')
+
+
+def list_keys(client, retry, user: str) -> List[ListedKey]:
+    """ListAccessKeys, every page. A user deleted since it was listed has no keys."""
+    keys, kw = [], {'UserName': user}
+    while True:
+        try:
+            resp = retry(client.list_access_keys, **kw)
+        except ClientError as e:
+            if _gone(e):
+                return []
+            raise
+        keys.extend(ListedKey(user=user, key_id=k['AccessKeyId'], status=k['Status'],
+                              created=as_utc(k['CreateDate']))
+                    for k in resp.get('AccessKeyMetadata', ()))
+        if not resp.get('IsTruncated'):
+            return keys
+        kw['Marker'] = resp['Marker']
+
+
+def last_used(client, retry, key: ListedKey) -> Optional[KeyFacts]:
+    """GetAccessKeyLastUsed for one key; None when the key was deleted meanwhile."""
+    try:
+        resp = retry(client.get_access_key_last_used, AccessKeyId=key.key_id)
+    except ClientError as e:
+        if _gone(e):
+            return None
+        raise
+    info = resp.get('AccessKeyLastUsed', {})
+    when = info.get('LastUsedDate')
+    return KeyFacts(
+        user=key.user, key_id=key.key_id, status=key.status, created=key.created,
+        last_used=as_utc(when) if when else None,
+        last_service=_known(info.get('ServiceName')),
+        last_region=_known(info.get('Region')),
+        source=SOURCE_API)
+
+
+def _known(value: Optional[str]) -> Optional[str]:
+    return None if value in (None, 'N/A', '') else value

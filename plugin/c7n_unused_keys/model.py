@@ -1,0 +1,71 @@
+"""Plain records shared by the fact gatherers, the decisions and the c7n shell."""
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import FrozenSet, Mapping, Optional, Tuple
+
+SOURCE_API = 'api'
+SOURCE_REPORT = 'credential-report'
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """What IAM says about one access key. Datetimes are timezone-aware (UTC)."""
+    user: str
+    key_id: str
+    status: str
+    created: datetime
+    last_used: Optional[datetime]
+    last_service: Optional[str]
+    last_region: Optional[str]
+    source: str
+
+
+@dataclass(frozen=True)
+class ListedKey:
+    """One row of ListAccessKeys."""
+    user: str
+    key_id: str
+    status: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class ReportSlot:
+    """One access_key_N_* group of a credential report row. It names a slot, not a key."""
+    user: str
+    slot: int
+    active: bool
+    last_rotated: datetime
+    last_used: Optional[datetime]
+    last_service: Optional[str]
+    last_region: Optional[str]
+
+
+@dataclass(frozen=True)
+class CredentialReport:
+    generated: datetime
+    slots: Mapping[str, Tuple[ReportSlot, ...]]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    days: int
+    never_used_days: int
+    max_days: Optional[int] = None
+    status: str = 'any'
+
+
+@dataclass(frozen=True)
+class Exemption:
+    """A parsed exempt tag: every key (`all_keys`) or the named ones, until a date."""
+    raw: str
+    all_keys: bool
+    key_ids: FrozenSet[str]
+    until: Optional[date]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    idle_days: int
+    never_used: bool
+    reason: str

@@ -1,0 +1,161 @@
+"""A local stand-in for AWS: the moto emulator on 127.0.0.1, with helpers to move time.
+
+Used by the tests (and the demo). The emulator runs in this process, so key and
+report dates can be backdated directly; `custodian` and `c7n-org` reach it
+through AWS_ENDPOINT_URL.
+
+Two fidelity fixes over stock moto, applied on start:
+- GetCredentialReport returns the real generation time (moto always says
+  2015-02-02) and a snapshot taken at generation, as AWS does, with last-used
+  service and region filled in; GenerateCredentialReport makes a new snapshot
+  only when the stored one is older than four hours, as AWS does.
+"""
+import csv
+import io
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Dict, Optional
+
+REPORT_REFRESH = timedelta(hours=4)
+_REPORT_HEADER = (
+    'user,arn,user_creation_time,password_enabled,password_last_used,'
+    'password_last_changed,password_next_rotation,mfa_active,'
+    'access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,'
+    'access_key_1_last_used_region,access_key_1_last_used_service,'
+    'access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,'
+    'access_key_2_last_used_region,access_key_2_last_used_service,'
+    'cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated').split(',')
+
+
+def utcnow_naive() -> datetime:
+    """moto keeps naive UTC datetimes."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _iso(dt: Optional[datetime]) -> str:
+    return dt.strftime('%Y-%m-%dT%H:%M:%S+00:00') if dt else 'N/A'
+
+
+def report_csv(backend) -> str:
+    """The credential report of one moto IAM backend, as AWS writes it."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator='\n')
+    w.writerow(_REPORT_HEADER)
+    for user in backend.users.values():
+        row = [user.name, user.arn, _iso(user.create_date), 'false', 'N/A',
+               'N/A', 'N/A', 'true' if user.mfa_devices else 'false']
+        keys = sorted(user.access_keys, key=lambda k: k.create_date)[:2]
+        for n in range(2):
+            if n < len(keys):
+                k, used = keys[n], keys[n].last_used
+                row += ['true' if k.status == 'Active' else 'false', _iso(k.create_date),
+                        _iso(used.timestamp if used else None),
+                        used.region if used else 'N/A', used.service if used else 'N/A']
+            else:
+                row += ['false', 'N/A', 'N/A', 'N/A', 'N/A']
+        row += ['false', 'N/A', 'false', 'N/A']
+        w.writerow(row)
+    return out.getvalue()
+
+
+def _patch_credential_report():
+    from moto.iam import models, responses
+    from moto.core.responses import ActionResult
+
+    if getattr(models.IAMBackend, '_c7n_unused_keys_patched', False):
+        return
+
+    def report_generated(self):
+        made = getattr(self, 'report_snapshot', None)
+        return made is not None and utcnow_naive() - made[0] < REPORT_REFRESH
+
+    def generate_report(self):
+        if not report_generated(self):
+            self.report_snapshot = (utcnow_naive(), report_csv(self))
+        self.credential_report = True
+
+    def get_credential_report(self):
+        made = getattr(self.backend, 'report_snapshot', None)
+        if made is None:
+            from moto.iam.exceptions import ReportNotPresentException
+            raise ReportNotPresentException('Credential report not present')
+        return ActionResult({
+            'Content': made[1], 'ReportFormat': 'text/csv',
+            'GeneratedTime': made[0].strftime('%Y-%m-%dT%H:%M:%SZ')})
+
+    models.IAMBackend.report_generated = report_generated
+    models.IAMBackend.generate_report = generate_report
+    responses.IamResponse.get_credential_report = get_credential_report
+    models.IAMBackend._c7n_unused_keys_patched = True
+
+
+class Emulator:
+    """The AWS emulator on 127.0.0.1 in this process. Use as a context manager."""
+
+    def __init__(self, port: int = 0):
+        self.port = port
+        self.url = None
+        self._server = None
+
+    def start(self) -> 'Emulator':
+        from moto.server import ThreadedMotoServer
+        _patch_credential_report()
+        logging.getLogger('werkzeug').setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address='127.0.0.1', port=self.port,
+                                          verbose=False)
+        self._server.start()
+        host, self.port = self._server.get_host_and_port()
+        self.url = 'http://%s:%d' % (host, self.port)
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def reset(self):
+        from moto.iam.models import iam_backends
+        from moto.sts.models import sts_backends
+        iam_backends.reset()
+        sts_backends.reset()
+
+    def env(self) -> Dict[str, str]:
+        """What a shell needs to point boto3, custodian and c7n-org here."""
+        return {
+            'AWS_ENDPOINT_URL': self.url,
+            'AWS_ACCESS_KEY_ID': 'testing',
+            'AWS_SECRET_ACCESS_KEY': 'testing',
+            'AWS_DEFAULT_REGION': 'us-east-1',
+        }
+
+    # -- moving time ---------------------------------------------------------
+    @staticmethod
+    def backend(account: str):
+        from moto.iam.models import iam_backends
+        return iam_backends[account]['aws']
+
+    def backdate_key(self, account: str, key_id: str, created_days: Optional[float] = None,
+                     used_days: Optional[float] = None, service: str = 's3',
+                     region: str = 'us-east-1', never_used: bool = False):
+        """Set a key's CreateDate and last use to that many days before now."""
+        from moto.iam.models import AccessKeyLastUsed
+        key = self.backend(account).access_keys[key_id]
+        now = utcnow_naive()
+        if created_days is not None:
+            key.create_date = now - timedelta(days=created_days)
+        if never_used:
+            key.last_used = None
+        elif used_days is not None:
+            key.last_used = AccessKeyLastUsed(now - timedelta(days=used_days), service, region)
+
+    def backdate_report(self, account: str, days: float):
+        """Make the stored credential report look that many days older."""
+        b = self.backend(account)
+        made, content = b.report_snapshot
+        b.report_snapshot = (made - timedelta(days=days), content)

@@ -1,0 +1,108 @@
+"""The three ways to gather key facts: api, credential-report and hybrid.
+
+Each returns {user name: [KeyFacts]} for the users it had to look at; a user left
+out has no key that can match. Which users and keys need a call is decided by
+the pure functions in `decide`; the calls themselves are in `facts`.
+"""
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import decide, facts
+from .model import CredentialReport, KeyFacts, ListedKey, Thresholds
+
+log = logging.getLogger('custodian.unused-access-keys')
+
+WORKERS = 8
+PROGRESS_EVERY = 1000
+
+
+@dataclass
+class Gathered:
+    facts: Dict[str, List[KeyFacts]] = field(default_factory=dict)
+    candidate_users: int = 0
+    fallback_users: int = 0
+
+
+class Sources:
+    """Gathers facts with one IAM client, a retry wrapper and bounded concurrency."""
+
+    def __init__(self, client, retry, th: Thresholds, now: datetime, workers: int = WORKERS):
+        self.client, self.retry, self.th, self.now = client, retry, th, now
+        self.workers = workers
+
+    # -- the three sources -------------------------------------------------
+    def api(self, users: Sequence[str]) -> Gathered:
+        return self._run(users, self._api_user)
+
+    def hybrid(self, users: Sequence[str], report: CredentialReport) -> Gathered:
+        picked = [u for u in users if u not in report.slots or decide.user_may_match(
+            report.slots[u], self.th, self.now, report.generated)]
+        log.info('unused-access-keys: the credential report of %s leaves %d of %d users'
+                 ' to check', report.generated.isoformat(), len(picked), len(users))
+        return self._run(picked, lambda u: self._hybrid_user(u, report))
+
+    def credential_report(self, users: Sequence[str], report: CredentialReport) -> Gathered:
+        picked = [u for u in users if u not in report.slots
+                  or decide.report_candidates(report.slots[u], self.th, self.now)]
+        log.info('unused-access-keys: the credential report of %s names %d of %d users'
+                 ' as candidates', report.generated.isoformat(), len(picked), len(users))
+        return self._run(picked, lambda u: self._report_user(u, report))
+
+    # -- per user ----------------------------------------------------------
+    def _api_user(self, user: str, keys: Optional[List[ListedKey]] = None
+                  ) -> Tuple[List[KeyFacts], bool]:
+        if keys is None:
+            keys = facts.list_keys(self.client, self.retry, user)
+        wanted = [k for k in keys if self.th.status in ('any', k.status)]
+        return self._last_used(wanted), False
+
+    def _hybrid_user(self, user: str, report: CredentialReport):
+        if user not in report.slots:
+            return self._api_user(user)
+        keys = facts.list_keys(self.client, self.retry, user)
+        wanted = decide.keys_to_confirm(
+            report.slots[user], keys, self.th, self.now, report.generated)
+        return self._last_used(wanted), False
+
+    def _report_user(self, user: str, report: CredentialReport):
+        keys = facts.list_keys(self.client, self.retry, user)
+        if user not in report.slots:
+            return self._api_user(user, keys)
+        mapping = decide.map_slots(report.slots[user], keys)
+        if mapping is None:
+            log.info('unused-access-keys: %s: report slots do not map to keys one to one;'
+                     ' asking the API', user)
+            return self._api_user(user, keys)[0], True
+        wanted = [k for k in keys if self.th.status in ('any', k.status)]
+        from_report = [decide.slot_facts(mapping[k.key_id], k)
+                       for k in wanted if k.key_id in mapping]
+        # Keys created after the report have no slot: only the API knows them.
+        return from_report + self._last_used(
+            [k for k in wanted if k.key_id not in mapping]), False
+
+    def _last_used(self, keys: Sequence[ListedKey]) -> List[KeyFacts]:
+        found = (facts.last_used(self.client, self.retry, k) for k in keys)
+        return [f for f in found if f is not None]
+
+    # -- running -----------------------------------------------------------
+    def _run(self, users: Sequence[str], per_user: Callable) -> Gathered:
+        out = Gathered(candidate_users=len(users))
+        start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for n, (user, result) in enumerate(
+                    zip(users, pool.map(per_user, users)), 1):
+                user_facts, fell_back = result
+                out.facts[user] = user_facts
+                out.fallback_users += fell_back
+                if n % PROGRESS_EVERY == 0:
+                    log.info('unused-access-keys: checked %d of %d users', n, len(users))
+        log.info('unused-access-keys: checked %d users (%d keys) in %.1fs;'
+                 ' %d asked the API as the report could not be mapped',
+                 len(users), sum(len(v) for v in out.facts.values()),
+                 time.monotonic() - start, out.fallback_users)
+        return out
+
