@@ -76,12 +76,19 @@ class UnusedAccessKeys(Filter):
                    'iam:GenerateCredentialReport', 'iam:GetCredentialReport')
 
     def validate(self):
+        # The schema requires days, but c7n lets {type: ...} alone pass as a `valuekv` filter.
+        if 'days' not in self.data:
+            raise PolicyValidationError(
+                "unused-access-keys: 'days' is a required property on %s" % self._policy_name())
         days, max_days = self.data['days'], self.data.get('max-days')
         if max_days is not None and max_days <= days:
             raise PolicyValidationError(
                 'unused-access-keys: max-days (%s) must be greater than days (%s) on %s' % (
-                    max_days, days, self.manager.data.get('name', 'this policy')))
+                    max_days, days, self._policy_name()))
         return self
+
+    def _policy_name(self):
+        return self.manager.data.get('name', 'this policy') if self.manager else 'this policy'
 
     def get_permissions(self):
         if self.data.get('source', 'hybrid') == 'api':

@@ -13,6 +13,7 @@ Two fidelity fixes over stock moto, applied on start:
 import csv
 import io
 import logging
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Dict, Optional
 
@@ -90,27 +91,47 @@ def _patch_credential_report():
 
 
 class Emulator:
-    """The AWS emulator on 127.0.0.1 in this process. Use as a context manager."""
+    """The AWS emulator on 127.0.0.1, served from a thread of this process.
+
+    `requests` counts the HTTP requests it has answered. Use as a context manager.
+    """
 
     def __init__(self, port: int = 0):
         self.port = port
         self.url = None
+        self.requests = 0
         self._server = None
+        self._thread = None
+        self._lock = threading.Lock()
+
+    def _count(self, app):
+        def counted(environ, start_response):
+            with self._lock:
+                self.requests += 1
+            return app(environ, start_response)
+        return counted
 
     def start(self) -> 'Emulator':
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
+        from werkzeug.serving import make_server
         _patch_credential_report()
         logging.getLogger('werkzeug').setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address='127.0.0.1', port=self.port,
-                                          verbose=False)
-        self._server.start()
-        host, self.port = self._server.get_host_and_port()
-        self.url = 'http://%s:%d' % (host, self.port)
+        app = self._count(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server('127.0.0.1', self.port, app, threaded=True,
+                                   request_handler=MotoRequestHandler)
+        self.port = self._server.server_address[1]
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name='emulator', daemon=True)
+        self._thread.start()
         return self
 
     def stop(self):
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=10)
             self._server = None
 
     def __enter__(self):

@@ -1,0 +1,145 @@
+"""The shipped policies through the real `custodian run` and `c7n-org run`, against the emulator."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import yaml
+
+import cases
+from conftest import DEFAULT_ACCOUNT, ROOT, iam_client, read_json, run_command
+
+POLICY = 'unused-access-keys-report'
+ACCOUNTS = {'dev': '111111111111', 'staging': '222222222222', 'prod': '333333333333'}
+
+
+def check_key_by_key(resources, users, now):
+    """Every matched key's annotation against what was seeded."""
+    seeded = {k.key_id: (u, k) for u in users for k in u.keys}
+    got = {}
+    for r in resources:
+        for ann in r['c7n:unused-access-keys']:
+            got[ann['AccessKeyId']] = ann
+            u, k = seeded[ann['AccessKeyId']]
+            assert r['UserName'] == u.name
+            assert ann['Status'] == 'Active'
+            created = datetime.fromisoformat(ann['CreateDate'])
+            assert abs(created - (now - timedelta(days=k.created))) < timedelta(minutes=5)
+            assert ann['NeverUsed'] is (k.used is None)
+            if k.used is None:
+                assert ann['LastUsedDate'] is None and ann['LastUsedService'] is None
+                assert ann['IdleDays'] == int(k.created)
+            else:
+                used = datetime.fromisoformat(ann['LastUsedDate'])
+                assert abs(used - (now - timedelta(days=k.used))) < timedelta(minutes=5)
+                assert (ann['LastUsedService'], ann['LastUsedRegion']) == ('s3', 'us-east-1')
+                assert ann['IdleDays'] == int(k.used)
+            assert ann['Source'] == 'api'
+    assert set(got) == cases.expected(users)[0]
+
+
+def test_custodian_run_on_the_policies_directory(sandbox, tmp_path):
+    users = cases.cases()
+    cases.seed(iam_client(sandbox), sandbox, DEFAULT_ACCOUNT, users)
+    now = datetime.now(timezone.utc)
+    run = run_command(['custodian', 'run', '-s', tmp_path, '--cache-period', '0',
+                       ROOT / 'policies'], sandbox)
+    assert run.returncode == 0, run.stderr
+    check_key_by_key(read_json(tmp_path / POLICY / 'resources.json'), users, now)
+    assert 'unused-access-keys: checking %d users with source: hybrid' % len(users) \
+        in run.stderr
+
+
+def seed_org(emu):
+    """Each account gets its own slice of the case matrix."""
+    every = cases.cases()
+    slices = {'dev': every[:12], 'staging': every[12:24], 'prod': every[24:]}
+    for name, users in slices.items():
+        cases.seed(iam_client(emu, ACCOUNTS[name]), emu, ACCOUNTS[name], users)
+    return slices
+
+
+@pytest.mark.parametrize('start_method', ['default', 'spawn'])
+def test_c7n_org_runs_once_per_account(sandbox, tmp_path, start_method):
+    slices = seed_org(sandbox)
+    now = datetime.now(timezone.utc)
+    extra = {'PYTHONPATH': str(ROOT / 'tests' / 'spawn')} if start_method == 'spawn' else {}
+    run = run_command(['c7n-org', 'run', '-c', ROOT / 'custodian.yml', '-s', tmp_path,
+                       '--cache-period', '0', '-u',
+                       ROOT / 'policies' / 'unused-access-keys-report.yml'],
+                      sandbox, extra_env=extra)
+    assert run.returncode == 0, run.stderr
+    assert 'c7n_org:WARNING' not in run.stderr, run.stderr
+    for name, users in slices.items():
+        # The accounts file lists two regions; the policy's region condition runs it once.
+        runs = sorted(p.relative_to(tmp_path) for p in tmp_path.glob(name + '/*/*/metadata.json'))
+        assert [str(p) for p in runs] == ['%s/us-east-1/%s/metadata.json' % (name, POLICY)]
+        out = tmp_path / name / 'us-east-1' / POLICY
+        resources = read_json(out / 'resources.json')
+        check_key_by_key(resources, users, now)
+        meta = read_json(out / 'metadata.json')
+        assert meta['api-stats']['iam.ListUsers'] == 1
+        arns = {r['Arn'].split(':')[4] for r in resources}
+        assert arns <= {ACCOUNTS[name]}
+
+
+def test_c7n_org_workers_need_the_hook_under_spawn(sandbox, tmp_path):
+    """Negative control: the parent imports the plugin itself, the hook is off, and
+    spawned workers (fresh interpreters) no longer know the filter."""
+    seed_org(sandbox)
+    code = ('import sys, c7n_unused_keys; from c7n_org.cli import cli; '
+            'sys.argv[0] = "c7n-org"; cli()')
+    run = run_command(['python', '-c', code, 'run', '-c', ROOT / 'custodian.yml', '-s',
+                       tmp_path, '--cache-period', '0', '-u',
+                       ROOT / 'policies' / 'unused-access-keys-report.yml'], sandbox,
+                      extra_env={'PYTHONPATH': str(ROOT / 'tests' / 'spawn'),
+                                 'C7N_UNUSED_KEYS_DISABLE': '1'})
+    assert "Invalid filter type {'type': 'unused-access-keys'" in run.stderr
+    assert not list(tmp_path.glob('*/*/*/resources.json'))
+
+
+def test_c7n_org_validate_and_report(sandbox, tmp_path):
+    slices = seed_org(sandbox)
+    policy = ROOT / 'policies' / 'unused-access-keys-report.yml'
+    run = run_command(['c7n-org', 'validate', '-c', ROOT / 'custodian.yml', '-u', policy],
+                      None)
+    assert run.returncode == 0, run.stderr
+    run = run_command(['c7n-org', 'run', '-c', ROOT / 'custodian.yml', '-s', tmp_path,
+                       '--cache-period', '0', '-u', policy], sandbox)
+    assert run.returncode == 0, run.stderr
+    run = run_command(['c7n-org', 'report', '-c', ROOT / 'custodian.yml', '-s', tmp_path,
+                       '-u', policy, '--format', 'csv'], sandbox)
+    assert run.returncode == 0, run.stderr
+    names = {u.name for users in slices.values() for u in users
+             if any(k.unused for k in u.keys)}
+    assert names and all(n in run.stdout for n in names)
+
+
+def test_hybrid_falls_back_to_api_when_the_report_is_denied(sandbox, tmp_path):
+    users = cases.cases()
+    cases.seed(iam_client(sandbox), sandbox, DEFAULT_ACCOUNT, users)
+    run = run_command(['custodian', 'run', '-s', tmp_path, '--cache-period', '0',
+                       ROOT / 'policies'], sandbox,
+                      extra_env={'PYTHONPATH': str(ROOT / 'tests' / 'faults'),
+                                 'C7N_TEST_FAULTS': 'GetCredentialReport=AccessDenied'})
+    assert run.returncode == 0, run.stderr
+    assert 'no credential report (AccessDenied: injected by the tests); falling back to ' \
+        'source: api' in run.stderr
+    resources = read_json(tmp_path / POLICY / 'resources.json')
+    assert {k['AccessKeyId'] for r in resources for k in r['c7n:unused-access-keys']} == \
+        cases.expected(users)[0]
+    stats = read_json(tmp_path / POLICY / 'metadata.json')['api-stats']
+    assert stats['iam.ListAccessKeys'] == len(users)
+
+
+def test_credential_report_source_fails_loudly_without_a_report(sandbox, tmp_path):
+    cases.seed(iam_client(sandbox), sandbox, DEFAULT_ACCOUNT, cases.cases()[:3])
+    policy = tmp_path / 'p.yml'
+    policy.write_text(yaml.safe_dump({'policies': [{
+        'name': 'report-only', 'resource': 'aws.iam-user',
+        'filters': [{'type': 'unused-access-keys', 'days': 45,
+                     'source': 'credential-report'}]}]}))
+    run = run_command(['custodian', 'run', '-s', tmp_path / 'out', '--cache-period', '0',
+                       policy], sandbox,
+                      extra_env={'PYTHONPATH': str(ROOT / 'tests' / 'faults'),
+                                 'C7N_TEST_FAULTS': 'GenerateCredentialReport=AccessDenied'})
+    assert run.returncode != 0
+    assert 'no credential report for source: credential-report' in run.stderr

@@ -1,0 +1,104 @@
+"""How stock commands find the plugin: the .pth hook, its switch, its cost, and both installs."""
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_command
+
+PY = sys.executable
+
+
+def test_schema_shows_the_docstring_with_its_yaml_example():
+    run = run_command(['custodian', 'schema', 'aws.iam-user.filters.unused-access-keys'], None)
+    assert run.returncode == 0, run.stderr
+    assert 'type: unused-access-keys' in run.stdout
+    assert 'days: 45' in run.stdout and 'never-used-days: 30' in run.stdout
+    for option in ('days', 'never-used-days', 'max-days', 'status', 'source',
+                   'report-max-age', 'exempt-tag'):
+        assert option in run.stdout
+
+
+POLICY_FILES = sorted((ROOT / 'policies').glob('*.yml'))
+
+
+def test_custodian_validate_accepts_the_shipped_policies():
+    assert POLICY_FILES
+    run = run_command(['custodian', 'validate'] + POLICY_FILES, None)
+    assert run.returncode == 0, run.stderr
+
+
+def test_disabling_the_hook_unloads_the_filter():
+    run = run_command(['custodian', 'validate'] + POLICY_FILES, None,
+                      extra_env={'C7N_UNUSED_KEYS_DISABLE': '1'})
+    assert run.returncode != 0
+    assert "{'type': 'unused-access-keys', 'days': 45" in run.stderr
+    assert 'is not valid under any of the given schemas' in run.stderr
+
+
+def test_import_registers_the_plugin_without_the_hook():
+    code = ('import c7n_unused_keys\n'
+            'from c7n.resources.iam import User\n'
+            'assert User.filter_registry.get("unused-access-keys") is not None\n'
+            'import sys\n'
+            'assert not any(type(f).__name__ == "PluginFinder" for f in sys.meta_path)\n')
+    run = run_command([PY, '-c', code], None, extra_env={'C7N_UNUSED_KEYS_DISABLE': '1'})
+    assert run.returncode == 0, run.stderr
+
+
+def test_the_hook_does_not_import_c7n_by_itself():
+    code = 'import sys; assert "c7n" not in sys.modules and "boto3" not in sys.modules'
+    code += '; assert any(type(f).__name__ == "PluginFinder" for f in sys.meta_path)'
+    run = run_command([PY, '-c', code], None)
+    assert run.returncode == 0, run.stderr
+
+
+def hook_import_us(env=None):
+    """Microseconds of `c7n_unused_keys_hook` in `python -X importtime -c pass`."""
+    run = run_command([PY, '-X', 'importtime', '-c', 'pass'], None, extra_env=env)
+    found = re.findall(r'import time:\s+\d+ \|\s+(\d+) \|\s+c7n_unused_keys_hook', run.stderr)
+    assert found, run.stderr
+    return int(found[0])
+
+
+def test_start_up_cost_of_the_hook_is_under_5_ms():
+    assert min(hook_import_us() for _ in range(5)) < 5000
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp('wheel')
+    proc = subprocess.run([PY, '-m', 'pip', 'wheel', '--quiet', '--no-deps', '-w', out,
+                           ROOT], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return next(Path(out).glob('c7n_unused_keys-*.whl'))
+
+
+def test_the_wheel_ships_the_pth_at_its_root(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert 'c7n_unused_keys.pth' in names and 'c7n_unused_keys_hook.py' in names
+    assert zipfile.ZipFile(wheel).read('c7n_unused_keys.pth').strip() == \
+        b'import c7n_unused_keys_hook'
+
+
+def test_a_regular_install_loads_the_plugin_through_its_pth(wheel, tmp_path):
+    """`pip install .` as a site directory: its .pth runs and the hook registers the filter."""
+    target = tmp_path / 'site'
+    proc = subprocess.run([PY, '-m', 'pip', 'install', '--quiet', '--no-deps', '--target',
+                           target, wheel], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (target / 'c7n_unused_keys.pth').exists()
+    code = ('import site, sys\n'
+            'site.addsitedir(%r)\n'
+            'import c7n.resources.iam as iam, c7n_unused_keys\n'
+            'assert c7n_unused_keys.__file__.startswith(%r), c7n_unused_keys.__file__\n'
+            'assert iam.User.filter_registry.get("unused-access-keys")\n') % (
+                str(target), str(target))
+    # -S: no site-packages .pth of the dev install; c7n comes from the path we add.
+    dev_site = [p for p in sys.path if p.endswith('site-packages')][0]
+    run = run_command([PY, '-S', '-c', 'import sys; sys.path.append(%r); exec(%r)' % (
+        dev_site, code)], None)
+    assert run.returncode == 0, run.stderr
