@@ -10,6 +10,8 @@ $(VENV)/bin/activate:
 $(VENV)/.installed: $(VENV)/bin/activate setup.cfg setup.py pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[test]'
+	# An editable install leaves no bytecode; the start-up hook should not compile each run.
+	$(PY) -m compileall -q plugin
 	touch $@
 
 install: $(VENV)/.installed

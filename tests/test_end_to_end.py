@@ -46,6 +46,13 @@ def test_custodian_run_on_the_policies_directory(sandbox, tmp_path):
     check_key_by_key(read_json(tmp_path / POLICY / 'resources.json'), users, now)
     assert 'unused-access-keys: checking %d users with source: hybrid' % len(users) \
         in run.stderr
+    # `custodian report` reads the same output; the annotation needs a quoted JMESPath.
+    report = run_command(['custodian', 'report', '-s', tmp_path, '--format', 'csv',
+                          '--field', 'Keys="c7n:unused-access-keys"[].AccessKeyId',
+                          ROOT / 'policies' / 'unused-access-keys-report.yml'], sandbox)
+    assert report.returncode == 0, report.stderr
+    for key_id in cases.expected(users)[0]:
+        assert key_id in report.stdout
 
 
 def seed_org(emu):

@@ -102,3 +102,20 @@ def test_a_regular_install_loads_the_plugin_through_its_pth(wheel, tmp_path):
     run = run_command([PY, '-S', '-c', 'import sys; sys.path.append(%r); exec(%r)' % (
         dev_site, code)], None)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize('source,report', [('api', False), ('hybrid', True),
+                                           ('credential-report', True)])
+def test_permissions_are_exactly_the_calls_made(source, report):
+    from c7n.config import Config
+    from c7n.policy import Policy
+    import c7n_unused_keys  # noqa: F401
+    p = Policy({'name': 'perms', 'resource': 'aws.iam-user',
+                'filters': [{'type': 'unused-access-keys', 'days': 45, 'source': source}]},
+               Config.empty())
+    [f] = p.resource_manager.filters
+    expected = {'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed'}
+    if report:
+        expected |= {'iam:GenerateCredentialReport', 'iam:GetCredentialReport'}
+    assert set(f.get_permissions()) == expected
+    assert expected <= set(p.get_permissions())
