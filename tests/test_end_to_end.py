@@ -150,3 +150,48 @@ def test_credential_report_source_fails_loudly_without_a_report(sandbox, tmp_pat
                                  'C7N_TEST_FAULTS': 'GenerateCredentialReport=AccessDenied'})
     assert run.returncode != 0
     assert 'no credential report for source: credential-report' in run.stderr
+
+
+def test_throttled_calls_are_retried_to_the_same_answer(sandbox, tmp_path):
+    users = cases.cases()
+    cases.seed(iam_client(sandbox), sandbox, DEFAULT_ACCOUNT, users)
+    policy = tmp_path / 'p.yml'
+    policy.write_text(yaml.safe_dump({'policies': [{
+        'name': 'throttled', 'resource': 'aws.iam-user',
+        'filters': [{'type': 'unused-access-keys', 'days': 45, 'never-used-days': 30,
+                     'status': 'Active', 'source': 'api'}]}]}))
+    run = run_command(['custodian', 'run', '-s', tmp_path / 'out', '--cache-period', '0',
+                       policy], sandbox,
+                      extra_env={'PYTHONPATH': str(ROOT / 'tests' / 'faults'),
+                                 'C7N_TEST_FAULTS': 'ListAccessKeys=Throttling@2,'
+                                                    'GetAccessKeyLastUsed=Throttling@3'})
+    assert run.returncode == 0, run.stderr
+    resources = read_json(tmp_path / 'out' / 'throttled' / 'resources.json')
+    assert {k['AccessKeyId'] for r in resources for k in r['c7n:unused-access-keys']} == \
+        cases.expected(users)[0]
+
+
+def test_credential_report_source_asks_the_api_when_slots_are_ambiguous(sandbox, tmp_path):
+    c = iam_client(sandbox)
+    c.create_user(UserName='rotated')
+    old = c.create_access_key(UserName='rotated')['AccessKey']['AccessKeyId']
+    sandbox.backdate_key(DEFAULT_ACCOUNT, old, created_days=300, used_days=100)
+    c.generate_credential_report()
+    # Replaced after the report: a slot and a key that match nothing.
+    c.delete_access_key(UserName='rotated', AccessKeyId=old)
+    new = c.create_access_key(UserName='rotated')['AccessKey']['AccessKeyId']
+    sandbox.backdate_key(DEFAULT_ACCOUNT, new, created_days=200, used_days=90)
+    policy = tmp_path / 'p.yml'
+    policy.write_text(yaml.safe_dump({'policies': [{
+        'name': 'report-source', 'resource': 'aws.iam-user',
+        'filters': [{'type': 'unused-access-keys', 'days': 45,
+                     'source': 'credential-report'}]}]}))
+    run = run_command(['custodian', 'run', '-s', tmp_path / 'out', '--cache-period', '0',
+                       policy], sandbox)
+    assert run.returncode == 0, run.stderr
+    assert 'rotated: report slots do not map to keys one to one; asking the API' in run.stderr
+    out = tmp_path / 'out' / 'report-source'
+    [user] = read_json(out / 'resources.json')
+    [ann] = user['c7n:unused-access-keys']
+    assert (ann['AccessKeyId'], ann['IdleDays'], ann['Source']) == (new, 90, 'api')
+    assert read_json(out / 'metadata.json')['api-stats']['iam.GetAccessKeyLastUsed'] == 1

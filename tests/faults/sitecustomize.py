@@ -1,10 +1,14 @@
 """Fault injection for the `custodian` and `c7n-org` subprocesses of the tests.
 
 Put this folder on PYTHONPATH and set C7N_TEST_FAULTS to a comma-separated list
-of `Operation=ErrorCode`, e.g. `GetCredentialReport=AccessDenied`. Every IAM call
-of that operation then fails with that error code, without reaching the emulator.
+of `Operation=ErrorCode` or `Operation=ErrorCode@N`, e.g.
+`GetCredentialReport=AccessDenied,GetAccessKeyLastUsed=Throttling@2`. Calls of that
+IAM operation (all of them, or the first N in this process) then fail with that
+error code without reaching the emulator. Short-circuited calls skip botocore's
+own retries, so any retry seen is the caller's.
 """
 import os
+import threading
 
 FAULTS = dict(item.split('=', 1) for item in os.environ.get('C7N_TEST_FAULTS', '').split(',')
               if '=' in item)
@@ -13,20 +17,29 @@ if FAULTS:
     import botocore.session
 
     _create_client = botocore.session.Session.create_client
+    _lock = threading.Lock()
+    _seen = {}
 
-    def _fail(code):
+    def _fail(op, spec):
+        code, _, limit = spec.partition('@')
+
         def handler(**kwargs):
             from botocore.awsrequest import AWSResponse
-            response = AWSResponse(None, 403, {}, None)
-            return response, {'Error': {'Code': code, 'Message': 'injected by the tests'},
-                              'ResponseMetadata': {'HTTPStatusCode': 403}}
+            with _lock:
+                _seen[op] = _seen.get(op, 0) + 1
+                if limit and _seen[op] > int(limit):
+                    return None
+            status = 400 if code.startswith('Throttl') else 403
+            return AWSResponse(None, status, {}, None), {
+                'Error': {'Code': code, 'Message': 'injected by the tests'},
+                'ResponseMetadata': {'HTTPStatusCode': status}}
         return handler
 
     def create_client(self, service_name, *args, **kwargs):
         client = _create_client(self, service_name, *args, **kwargs)
         if service_name == 'iam':
-            for op, code in FAULTS.items():
-                client.meta.events.register('before-call.iam.%s' % op, _fail(code))
+            for op, spec in FAULTS.items():
+                client.meta.events.register('before-call.iam.%s' % op, _fail(op, spec))
         return client
 
     botocore.session.Session.create_client = create_client
