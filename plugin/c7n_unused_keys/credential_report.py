@@ -8,6 +8,7 @@ from typing import Callable, Dict, List, Optional
 
 from botocore.exceptions import ClientError
 
+from .errors import describe
 from .model import CredentialReport, ReportSlot
 
 log = logging.getLogger('custodian.unused-access-keys')
@@ -101,7 +102,7 @@ def fetch_report(client, retry, now: datetime, max_age: timedelta, timeout: floa
                 return report
             complete = False
     except ClientError as e:
-        raise ReportUnavailable(_why(e))
+        raise ReportUnavailable(describe(e))
 
 
 def _get(client, retry) -> Optional[CredentialReport]:
@@ -113,8 +114,3 @@ def _get(client, retry) -> Optional[CredentialReport]:
             return None
         raise
     return parse_report(resp['Content'], resp['GeneratedTime'])
-
-
-def _why(e: ClientError) -> str:
-    err = e.response.get('Error', {})
-    return '%s: %s' % (err.get('Code'), err.get('Message', ''))

@@ -4,11 +4,8 @@ from typing import List, Optional
 from botocore.exceptions import ClientError
 
 from .credential_report import as_utc
+from .errors import is_gone
 from .model import SOURCE_API, KeyFacts, ListedKey
-
-
-def _gone(e: ClientError) -> bool:
-    return e.response['Error']['Code'] in ('NoSuchEntity', 'NoSuchEntityException')
 
 
 def list_keys(client, retry, user: str) -> List[ListedKey]:
@@ -18,7 +15,7 @@ def list_keys(client, retry, user: str) -> List[ListedKey]:
         try:
             resp = retry(client.list_access_keys, **kw)
         except ClientError as e:
-            if _gone(e):
+            if is_gone(e):
                 return []
             raise
         keys.extend(ListedKey(user=user, key_id=k['AccessKeyId'], status=k['Status'],
@@ -34,7 +31,7 @@ def last_used(client, retry, key: ListedKey) -> Optional[KeyFacts]:
     try:
         resp = retry(client.get_access_key_last_used, AccessKeyId=key.key_id)
     except ClientError as e:
-        if _gone(e):
+        if is_gone(e):
             return None
         raise
     info = resp.get('AccessKeyLastUsed', {})

@@ -8,7 +8,7 @@ from c7n.filters import Filter
 from c7n.resources.iam import User
 from c7n.utils import local_session, type_schema
 
-from . import decide
+from . import decide, markers
 from .credential_report import ReportUnavailable, fetch_report
 from .model import Exemption, KeyFacts, Thresholds, Verdict
 from .sources import Gathered, Sources
@@ -18,6 +18,9 @@ log = logging.getLogger('custodian.unused-access-keys')
 DEFAULT_EXEMPT_TAG = 'c7n-unused-keys-exempt'
 ANNOTATION = 'c7n:unused-access-keys'
 EXEMPT_ANNOTATION = 'c7n:exempt-access-keys'
+MARKER_PREFIX = 'c7n-unused-keys'
+# IAM tag keys: letters, digits, spaces and _.:/=+-@ ; room is left for ':<AccessKeyId>'.
+MARKER_PREFIX_SCHEMA = {'type': 'string', 'pattern': r'^[\w.:/=+@-]{1,80}$'}
 
 
 @User.filter_registry.register('unused-access-keys')
@@ -175,3 +178,38 @@ def annotation(f: KeyFacts, v: Verdict) -> dict:
         'Source': f.source,
         'Reason': v.reason,
     }
+
+
+@User.filter_registry.register('marked-access-keys')
+class MarkedAccessKeys(Filter):
+    """IAM users that carry a marker tag of `retire-access-keys`.
+
+    :example:
+
+    .. code-block:: yaml
+
+      policies:
+        - name: iam-retire-unused-access-keys
+          resource: aws.iam-user
+          filters:
+            - or:
+              - type: unused-access-keys
+                days: 45
+              - type: marked-access-keys
+          actions:
+            - type: retire-access-keys
+
+    Beside `unused-access-keys` in an `or`, it brings users whose only marker
+    belongs to a key deleted or put back in use meanwhile before the action,
+    which then removes the marker. It reads the user's tags and makes no call.
+    """
+
+    schema = type_schema('marked-access-keys', **{'marker-tag-prefix': MARKER_PREFIX_SCHEMA})
+    schema_alias = False
+    permissions = ()
+
+    def prefix(self):
+        return self.data.get('marker-tag-prefix', MARKER_PREFIX)
+
+    def __call__(self, resource):
+        return bool(markers.markers_of(resource.get('Tags'), self.prefix()).key_ids())

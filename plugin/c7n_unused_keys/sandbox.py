@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Dict, Optional
 
 REPORT_REFRESH = timedelta(hours=4)
+MARKER_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
 _REPORT_HEADER = (
     'user,arn,user_creation_time,password_enabled,password_last_used,'
     'password_last_changed,password_next_rotation,mfa_active,'
@@ -180,3 +181,30 @@ class Emulator:
         b = self.backend(account)
         made, content = b.report_snapshot
         b.report_snapshot = (made - timedelta(days=days), content)
+
+    def advance(self, account: str, days: float):
+        """Move the account `days` into the future: every key date, marker tag and the
+        stored report become that much older. Nothing sleeps."""
+        from moto.iam.models import AccessKeyLastUsed
+        shift = timedelta(days=days)
+        b = self.backend(account)
+        for user in b.users.values():
+            user.create_date -= shift
+            for key in user.access_keys:
+                key.create_date -= shift
+                if key.last_used is not None:
+                    used = key.last_used
+                    key.last_used = AccessKeyLastUsed(used.timestamp - shift, used.service,
+                                                      used.region)
+            moved = []
+            for tag in b.list_user_tags(user.name):
+                try:
+                    when = datetime.strptime(tag['Value'], MARKER_FORMAT)
+                except ValueError:
+                    continue
+                moved.append({'Key': tag['Key'],
+                              'Value': (when - shift).strftime(MARKER_FORMAT)})
+            if moved:
+                b.tag_user(user.name, moved)
+        if getattr(b, 'report_snapshot', None):
+            self.backdate_report(account, days)

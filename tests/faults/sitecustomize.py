@@ -1,10 +1,10 @@
 """Fault injection for the `custodian` and `c7n-org` subprocesses of the tests.
 
 Put this folder on PYTHONPATH and set C7N_TEST_FAULTS to a comma-separated list
-of `Operation=ErrorCode` or `Operation=ErrorCode@N`, e.g.
-`GetCredentialReport=AccessDenied,GetAccessKeyLastUsed=Throttling@2`. Calls of that
-IAM operation (all of them, or the first N in this process) then fail with that
-error code without reaching the emulator. Short-circuited calls skip botocore's
+of `Operation=ErrorCode`, `Operation=ErrorCode@N` or `Operation=ErrorCode/UserName`,
+e.g. `GetCredentialReport=AccessDenied,GetAccessKeyLastUsed=Throttling@2`. Calls of
+that IAM operation (all of them, the first N in this process, or those for that
+user) then fail with that error code without reaching the emulator. Short-circuited calls skip botocore's
 own retries, so any retry seen is the caller's.
 """
 import os
@@ -21,10 +21,13 @@ if FAULTS:
     _seen = {}
 
     def _fail(op, spec):
-        code, _, limit = spec.partition('@')
+        code, _, user = spec.partition('/')
+        code, _, limit = code.partition('@')
 
-        def handler(**kwargs):
+        def handler(params=None, **kwargs):
             from botocore.awsrequest import AWSResponse
+            if user and (params or {}).get('body', {}).get('UserName') != user:
+                return None
             with _lock:
                 _seen[op] = _seen.get(op, 0) + 1
                 if limit and _seen[op] > int(limit):

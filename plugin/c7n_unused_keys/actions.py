@@ -1,0 +1,150 @@
+"""The `retire-access-keys` action on aws.iam-user: the c7n shell around lifecycle and act."""
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import boto3
+from c7n import utils
+from c7n.actions import BaseAction
+from c7n.exceptions import PolicyExecutionError, PolicyValidationError
+from c7n.manager import iter_filters
+from c7n.resources.iam import User
+from c7n.utils import local_session, type_schema
+
+from . import act, lifecycle, markers
+from .filters import ANNOTATION, MARKER_PREFIX, MARKER_PREFIX_SCHEMA, MarkedAccessKeys, \
+    UnusedAccessKeys
+from .sources import WORKERS
+
+log = logging.getLogger('custodian.retire-access-keys')
+
+RESULTS_ANNOTATION = 'c7n:retire-access-keys'
+
+
+@User.action_registry.register('retire-access-keys')
+class RetireAccessKeys(BaseAction):
+    """Deactivates the keys that `unused-access-keys` matched; deletes them later.
+
+    :example:
+
+    .. code-block:: yaml
+
+      policies:
+        - name: iam-retire-unused-access-keys
+          resource: aws.iam-user
+          filters:
+            - or:
+              - type: unused-access-keys
+                days: 45
+                never-used-days: 30
+              - type: marked-access-keys
+          actions:
+            - type: retire-access-keys
+              delete-after-days: 30
+
+    Each matched key takes one step a run. An Active key is deactivated and
+    its user tagged `<marker-tag-prefix>:<AccessKeyId>` with the time. An
+    Inactive key without a marker is marked. Once `delete-after-days` have
+    passed since the marker, the key is rechecked with fresh calls (it exists,
+    is still Inactive, was not used after the marker) and deleted. A key its
+    owner reactivated keeps living: its marker is removed, and reactivation
+    counts as use for the filter's `days`. The key of the credentials the
+    policy runs with is never touched (`skipped-self`).
+
+    One record per key (UserName, AccessKeyId, Step, At, DeleteOn, Error) goes
+    to the action's output file and to the `c7n:retire-access-keys`
+    annotation. When any key fails, the others go on and the run fails after.
+    `marked-access-keys` lets a run see users whose only marker belongs to a
+    key deleted meanwhile, so that the marker is removed.
+    """
+
+    schema = type_schema(
+        'retire-access-keys',
+        **{
+            'delete-after-days': {'type': 'integer', 'minimum': 1},
+            'marker-tag-prefix': MARKER_PREFIX_SCHEMA,
+        })
+    schema_alias = False
+    permissions = ('iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', 'iam:UpdateAccessKey',
+                   'iam:DeleteAccessKey', 'iam:TagUser', 'iam:UntagUser')
+
+    @property
+    def name(self):
+        # The output file is `action-<name>`; c7n's default is the class name in lower case.
+        return 'retire-access-keys'
+
+    def validate(self):
+        found = [f for f in iter_filters(self.manager.filters)
+                 if isinstance(f, UnusedAccessKeys)]
+        if not found:
+            raise PolicyValidationError(
+                'retire-access-keys acts on the keys that an unused-access-keys filter '
+                'matched; add one to the filters of %s' % self.manager.data.get('name'))
+        for f in iter_filters(self.manager.filters):
+            if isinstance(f, MarkedAccessKeys) and f.prefix() != self.prefix():
+                raise PolicyValidationError(
+                    'retire-access-keys: marker-tag-prefix %r differs from that of the '
+                    'marked-access-keys filter (%r) on %s' % (
+                        self.prefix(), f.prefix(), self.manager.data.get('name')))
+        return self
+
+    def prefix(self):
+        return self.data.get('marker-tag-prefix', MARKER_PREFIX)
+
+    def options(self) -> lifecycle.Options:
+        unused = next(f for f in iter_filters(self.manager.filters)
+                      if isinstance(f, UnusedAccessKeys))
+        return lifecycle.Options(
+            delete_after=timedelta(days=self.data.get('delete-after-days', 30)),
+            prefix=self.prefix(),
+            reactivation_grace=timedelta(days=unused.thresholds().days))
+
+    def process(self, resources):
+        now = datetime.now(timezone.utc)
+        opts = self.options()
+        session = local_session(self.manager.session_factory)
+        client = session.client('iam')
+        own = own_key_ids(session)
+
+        def one(r):
+            matched = [k['AccessKeyId'] for k in r.get(ANNOTATION, ())]
+            m = markers.markers_of(r.get('Tags'), opts.prefix)
+            return act.retire_user(client, self.manager.retry, r['UserName'], matched, m,
+                                   now, opts, is_self=own.__contains__)
+
+        log.info('retire-access-keys: %d users, delete after %s days',
+                 len(resources), opts.delete_after.days)
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            per_user = list(pool.map(one, resources))
+        records = []
+        for r, recs in zip(resources, per_user):
+            r[RESULTS_ANNOTATION] = recs
+            records.extend(recs)
+        counts = {}
+        for rec in records:
+            counts[rec['Step']] = counts.get(rec['Step'], 0) + 1
+        log.info('retire-access-keys: %s', ', '.join(
+            '%s %d' % (s, counts[s]) for s in lifecycle.STEPS if s in counts) or 'no keys')
+        failed = [rec for rec in records if rec['Step'] == lifecycle.FAILED]
+        if failed:
+            # c7n writes the results only when process() returns; a failed run needs them too.
+            self.manager.ctx.output.write_file('action-%s' % self.name, utils.dumps(records))
+            raise PolicyExecutionError(
+                'retire-access-keys: %d of %d keys failed: %s' % (
+                    len(failed), len(records), '; '.join(
+                        '%s %s: %s' % (f['UserName'], f['AccessKeyId'], f['Error'])
+                        for f in failed[:10])))
+        return records
+
+
+def own_key_ids(session) -> set:
+    """Access key ids of the credentials this run uses, and of the environment's own."""
+    found = set()
+    for s in (session, boto3.Session()):
+        try:
+            creds = s.get_credentials()
+        except Exception:  # noqa: no credentials configured is not our concern here
+            creds = None
+        if creds is not None:
+            found.add(creds.get_frozen_credentials().access_key)
+    return found

@@ -1,0 +1,122 @@
+"""The retirement step of each key: pure functions of fresh key facts, markers and `now`.
+
+A Plan says what to call and in which order is left to `act`: deactivate, tag,
+delete, untag. Deactivating before tagging means a run that dies in between
+leaves an Inactive key without a marker, which the next run marks (and never
+deletes on that run).
+"""
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Dict, Optional, Tuple
+
+from . import markers
+from .model import ListedKey
+
+DEACTIVATED = 'deactivated'
+MARKED = 'marked'
+WAITING = 'waiting'
+DELETED = 'deleted'
+REACTIVATED = 'reactivated'
+SKIPPED_SELF = 'skipped-self'
+GONE = 'gone'
+FAILED = 'failed'
+STEPS = (DEACTIVATED, MARKED, WAITING, DELETED, REACTIVATED, SKIPPED_SELF, GONE, FAILED)
+
+
+@dataclass(frozen=True)
+class Options:
+    delete_after: timedelta
+    prefix: str
+    # Reactivation counts as use for this long (the filter's `days`).
+    reactivation_grace: timedelta
+
+
+@dataclass(frozen=True)
+class Plan:
+    user: str
+    key_id: str
+    step: str
+    at: datetime
+    delete_on: Optional[datetime] = None
+    deactivate: bool = False
+    delete: bool = False
+    tag: Dict[str, str] = field(default_factory=dict)
+    untag: Tuple[str, ...] = ()
+    # Set when a delete must first be rechecked with fresh calls.
+    marker_at: Optional[datetime] = None
+    warning: Optional[str] = None
+
+
+def _tags(opts: Options, key_id: str):
+    return (markers.deactivated_tag(opts.prefix, key_id),
+            markers.reactivated_tag(opts.prefix, key_id))
+
+
+def plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.Markers,
+                 now: datetime, opts: Options, is_self: bool) -> Plan:
+    """The step for a key that the filter matched as unused."""
+    d_tag, r_tag = _tags(opts, key_id)
+    raw = m.deactivated.get(key_id)
+    stale = tuple(t for t, v in ((d_tag, raw), (r_tag, m.reactivated.get(key_id)))
+                  if v is not None)
+    base = Plan(user=user, key_id=key_id, step=GONE, at=now)
+    if is_self:
+        return replace(base, step=SKIPPED_SELF)
+    if key is None:
+        return replace(base, step=GONE, untag=stale)
+    stamp = {d_tag: markers.format_time(now)}
+    r_kept = (r_tag,) if r_tag in stale else ()
+    if key.status == 'Active':
+        if raw is not None:
+            return replace(base, step=REACTIVATED, untag=(d_tag,),
+                           tag={r_tag: markers.format_time(now)})
+        reactivated = markers.parse_time(m.reactivated.get(key_id), now)
+        if reactivated is not None and now - reactivated < opts.reactivation_grace:
+            return replace(base, step=REACTIVATED)
+        return replace(base, step=DEACTIVATED, deactivate=True, tag=stamp, untag=r_kept,
+                       delete_on=now + opts.delete_after)
+    marker_at = markers.parse_time(raw, now)
+    if marker_at is None:
+        warning = None if raw is None else (
+            'marker %s=%r cannot be parsed; rewritten as now' % (d_tag, raw))
+        return replace(base, step=MARKED, tag=stamp, untag=r_kept, warning=warning,
+                       delete_on=now + opts.delete_after)
+    delete_on = marker_at + opts.delete_after
+    if now < delete_on:
+        return replace(base, step=WAITING, delete_on=delete_on, untag=r_kept)
+    return replace(base, step=DELETED, delete=True, untag=stale, marker_at=marker_at)
+
+
+def confirm_delete(plan: Plan, fresh: Optional[ListedKey], last_used: Optional[datetime],
+                   now: datetime, opts: Options) -> Plan:
+    """Recheck a planned delete against fresh ListAccessKeys and GetAccessKeyLastUsed."""
+    d_tag, r_tag = _tags(opts, plan.key_id)
+    if fresh is None:
+        return replace(plan, step=GONE, delete=False)
+    if fresh.status != 'Inactive':
+        return replace(plan, step=REACTIVATED, delete=False, untag=(d_tag,),
+                       tag={r_tag: markers.format_time(now)})
+    if last_used is not None and last_used >= plan.marker_at:
+        return replace(plan, step=MARKED, delete=False, untag=(),
+                       tag={d_tag: markers.format_time(now)},
+                       delete_on=now + opts.delete_after,
+                       warning='used at %s, after its marker; marked again' % (
+                           last_used.isoformat()))
+    return plan
+
+
+def plan_unmatched(user: str, key_id: str, key: Optional[ListedKey], m: markers.Markers,
+                   now: datetime, opts: Options) -> Optional[Plan]:
+    """A key with a marker that the filter did not match; None means leave it alone.
+
+    Gone: drop its tags. Active with a deactivation marker: it was reactivated and
+    has been used since, so drop the marker. Inactive (exempt meanwhile): leave it.
+    """
+    d_tag, r_tag = _tags(opts, key_id)
+    base = Plan(user=user, key_id=key_id, step=GONE, at=now)
+    if key is None:
+        return replace(base, untag=tuple(
+            t for t, kid in ((d_tag, m.deactivated), (r_tag, m.reactivated)) if key_id in kid))
+    if key.status == 'Active' and key_id in m.deactivated:
+        return replace(base, step=REACTIVATED, untag=(d_tag,))
+    return None

@@ -1,0 +1,147 @@
+"""The retirement step of each key, and the marker tags: pure functions, no emulator."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from c7n_unused_keys import lifecycle as lc
+from c7n_unused_keys import markers
+from c7n_unused_keys.model import ListedKey
+
+NOW = datetime(2026, 11, 27, 17, 0, 0, tzinfo=timezone.utc)
+DAY = timedelta(days=1)
+KEY = 'AKIAAAAAAAAAAAAAAAAA'
+OPTS = lc.Options(delete_after=30 * DAY, prefix='c7n-unused-keys', reactivation_grace=45 * DAY)
+D_TAG, R_TAG = 'c7n-unused-keys:' + KEY, 'c7n-unused-keys-reactivated:' + KEY
+
+
+def listed(status):
+    return ListedKey(user='alice', key_id=KEY, status=status, created=NOW - 400 * DAY)
+
+
+def tags(deactivated=None, reactivated=None):
+    t = []
+    if deactivated is not None:
+        t.append({'Key': D_TAG, 'Value': deactivated})
+    if reactivated is not None:
+        t.append({'Key': R_TAG, 'Value': reactivated})
+    t.append({'Key': 'team', 'Value': 'data'})
+    return markers.markers_of(t, 'c7n-unused-keys')
+
+
+def plan(status, deactivated=None, reactivated=None, is_self=False):
+    key = listed(status) if status else None
+    return lc.plan_matched('alice', KEY, key, tags(deactivated, reactivated), NOW, OPTS, is_self)
+
+
+def iso(dt):
+    return markers.format_time(dt)
+
+
+class TestMarkers:
+    def test_format_is_utc_iso_with_z(self):
+        assert iso(NOW) == '2026-11-27T17:00:00Z'
+        assert markers.parse_time('2026-11-27T17:00:00Z', NOW) == NOW
+
+    @pytest.mark.parametrize('value', ['', 'yesterday', '2026-11-27', '2026-11-27T17:00:00',
+                                       '2026-11-27T17:00:00+00:00', '2026-13-01T00:00:00Z',
+                                       '2026-11-31T00:00:00Z', '2027-01-01T00:00:00Z', None])
+    def test_malformed_or_future_values(self, value):
+        assert markers.parse_time(value, NOW) is None
+
+    def test_markers_of_reads_only_this_prefix(self):
+        m = markers.markers_of([
+            {'Key': D_TAG, 'Value': 'x'}, {'Key': R_TAG, 'Value': 'y'},
+            {'Key': 'other:' + KEY, 'Value': 'z'}, {'Key': 'c7n-unused-keys:', 'Value': ''},
+            {'Key': 'c7n-unused-keys-exempt', 'Value': '*'}], 'c7n-unused-keys')
+        assert m.deactivated == {KEY: 'x'} and m.reactivated == {KEY: 'y'}
+
+
+class TestPlanMatched:
+    def test_active_without_marker_is_deactivated_then_marked(self):
+        p = plan('Active')
+        assert (p.step, p.deactivate, p.delete) == (lc.DEACTIVATED, True, False)
+        assert p.tag == {D_TAG: '2026-11-27T17:00:00Z'} and p.delete_on == NOW + 30 * DAY
+
+    def test_inactive_without_marker_is_marked_not_deleted(self):
+        p = plan('Inactive')
+        assert (p.step, p.deactivate, p.delete) == (lc.MARKED, False, False)
+        assert p.tag == {D_TAG: iso(NOW)} and p.warning is None
+
+    def test_young_marker_waits(self):
+        p = plan('Inactive', deactivated=iso(NOW - 30 * DAY + timedelta(seconds=1)))
+        assert p.step == lc.WAITING and not p.delete and not p.tag
+        assert p.delete_on == NOW + timedelta(seconds=1)
+
+    def test_old_enough_marker_deletes_after_a_recheck(self):
+        p = plan('Inactive', deactivated=iso(NOW - 30 * DAY))
+        assert (p.step, p.delete, p.marker_at) == (lc.DELETED, True, NOW - 30 * DAY)
+        assert p.untag == (D_TAG,) and not p.deactivate
+
+    def test_reactivated_key_loses_its_marker_and_keeps_living(self):
+        p = plan('Active', deactivated=iso(NOW - 40 * DAY))
+        assert (p.step, p.deactivate, p.delete) == (lc.REACTIVATED, False, False)
+        assert p.untag == (D_TAG,) and p.tag == {R_TAG: iso(NOW)}
+
+    def test_reactivation_counts_as_use_for_the_filter_days(self):
+        p = plan('Active', reactivated=iso(NOW - 45 * DAY + timedelta(seconds=1)))
+        assert p.step == lc.REACTIVATED and not p.deactivate and not p.tag and not p.untag
+        p = plan('Active', reactivated=iso(NOW - 45 * DAY))
+        assert p.step == lc.DEACTIVATED and p.untag == (R_TAG,)
+
+    def test_malformed_marker_counts_as_now_and_never_deletes(self):
+        p = plan('Inactive', deactivated='last tuesday')
+        assert (p.step, p.delete) == (lc.MARKED, False)
+        assert p.tag == {D_TAG: iso(NOW)} and 'cannot be parsed' in p.warning
+
+    def test_future_marker_is_rewritten(self):
+        p = plan('Inactive', deactivated=iso(NOW + 300 * DAY))
+        assert (p.step, p.delete) == (lc.MARKED, False) and p.tag == {D_TAG: iso(NOW)}
+
+    @pytest.mark.parametrize('status,marker', [('Active', None), ('Inactive', None),
+                                               ('Inactive', 'old'), ('Active', 'old')])
+    def test_self_key_is_never_touched(self, status, marker):
+        p = plan(status, deactivated=iso(NOW - 90 * DAY) if marker else None, is_self=True)
+        assert p.step == lc.SKIPPED_SELF
+        assert not (p.deactivate or p.delete or p.tag or p.untag)
+
+    def test_gone_key_drops_its_tags(self):
+        p = plan(None, deactivated=iso(NOW - 3 * DAY), reactivated=iso(NOW))
+        assert p.step == lc.GONE and set(p.untag) == {D_TAG, R_TAG}
+
+
+class TestConfirmDelete:
+    BASE = plan('Inactive', deactivated=iso(NOW - 31 * DAY))
+
+    def test_still_inactive_and_unused_is_deleted(self):
+        p = lc.confirm_delete(self.BASE, listed('Inactive'), NOW - 200 * DAY, NOW, OPTS)
+        assert p.step == lc.DELETED and p.delete
+
+    def test_never_used_is_deleted(self):
+        assert lc.confirm_delete(self.BASE, listed('Inactive'), None, NOW, OPTS).delete
+
+    def test_vanished_key_is_gone(self):
+        p = lc.confirm_delete(self.BASE, None, None, NOW, OPTS)
+        assert p.step == lc.GONE and not p.delete
+
+    def test_reactivated_meanwhile_is_not_deleted(self):
+        p = lc.confirm_delete(self.BASE, listed('Active'), None, NOW, OPTS)
+        assert p.step == lc.REACTIVATED and not p.delete and p.untag == (D_TAG,)
+
+    def test_used_after_the_marker_is_marked_again(self):
+        p = lc.confirm_delete(self.BASE, listed('Inactive'), NOW - 31 * DAY, NOW, OPTS)
+        assert p.step == lc.MARKED and not p.delete and p.tag == {D_TAG: iso(NOW)}
+
+
+class TestPlanUnmatched:
+    def test_marker_of_a_deleted_key_is_removed(self):
+        p = lc.plan_unmatched('alice', KEY, None, tags(deactivated=iso(NOW)), NOW, OPTS)
+        assert p.step == lc.GONE and p.untag == (D_TAG,)
+
+    def test_active_key_in_use_again_loses_its_marker(self):
+        p = lc.plan_unmatched('alice', KEY, listed('Active'), tags(deactivated=iso(NOW)),
+                              NOW, OPTS)
+        assert p.step == lc.REACTIVATED and p.untag == (D_TAG,)
+
+    def test_inactive_key_no_longer_matched_is_left_alone(self):
+        assert lc.plan_unmatched('alice', KEY, listed('Inactive'),
+                                 tags(deactivated=iso(NOW - 90 * DAY)), NOW, OPTS) is None

@@ -1,0 +1,234 @@
+"""The retire policy through the real `custodian` and `c7n-org`. Time moves by `advance`."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import DEFAULT_ACCOUNT, ROOT, iam_client, read_json, run_command
+
+POLICY = ROOT / 'policies' / 'unused-access-keys-retire.yml'
+NAME = 'unused-access-keys-retire'
+PREFIX = 'c7n-unused-keys:'
+ACCOUNTS = {'dev': '111111111111', 'staging': '222222222222', 'prod': '333333333333'}
+FAULTS = str(ROOT / 'tests' / 'faults')
+
+
+def state(emu, account=DEFAULT_ACCOUNT):
+    """Every user's keys (id -> status) and tags, read from the emulator."""
+    b = emu.backend(account)
+    return {u.name: {'keys': {k.access_key_id: k.status for k in u.access_keys},
+                     'tags': {t['Key']: t['Value'] for t in b.list_user_tags(u.name)}}
+            for u in b.users.values()}
+
+
+def seed(emu, account=DEFAULT_ACCOUNT, users=None):
+    """name -> key id. Ordinary users keep the circuit breaker quiet."""
+    users = users or {
+        'stale': dict(created=300, used=100),
+        'never-used': dict(created=60),
+        'keeper': dict(created=300, used=90),
+        'recent': dict(created=300, used=1),
+        'young': dict(created=5),
+    }
+    c = iam_client(emu, account)
+    ids = {}
+    for name, k in users.items():
+        c.create_user(UserName=name)
+        ids[name] = c.create_access_key(UserName=name)['AccessKey']['AccessKeyId']
+        emu.backdate_key(account, ids[name], created_days=k['created'], used_days=k.get('used'),
+                         never_used='used' not in k)
+        if k.get('status') == 'Inactive':
+            c.update_access_key(UserName=name, AccessKeyId=ids[name], Status='Inactive')
+    return ids
+
+
+def retire(emu, out, *extra, env=None):
+    return run_command(['custodian', 'run', '-s', out, '--cache-period', '0'] + list(extra) +
+                       [POLICY], emu, extra_env=env)
+
+
+def records(out):
+    return {(r['UserName'], r['Step']) for r in
+            read_json(out / NAME / 'action-retire-access-keys')}
+
+
+def test_timeline(sandbox, tmp_path):
+    ids = seed(sandbox)
+    c = iam_client(sandbox)
+
+    day0 = retire(sandbox, tmp_path / 'day0')
+    assert day0.returncode == 0, day0.stderr
+    assert records(tmp_path / 'day0') == {
+        ('stale', 'deactivated'), ('never-used', 'deactivated'), ('keeper', 'deactivated')}
+    s = state(sandbox)
+    for name in ('stale', 'never-used', 'keeper'):
+        assert s[name]['keys'] == {ids[name]: 'Inactive'}
+        marker = s[name]['tags'][PREFIX + ids[name]]
+        assert abs(datetime.strptime(marker, '%Y-%m-%dT%H:%M:%SZ').replace(
+            tzinfo=timezone.utc) - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    assert s['recent']['keys'] == {ids['recent']: 'Active'} and not s['recent']['tags']
+    assert s['young']['keys'] == {ids['young']: 'Active'}
+    recs = read_json(tmp_path / 'day0' / NAME / 'action-retire-access-keys')
+    assert all(set(r) == {'UserName', 'AccessKeyId', 'Step', 'At', 'DeleteOn', 'Error'}
+               for r in recs)
+    assert all(r['DeleteOn'] and r['Error'] is None for r in recs)
+
+    sandbox.advance(DEFAULT_ACCOUNT, 10)
+    day10 = retire(sandbox, tmp_path / 'day10')
+    assert day10.returncode == 0, day10.stderr
+    assert records(tmp_path / 'day10') == {
+        ('stale', 'waiting'), ('never-used', 'waiting'), ('keeper', 'waiting')}
+    assert {n: v['keys'] for n, v in state(sandbox).items()} == \
+        {n: v['keys'] for n, v in s.items()}
+
+    # Its owner needs the key back during the grace period.
+    c.update_access_key(UserName='keeper', AccessKeyId=ids['keeper'], Status='Active')
+
+    sandbox.advance(DEFAULT_ACCOUNT, 21)
+    day31 = retire(sandbox, tmp_path / 'day31')
+    assert day31.returncode == 0, day31.stderr
+    # The young key has now gone unused for 36 days since its creation.
+    assert records(tmp_path / 'day31') == {
+        ('stale', 'deleted'), ('never-used', 'deleted'), ('keeper', 'reactivated'),
+        ('young', 'deactivated')}
+    s = state(sandbox)
+    assert s['stale']['keys'] == {} and s['never-used']['keys'] == {}
+    assert [k for v in s.values() for k in v['tags'] if k.startswith(PREFIX)] == \
+        [PREFIX + ids['young']]
+    assert s['keeper']['keys'] == {ids['keeper']: 'Active'}
+    assert s['recent']['keys'] == {ids['recent']: 'Active'}
+    assert s['young']['keys'] == {ids['young']: 'Inactive'}
+
+    # The reactivation holds on the next run: it counts as use.
+    again = retire(sandbox, tmp_path / 'day31b')
+    assert again.returncode == 0, again.stderr
+    assert state(sandbox)['keeper']['keys'] == {ids['keeper']: 'Active'}
+
+
+def test_inactive_key_without_marker_is_marked_and_survives(sandbox, tmp_path):
+    ids = seed(sandbox, users={'off': dict(created=300, used=100, status='Inactive'),
+                               'on': dict(created=300, used=2)})
+    run = retire(sandbox, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert records(tmp_path) == {('off', 'marked')}
+    s = state(sandbox)
+    assert s['off']['keys'] == {ids['off']: 'Inactive'}
+    assert PREFIX + ids['off'] in s['off']['tags']
+
+
+def test_dryrun_changes_nothing(sandbox, tmp_path):
+    seed(sandbox)
+    retire(sandbox, tmp_path / 'first')
+    sandbox.advance(DEFAULT_ACCOUNT, 31)
+    before = state(sandbox)
+    run = retire(sandbox, tmp_path / 'dry', '--dryrun')
+    assert run.returncode == 0, run.stderr
+    assert state(sandbox) == before
+    assert read_json(tmp_path / 'dry' / NAME / 'resources.json')
+    assert not (tmp_path / 'dry' / NAME / 'action-retire-access-keys').exists()
+
+
+@pytest.mark.parametrize('day', [0, 31])
+def test_two_runs_on_the_same_day_equal_one(sandbox, tmp_path, day):
+    ids = seed(sandbox)
+    if day:
+        retire(sandbox, tmp_path / 'start')
+        iam_client(sandbox).update_access_key(UserName='keeper', AccessKeyId=ids['keeper'],
+                                              Status='Active')
+        sandbox.advance(DEFAULT_ACCOUNT, day)
+    first = retire(sandbox, tmp_path / 'one')
+    assert first.returncode == 0, first.stderr
+    once = state(sandbox)
+    second = retire(sandbox, tmp_path / 'two')
+    assert second.returncode == 0, second.stderr
+    assert state(sandbox) == once
+
+
+def test_one_failing_key_does_not_stop_the_others(sandbox, tmp_path):
+    ids = seed(sandbox)
+    retire(sandbox, tmp_path / 'day0')
+    sandbox.advance(DEFAULT_ACCOUNT, 31)
+    run = retire(sandbox, tmp_path / 'day31',
+                 env={'PYTHONPATH': FAULTS, 'C7N_TEST_FAULTS': 'DeleteAccessKey=AccessDenied/stale'})
+    assert run.returncode != 0
+    assert 'retire-access-keys: 1 of 4 keys failed: stale %s: AccessDenied' % ids['stale'] \
+        in run.stderr
+    recs = {r['UserName']: r for r in
+            read_json(tmp_path / 'day31' / NAME / 'action-retire-access-keys')}
+    assert recs['stale']['Step'] == 'failed' and 'AccessDenied' in recs['stale']['Error']
+    assert recs['never-used']['Step'] == 'deleted'
+    s = state(sandbox)
+    assert s['stale']['keys'] == {ids['stale']: 'Inactive'}
+    assert PREFIX + ids['stale'] in s['stale']['tags']
+    assert s['never-used']['keys'] == {}
+
+
+def test_marker_of_a_key_deleted_by_someone_else_is_removed(sandbox, tmp_path):
+    ids = seed(sandbox, users={'solo': dict(created=300, used=100),
+                               'on': dict(created=300, used=2)})
+    retire(sandbox, tmp_path / 'day0')
+    iam_client(sandbox).delete_access_key(UserName='solo', AccessKeyId=ids['solo'])
+    run = retire(sandbox, tmp_path / 'day1')
+    assert run.returncode == 0, run.stderr
+    assert records(tmp_path / 'day1') == {('solo', 'gone')}
+    assert state(sandbox)['solo']['tags'] == {}
+
+
+def test_malformed_marker_is_rewritten_and_nothing_deleted(sandbox, tmp_path):
+    ids = seed(sandbox, users={'odd': dict(created=300, used=100, status='Inactive'),
+                               'on': dict(created=300, used=2)})
+    iam_client(sandbox).tag_user(UserName='odd', Tags=[
+        {'Key': PREFIX + ids['odd'], 'Value': 'ages ago'}])
+    run = retire(sandbox, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "cannot be parsed; rewritten as now" in run.stderr
+    assert records(tmp_path) == {('odd', 'marked')}
+    s = state(sandbox)['odd']
+    assert s['keys'] == {ids['odd']: 'Inactive'}
+    assert s['tags'][PREFIX + ids['odd']].endswith('Z')
+
+
+def test_circuit_breaker_stops_before_any_action(sandbox, tmp_path):
+    seed(sandbox, users={'stale-%02d' % i: dict(created=300, used=100) for i in range(25)})
+    before = state(sandbox)
+    run = retire(sandbox, tmp_path)
+    assert run.returncode != 0
+    assert 'exceeded resource-limit' in run.stderr
+    assert state(sandbox) == before
+
+
+def test_org_wide(sandbox, tmp_path):
+    ids = {name: seed(sandbox, account) for name, account in ACCOUNTS.items()}
+    org = ['c7n-org', 'run', '-c', ROOT / 'custodian.yml', '--cache-period', '0', '-u', POLICY]
+    day0 = run_command(org + ['-s', tmp_path / 'day0'], sandbox)
+    assert day0.returncode == 0, day0.stderr
+    assert 'c7n_org:WARNING' not in day0.stderr and 'ERROR' not in day0.stderr
+    for name, account in ACCOUNTS.items():
+        runs = list((tmp_path / 'day0' / name).glob('*/%s/metadata.json' % NAME))
+        assert len(runs) == 1 and runs[0].parent.parent.name == 'us-east-1'
+        s = state(sandbox, account)
+        assert {n for n, v in s.items() if 'Inactive' in v['keys'].values()} == \
+            {'stale', 'never-used', 'keeper'}
+        sandbox.advance(account, 31)
+    iam_client(sandbox, ACCOUNTS['prod']).update_access_key(
+        UserName='keeper', AccessKeyId=ids['prod']['keeper'], Status='Active')
+    day31 = run_command(org + ['-s', tmp_path / 'day31'], sandbox)
+    assert day31.returncode == 0, day31.stderr
+    for name, account in ACCOUNTS.items():
+        s = state(sandbox, account)
+        assert s['stale']['keys'] == {} and s['never-used']['keys'] == {}
+        kept = 'Active' if name == 'prod' else None
+        assert s['keeper']['keys'] == ({ids[name]['keeper']: 'Active'} if kept else {})
+        assert s['recent']['keys'] == {ids[name]['recent']: 'Active'}
+        assert [k for v in s.values() for k in v['tags'] if k.startswith(PREFIX)] == \
+            [PREFIX + ids[name]['young']]
+
+
+def test_org_wide_failure_is_not_hidden_by_c7n_org(sandbox, tmp_path):
+    for account in ACCOUNTS.values():
+        seed(sandbox, account)
+    org = ['c7n-org', 'run', '-c', ROOT / 'custodian.yml', '--cache-period', '0', '-u', POLICY]
+    run = run_command(org + ['-s', tmp_path], sandbox,
+                      extra_env={'PYTHONPATH': FAULTS,
+                                 'C7N_TEST_FAULTS': 'UpdateAccessKey=AccessDenied/keeper'})
+    assert run.returncode != 0
+    assert 'retire-access-keys: 1 of 3 keys failed: keeper' in run.stderr

@@ -1,0 +1,39 @@
+"""The policy never deactivates or deletes the key it runs with.
+
+The emulator marks a key used the moment it signs a request, so the filter can
+never match the runner's own key end to end. Here the filter's facts are faked
+and the real action runs, in-process, with that key's credentials.
+"""
+import yaml
+
+from conftest import DEFAULT_ACCOUNT, ROOT, iam_client
+
+
+def test_the_runners_own_key_is_skipped(sandbox, monkeypatch, tmp_path):
+    c = iam_client(sandbox)
+    keys = {}
+    for user in ('robot', 'other'):
+        c.create_user(UserName=user)
+        keys[user] = c.create_access_key(UserName=user)['AccessKey']
+    for k, v in sandbox.env().items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv('AWS_ACCESS_KEY_ID', keys['robot']['AccessKeyId'])
+    monkeypatch.setenv('AWS_SECRET_ACCESS_KEY', keys['robot']['SecretAccessKey'])
+
+    import c7n_unused_keys  # noqa: F401
+    from c7n.config import Config
+    from c7n.policy import Policy
+    data = yaml.safe_load((ROOT / 'policies' / 'unused-access-keys-retire.yml').read_text())
+    policy = Policy(data['policies'][0], Config.empty(
+        region='us-east-1', account_id=DEFAULT_ACCOUNT, output_dir=str(tmp_path)))
+    [action] = policy.resource_manager.actions
+    resources = [{'UserName': user, 'Tags': [], 'c7n:unused-access-keys': [
+        {'AccessKeyId': keys[user]['AccessKeyId']}]} for user in ('robot', 'other')]
+    records = {r['UserName']: r['Step'] for r in action.process(resources)}
+
+    assert records == {'robot': 'skipped-self', 'other': 'deactivated'}
+    b = sandbox.backend(DEFAULT_ACCOUNT)
+    assert b.users['robot'].access_keys[0].status == 'Active'
+    assert b.users['other'].access_keys[0].status == 'Inactive'
+    assert b.list_user_tags('robot') == []
+    assert resources[0]['c7n:retire-access-keys'][0]['Step'] == 'skipped-self'
