@@ -24,9 +24,16 @@ class _RegisteringLoader:
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        __import__(PLUGIN)
+        try:
+            __import__(PLUGIN)
+        except Exception as e:
+            # Stock c7n keeps working; policies using the plugin fail to validate.
+            import warnings
+            warnings.warn('c7n-unused-keys failed to load: %r' % e, RuntimeWarning)
 
     def __getattr__(self, name):
+        if name == '_loader':
+            raise AttributeError(name)
         return getattr(self._loader, name)
 
 

@@ -82,10 +82,22 @@ def seed(client, emu, account: str, users: List[U]) -> Dict[str, U]:
     return {u.name: u for u in users}
 
 
-def expected(users: List[U]) -> Tuple[set, set]:
-    """(unused key ids, exempt key ids)."""
+def expected(users: List[U], status: Optional[str] = 'Active') -> Tuple[set, set]:
+    """(unused key ids, exempt key ids); status=None: with `status: any` instead of Active."""
     keys = [k for u in users for k in u.keys]
-    return ({k.key_id for k in keys if k.unused}, {k.key_id for k in keys if k.exempt})
+    unused = {k.key_id for k in keys if k.unused}
+    if status is None:
+        unused |= {k.key_id for u in users for k in u.keys if k.status != 'Active'
+                   and not k.exempt and stale(k) and not exempts(u)}
+    return unused, {k.key_id for k in keys if k.exempt}
+
+
+def stale(k: K) -> bool:
+    return k.used >= 45 if k.used is not None else k.created >= 30
+
+
+def exempts(u: U) -> bool:
+    return u.exempt_tag in ('*', '* until=2999-01-01')
 
 
 def candidates(users: List[U]) -> Tuple[int, int]:

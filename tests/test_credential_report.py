@@ -48,13 +48,14 @@ class StubIAM:
     def __init__(self, gets, generates=()):
         self.gets, self.generates = list(gets), list(generates)
         self.calls = []
+        self.content = HEADER + ROWS
 
     def get_credential_report(self):
         self.calls.append('get')
         answer = self.gets.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        return {'Content': (HEADER + ROWS).encode(), 'GeneratedTime': answer}
+        return {'Content': self.content.encode(), 'GeneratedTime': answer}
 
     def generate_credential_report(self):
         self.calls.append('generate')
@@ -126,7 +127,8 @@ def test_timeout_while_in_progress():
     clock = FakeClock()
     with pytest.raises(ReportUnavailable, match='still being generated after 60s'):
         fetch(client, clock, timeout=60)
-    assert sum(clock.slept) <= 60 and clock.slept[-1] == 16.0
+    # The whole timeout is used: the last wait is cut to what is left of it.
+    assert sum(clock.slept) == 60 and max(clock.slept) == 16.0
 
 
 @pytest.mark.parametrize('where', ['get', 'generate'])
@@ -136,4 +138,11 @@ def test_access_denied_is_unavailable(where):
     else:
         client = StubIAM([error('ReportNotPresent')], [error('AccessDenied')])
     with pytest.raises(ReportUnavailable, match='AccessDenied'):
+        fetch(client, FakeClock())
+
+
+def test_unreadable_report_is_unavailable():
+    client = StubIAM([error('ReportNotPresent'), NOW], ['COMPLETE'])
+    client.content = 'user,access_key_1_last_rotated\nalice,not-a-date\n'
+    with pytest.raises(ReportUnavailable, match='could not be read'):
         fetch(client, FakeClock())

@@ -3,22 +3,24 @@ import yaml
 
 from conftest import DEFAULT_ACCOUNT, iam_client, read_json, run_command
 
+SOURCES = ('api', 'hybrid', 'credential-report')
+
 
 def policies(path):
     path.write_text(yaml.safe_dump({'policies': [
         {'name': 'unused-%s' % source, 'resource': 'aws.iam-user',
          'filters': [{'type': 'unused-access-keys', 'days': 45, 'never-used-days': 30,
                       'source': source, 'report-max-age': 24 * 365}]}
-        for source in ('api', 'hybrid')]}))
+        for source in SOURCES]}))
     return path
 
 
-def run_both(emu, tmp_path):
+def run_all(emu, tmp_path):
     run = run_command(['custodian', 'run', '-s', tmp_path / 'out', '--cache-period', '0',
                        policies(tmp_path / 'p.yml')], emu)
     assert run.returncode == 0, run.stderr
     found = {}
-    for source in ('api', 'hybrid'):
+    for source in SOURCES:
         resources = read_json(tmp_path / 'out' / ('unused-' + source) / 'resources.json')
         found[source] = {k['AccessKeyId'] for r in resources
                          for k in r['c7n:unused-access-keys']}
@@ -46,9 +48,11 @@ def test_changes_after_a_young_report(sandbox, tmp_path):
     c.delete_access_key(UserName='deleted-since', AccessKeyId=deleted)
     c.delete_access_key(UserName='replaced-since', AccessKeyId=replaced)
     new = make_key(c, sandbox, 'replaced-since', 0.01)
-    found, run = run_both(sandbox, tmp_path)
+    found, run = run_all(sandbox, tmp_path)
     assert found['api'] == found['hybrid'] == {stale}
     assert new not in found['hybrid']
+    # The report source decides on report data: the key used since still looks stale.
+    assert found['credential-report'] == {stale, used_since}
     assert 'using the credential report of' in run.stderr
 
 
@@ -61,8 +65,8 @@ def test_key_created_after_an_old_report(sandbox, tmp_path):
     c.generate_credential_report()
     sandbox.backdate_report(DEFAULT_ACCOUNT, days=40)
     late = make_key(c, sandbox, 'busy', 35)
-    found, _ = run_both(sandbox, tmp_path)
-    assert found['api'] == found['hybrid'] == {late}
+    found, _ = run_all(sandbox, tmp_path)
+    assert found['api'] == found['hybrid'] == found['credential-report'] == {late}
 
 
 def test_young_report_rules_out_users_with_recent_keys(sandbox, tmp_path):
@@ -74,7 +78,7 @@ def test_young_report_rules_out_users_with_recent_keys(sandbox, tmp_path):
         make_key(c, sandbox, 'busy-%d' % n, 300, used=1)
     c.create_user(UserName='idle')
     idle = make_key(c, sandbox, 'idle', 300, used=60)
-    found, _ = run_both(sandbox, tmp_path)
-    assert found['api'] == found['hybrid'] == {idle}
+    found, _ = run_all(sandbox, tmp_path)
+    assert found['api'] == found['hybrid'] == found['credential-report'] == {idle}
     stats = read_json(tmp_path / 'out' / 'unused-hybrid' / 'metadata.json')['api-stats']
     assert stats['iam.ListAccessKeys'] == 1 and stats['iam.GetAccessKeyLastUsed'] == 1

@@ -119,3 +119,24 @@ def test_permissions_are_exactly_the_calls_made(source, report):
         expected |= {'iam:GenerateCredentialReport', 'iam:GetCredentialReport'}
     assert set(f.get_permissions()) == expected
     assert expected <= set(p.get_permissions())
+
+
+def test_a_broken_plugin_warns_and_leaves_stock_c7n_working(tmp_path):
+    shadow = tmp_path / 'c7n_unused_keys'
+    shadow.mkdir()
+    (shadow / '__init__.py').write_text('raise ImportError("simulated breakage")\n')
+    code = ('import c7n.resources.iam as iam\n'
+            'assert iam.User.filter_registry.get("unused-access-keys") is None\n'
+            'assert iam.User.filter_registry.get("access-key") is not None\n')
+    run = run_command([PY, '-c', code], None, extra_env={'PYTHONPATH': str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    assert "c7n-unused-keys failed to load: ImportError('simulated breakage')" in run.stderr
+
+
+def test_the_wrapped_loader_can_be_copied():
+    code = ('import copy, c7n.resources.iam as iam\n'
+            'loader = iam.__spec__.loader\n'
+            'assert type(loader).__name__ == "_RegisteringLoader"\n'
+            'copy.copy(loader)\n')
+    run = run_command([PY, '-c', code], None)
+    assert run.returncode == 0, run.stderr

@@ -14,6 +14,8 @@ BAD = [
     ({'days': 45, 'max-days': 45}, 'max-days (45) must be greater than days (45)'),
     ({'days': 45, 'max-days': 30}, 'max-days (30) must be greater than days (45)'),
     ({'days': 45, 'max-days': 'lots'}, "On instance['max-days']"),
+    ({'days': 30, 'max-days': 44, 'never-used-days': 60},
+     'never-used-days (60) is above max-days (44)'),
     ({'days': 45, 'never-used-days': -1}, "On instance['never-used-days']"),
     ({'days': 45, 'never-used-days': 'soon'}, "On instance['never-used-days']"),
     ({'days': 45, 'source': 'cloudtrail'}, "On instance['source']"),

@@ -88,11 +88,12 @@ def fetch_report(client, retry, now: datetime, max_age: timedelta, timeout: floa
         deadline, delay = clock() + timeout, first_delay
         while True:
             if not complete:
-                if clock() + delay > deadline:
+                left = deadline - clock()
+                if left <= 0:
                     raise ReportUnavailable(
                         'the credential report was still being generated after %ss'
                         % timeout)
-                sleep(delay)
+                sleep(min(delay, left))
                 delay = min(delay * 2, max_delay)
             report = _get(client, retry)
             if report is not None and (
@@ -103,6 +104,8 @@ def fetch_report(client, retry, now: datetime, max_age: timedelta, timeout: floa
             complete = False
     except ClientError as e:
         raise ReportUnavailable(describe(e))
+    except (ValueError, KeyError, csv.Error) as e:
+        raise ReportUnavailable('the credential report could not be read: %r' % e)
 
 
 def _get(client, retry) -> Optional[CredentialReport]:

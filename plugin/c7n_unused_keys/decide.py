@@ -120,15 +120,19 @@ def slot_may_match(slot: ReportSlot, th: Thresholds, now: datetime,
     return not (young and now - generated < th.days * DAY)
 
 
+def report_may_miss_keys(th: Thresholds, now: datetime, generated: datetime) -> bool:
+    """Whether a key created after the report could already match.
+
+    Such a key is younger than the report: never used, it matches once its age
+    reaches never-used-days; used, it is idle for less than the report's age.
+    """
+    return now - generated >= min(th.days, th.never_used_days) * DAY
+
+
 def user_may_match(slots: Iterable[ReportSlot], th: Thresholds, now: datetime,
                    generated: datetime) -> bool:
-    """False only when no key of this report user can match now.
-
-    Besides its slots, a user may have a key created after the report; such a
-    key is younger than the report and, if used, idle for less than its age.
-    """
-    report_age = now - generated
-    if report_age >= min(th.days, th.never_used_days) * DAY:
+    """False only when no key of this report user can match now (hybrid source)."""
+    if report_may_miss_keys(th, now, generated):
         return True
     return any(slot_may_match(s, th, now, generated) for s in slots)
 

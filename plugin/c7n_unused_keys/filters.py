@@ -88,6 +88,11 @@ class UnusedAccessKeys(Filter):
             raise PolicyValidationError(
                 'unused-access-keys: max-days (%s) must be greater than days (%s) on %s' % (
                     max_days, days, self._policy_name()))
+        never = self.data.get('never-used-days')
+        if max_days is not None and never is not None and never > max_days:
+            raise PolicyValidationError(
+                'unused-access-keys: never-used-days (%s) is above max-days (%s), so no '
+                'never-used key could match, on %s' % (never, max_days, self._policy_name()))
         return self
 
     def _policy_name(self):

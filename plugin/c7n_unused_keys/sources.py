@@ -46,7 +46,8 @@ class Sources:
         return self._run(picked, lambda u: self._hybrid_user(u, report))
 
     def credential_report(self, users: Sequence[str], report: CredentialReport) -> Gathered:
-        picked = [u for u in users if u not in report.slots
+        everyone = decide.report_may_miss_keys(self.th, self.now, report.generated)
+        picked = [u for u in users if everyone or u not in report.slots
                   or decide.report_candidates(report.slots[u], self.th, self.now)]
         log.info('unused-access-keys: the credential report of %s names %d of %d users'
                  ' as candidates', report.generated.isoformat(), len(picked), len(users))
