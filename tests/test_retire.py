@@ -103,6 +103,25 @@ def test_timeline(sandbox, tmp_path):
     assert again.returncode == 0, again.stderr
     assert state(sandbox)['keeper']['keys'] == {ids['keeper']: 'Active'}
 
+    # Over the timeline, the calls made are exactly the permissions declared.
+    made = set()
+    for day in ('day0', 'day10', 'day31', 'day31b'):
+        stats = read_json(tmp_path / day / NAME / 'metadata.json')['api-stats']
+        made |= {'iam:' + op.split('.', 1)[1] for op in stats}
+    assert made - {'iam:ListUsers', 'iam:GetUser'} == declared_permissions()
+
+
+def declared_permissions():
+    import yaml
+    import c7n_unused_keys  # noqa: F401
+    from c7n.config import Config
+    from c7n.manager import iter_filters
+    from c7n.policy import Policy
+    data = yaml.safe_load(POLICY.read_text())['policies'][0]
+    p = Policy(data, Config.empty())
+    elements = list(iter_filters(p.resource_manager.filters)) + p.resource_manager.actions
+    return {perm for e in elements for perm in e.get_permissions()}
+
 
 def test_inactive_key_without_marker_is_marked_and_survives(sandbox, tmp_path):
     ids = seed(sandbox, users={'off': dict(created=300, used=100, status='Inactive'),
