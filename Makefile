@@ -10,13 +10,13 @@ $(VENV)/bin/activate:
 $(VENV)/.installed: $(VENV)/bin/activate setup.cfg setup.py pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[test]'
-	# An editable install leaves no bytecode; the start-up hook should not compile each run.
-	$(PY) -m compileall -q plugin
 	touch $@
 
 install: $(VENV)/.installed
 
 test: install
+	# An editable install leaves no bytecode: without it the start-up hook compiles every run.
+	$(PY) -m compileall -q plugin
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean:

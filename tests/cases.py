@@ -4,7 +4,7 @@ The thresholds are those of the shipped report policy: days 45, never-used-days 
 status Active. Boundary keys sit one hour on either side, so the seconds a run
 takes cannot move them across.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 H = 1 / 24

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import boto3
+import yaml
 import pytest
 
 from c7n_unused_keys.sandbox import Emulator
@@ -71,3 +72,25 @@ def run_command(args, emu: Optional[Emulator], cwd=ROOT, extra_env=None,
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
+
+
+def unused_keys_policy(name: str, options: dict) -> dict:
+    """A policy with one `unused-access-keys` filter and no action."""
+    return {'name': name, 'resource': 'aws.iam-user',
+            'filters': [dict({'type': 'unused-access-keys'}, **options)]}
+
+
+def write_policies(path: Path, *policies: dict) -> Path:
+    path.write_text(yaml.safe_dump({'policies': list(policies)}))
+    return path
+
+
+def custodian_run(emu, out, policy, *extra, env=None) -> Run:
+    """`custodian run` with the resource cache off, so runs never see stale users."""
+    return run_command(['custodian', 'run', '-s', out, '--cache-period', '0'] + list(extra) +
+                       [policy], emu, extra_env=env)
+
+
+def faults(spec: str) -> dict:
+    """Environment that loads tests/faults into a subprocess (see its docstring)."""
+    return {'PYTHONPATH': str(ROOT / 'tests' / 'faults'), 'C7N_TEST_FAULTS': spec}

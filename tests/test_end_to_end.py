@@ -2,10 +2,10 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import yaml
 
 import cases
-from conftest import DEFAULT_ACCOUNT, ROOT, iam_client, read_json, run_command
+from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, faults, iam_client, read_json,
+                      run_command, unused_keys_policy, write_policies)
 
 POLICY = 'unused-access-keys-report'
 RETIRE = 'unused-access-keys-retire'
@@ -42,8 +42,7 @@ def test_custodian_run_on_the_policies_directory(sandbox, tmp_path):
     users = cases.cases()
     cases.seed(iam_client(sandbox), sandbox, DEFAULT_ACCOUNT, users)
     now = datetime.now(timezone.utc)
-    run = run_command(['custodian', 'run', '-s', tmp_path, '--cache-period', '0',
-                       ROOT / 'policies'], sandbox)
+    run = custodian_run(sandbox, tmp_path, ROOT / 'policies')
     assert run.returncode == 0, run.stderr
     assert 'unused-access-keys: checking %d users with source: hybrid' % len(users) \
         in run.stderr
@@ -69,7 +68,7 @@ def test_custodian_run_on_the_policies_directory(sandbox, tmp_path):
 def report_run(emu, out, users):
     """The report policy alone, then `custodian report` on its output."""
     policy = ROOT / 'policies' / 'unused-access-keys-report.yml'
-    run = run_command(['custodian', 'run', '-s', out, '--cache-period', '0', policy], emu)
+    run = custodian_run(emu, out, policy)
     assert run.returncode == 0, run.stderr
     # `custodian report` reads the same output; the annotation needs a quoted JMESPath.
     report = run_command(['custodian', 'report', '-s', out, '--format', 'csv', '--field',
@@ -148,10 +147,8 @@ def test_c7n_org_validate_and_report(sandbox, tmp_path):
 def test_hybrid_falls_back_to_api_when_the_report_is_denied(sandbox, tmp_path):
     users = cases.cases()
     cases.seed(iam_client(sandbox), sandbox, DEFAULT_ACCOUNT, users)
-    run = run_command(['custodian', 'run', '-s', tmp_path, '--cache-period', '0',
-                       ROOT / 'policies' / 'unused-access-keys-report.yml'], sandbox,
-                      extra_env={'PYTHONPATH': str(ROOT / 'tests' / 'faults'),
-                                 'C7N_TEST_FAULTS': 'GetCredentialReport=AccessDenied'})
+    run = custodian_run(sandbox, tmp_path, ROOT / 'policies' / 'unused-access-keys-report.yml',
+                        env=faults('GetCredentialReport=AccessDenied'))
     assert run.returncode == 0, run.stderr
     assert 'no credential report (AccessDenied: injected by the tests); falling back to ' \
         'source: api' in run.stderr
@@ -164,15 +161,10 @@ def test_hybrid_falls_back_to_api_when_the_report_is_denied(sandbox, tmp_path):
 
 def test_credential_report_source_fails_loudly_without_a_report(sandbox, tmp_path):
     cases.seed(iam_client(sandbox), sandbox, DEFAULT_ACCOUNT, cases.cases()[:3])
-    policy = tmp_path / 'p.yml'
-    policy.write_text(yaml.safe_dump({'policies': [{
-        'name': 'report-only', 'resource': 'aws.iam-user',
-        'filters': [{'type': 'unused-access-keys', 'days': 45,
-                     'source': 'credential-report'}]}]}))
-    run = run_command(['custodian', 'run', '-s', tmp_path / 'out', '--cache-period', '0',
-                       policy], sandbox,
-                      extra_env={'PYTHONPATH': str(ROOT / 'tests' / 'faults'),
-                                 'C7N_TEST_FAULTS': 'GenerateCredentialReport=AccessDenied'})
+    policy = write_policies(tmp_path / 'p.yml', unused_keys_policy(
+        'report-only', {'days': 45, 'source': 'credential-report'}))
+    run = custodian_run(sandbox, tmp_path / 'out', policy,
+                        env=faults('GenerateCredentialReport=AccessDenied'))
     assert run.returncode != 0
     assert 'no credential report for source: credential-report' in run.stderr
 
@@ -180,16 +172,10 @@ def test_credential_report_source_fails_loudly_without_a_report(sandbox, tmp_pat
 def test_throttled_calls_are_retried_to_the_same_answer(sandbox, tmp_path):
     users = cases.cases()
     cases.seed(iam_client(sandbox), sandbox, DEFAULT_ACCOUNT, users)
-    policy = tmp_path / 'p.yml'
-    policy.write_text(yaml.safe_dump({'policies': [{
-        'name': 'throttled', 'resource': 'aws.iam-user',
-        'filters': [{'type': 'unused-access-keys', 'days': 45, 'never-used-days': 30,
-                     'status': 'Active', 'source': 'api'}]}]}))
-    run = run_command(['custodian', 'run', '-s', tmp_path / 'out', '--cache-period', '0',
-                       policy], sandbox,
-                      extra_env={'PYTHONPATH': str(ROOT / 'tests' / 'faults'),
-                                 'C7N_TEST_FAULTS': 'ListAccessKeys=Throttling@2,'
-                                                    'GetAccessKeyLastUsed=Throttling@3'})
+    policy = write_policies(tmp_path / 'p.yml', unused_keys_policy('throttled', {
+        'days': 45, 'never-used-days': 30, 'status': 'Active', 'source': 'api'}))
+    run = custodian_run(sandbox, tmp_path / 'out', policy, env=faults(
+        'ListAccessKeys=Throttling@2,GetAccessKeyLastUsed=Throttling@3'))
     assert run.returncode == 0, run.stderr
     resources = read_json(tmp_path / 'out' / 'throttled' / 'resources.json')
     assert {k['AccessKeyId'] for r in resources for k in r['c7n:unused-access-keys']} == \
@@ -206,13 +192,9 @@ def test_credential_report_source_asks_the_api_when_slots_are_ambiguous(sandbox,
     c.delete_access_key(UserName='rotated', AccessKeyId=old)
     new = c.create_access_key(UserName='rotated')['AccessKey']['AccessKeyId']
     sandbox.backdate_key(DEFAULT_ACCOUNT, new, created_days=200, used_days=90)
-    policy = tmp_path / 'p.yml'
-    policy.write_text(yaml.safe_dump({'policies': [{
-        'name': 'report-source', 'resource': 'aws.iam-user',
-        'filters': [{'type': 'unused-access-keys', 'days': 45,
-                     'source': 'credential-report'}]}]}))
-    run = run_command(['custodian', 'run', '-s', tmp_path / 'out', '--cache-period', '0',
-                       policy], sandbox)
+    policy = write_policies(tmp_path / 'p.yml', unused_keys_policy(
+        'report-source', {'days': 45, 'source': 'credential-report'}))
+    run = custodian_run(sandbox, tmp_path / 'out', policy)
     assert run.returncode == 0, run.stderr
     assert 'rotated: report slots do not map to keys one to one; asking the API' in run.stderr
     out = tmp_path / 'out' / 'report-source'

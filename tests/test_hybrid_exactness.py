@@ -1,23 +1,18 @@
 """Hybrid stays exact when IAM changed after the credential report was made."""
-import yaml
-
-from conftest import DEFAULT_ACCOUNT, iam_client, read_json, run_command
+from conftest import (DEFAULT_ACCOUNT, custodian_run, iam_client, read_json,
+                      unused_keys_policy, write_policies)
 
 SOURCES = ('api', 'hybrid', 'credential-report')
 
 
 def policies(path):
-    path.write_text(yaml.safe_dump({'policies': [
-        {'name': 'unused-%s' % source, 'resource': 'aws.iam-user',
-         'filters': [{'type': 'unused-access-keys', 'days': 45, 'never-used-days': 30,
-                      'source': source, 'report-max-age': 24 * 365}]}
-        for source in SOURCES]}))
-    return path
+    return write_policies(path, *[unused_keys_policy('unused-%s' % source, {
+        'days': 45, 'never-used-days': 30, 'source': source, 'report-max-age': 24 * 365})
+        for source in SOURCES])
 
 
 def run_all(emu, tmp_path):
-    run = run_command(['custodian', 'run', '-s', tmp_path / 'out', '--cache-period', '0',
-                       policies(tmp_path / 'p.yml')], emu)
+    run = custodian_run(emu, tmp_path / 'out', policies(tmp_path / 'p.yml'))
     assert run.returncode == 0, run.stderr
     found = {}
     for source in SOURCES:

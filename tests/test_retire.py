@@ -3,13 +3,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import DEFAULT_ACCOUNT, ROOT, iam_client, read_json, run_command
+from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, faults, iam_client, read_json,
+                      run_command)
 
 POLICY = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'
 PREFIX = 'c7n-unused-keys:'
 ACCOUNTS = {'dev': '111111111111', 'staging': '222222222222', 'prod': '333333333333'}
-FAULTS = str(ROOT / 'tests' / 'faults')
 
 
 def state(emu, account=DEFAULT_ACCOUNT):
@@ -42,8 +42,7 @@ def seed(emu, account=DEFAULT_ACCOUNT, users=None):
 
 
 def retire(emu, out, *extra, env=None):
-    return run_command(['custodian', 'run', '-s', out, '--cache-period', '0'] + list(extra) +
-                       [POLICY], emu, extra_env=env)
+    return custodian_run(emu, out, POLICY, *extra, env=env)
 
 
 def records(out):
@@ -167,7 +166,7 @@ def test_one_failing_key_does_not_stop_the_others(sandbox, tmp_path):
     retire(sandbox, tmp_path / 'day0')
     sandbox.advance(DEFAULT_ACCOUNT, 31)
     run = retire(sandbox, tmp_path / 'day31',
-                 env={'PYTHONPATH': FAULTS, 'C7N_TEST_FAULTS': 'DeleteAccessKey=AccessDenied/stale'})
+                 env=faults('DeleteAccessKey=AccessDenied/stale'))
     assert run.returncode != 0
     assert 'retire-access-keys: 1 of 4 keys failed: stale %s: AccessDenied' % ids['stale'] \
         in run.stderr
@@ -247,7 +246,6 @@ def test_org_wide_failure_is_not_hidden_by_c7n_org(sandbox, tmp_path):
         seed(sandbox, account)
     org = ['c7n-org', 'run', '-c', ROOT / 'custodian.yml', '--cache-period', '0', '-u', POLICY]
     run = run_command(org + ['-s', tmp_path], sandbox,
-                      extra_env={'PYTHONPATH': FAULTS,
-                                 'C7N_TEST_FAULTS': 'UpdateAccessKey=AccessDenied/keeper'})
+                      extra_env=faults('UpdateAccessKey=AccessDenied/keeper'))
     assert run.returncode != 0
     assert 'retire-access-keys: 1 of 3 keys failed: keeper' in run.stderr

@@ -1,20 +1,16 @@
 """The three sources match the same keys on one seeded account, through the real `custodian`."""
 import pytest
-import yaml
 
 import cases
-from conftest import DEFAULT_ACCOUNT, iam_client, read_json, run_command
+from conftest import (DEFAULT_ACCOUNT, custodian_run, iam_client, read_json,
+                      unused_keys_policy, write_policies)
 
 SOURCES = ('api', 'credential-report', 'hybrid')
 
 
 def policy(source):
-    return {
-        'name': 'unused-%s' % source,
-        'resource': 'aws.iam-user',
-        'filters': [{'type': 'unused-access-keys', 'days': 45, 'never-used-days': 30,
-                     'status': 'Active', 'source': source}],
-    }
+    return unused_keys_policy('unused-%s' % source, {
+        'days': 45, 'never-used-days': 30, 'status': 'Active', 'source': source})
 
 
 @pytest.fixture(scope='module')
@@ -24,9 +20,8 @@ def agreed(emulator, tmp_path_factory):
     users = cases.cases()
     cases.seed(iam_client(emulator), emulator, DEFAULT_ACCOUNT, users)
     tmp = tmp_path_factory.mktemp('agree')
-    (tmp / 'policies.yml').write_text(yaml.safe_dump({'policies': [policy(s) for s in SOURCES]}))
-    run = run_command(['custodian', 'run', '-s', tmp / 'out', '--cache-period', '0',
-                       tmp / 'policies.yml'], emulator)
+    path = write_policies(tmp / 'policies.yml', *[policy(s) for s in SOURCES])
+    run = custodian_run(emulator, tmp / 'out', path)
     assert run.returncode == 0, run.stderr
     yield users, tmp / 'out', run
     emulator.reset()

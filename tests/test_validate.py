@@ -1,8 +1,7 @@
 """Bad filter options: `custodian validate` fails and names the field."""
 import pytest
-import yaml
 
-from conftest import run_command
+from conftest import custodian_run, run_command, unused_keys_policy, write_policies
 
 # (options, text that must appear in the error, naming the field)
 BAD = [
@@ -31,10 +30,7 @@ BAD = [
 
 
 def write_policy(path, options):
-    path.write_text(yaml.safe_dump({'policies': [{
-        'name': 'bad-input', 'resource': 'aws.iam-user',
-        'filters': [dict({'type': 'unused-access-keys'}, **options)]}]}))
-    return path
+    return write_policies(path, unused_keys_policy('bad-input', options))
 
 
 @pytest.mark.parametrize('options,names', BAD, ids=[repr(o) for o, _ in BAD])
@@ -56,8 +52,7 @@ def test_a_bad_policy_makes_no_call(sandbox, tmp_path):
     """`custodian run` on a bad policy stops before any request reaches the emulator."""
     policy = write_policy(tmp_path / 'p.yml', {'days': 45, 'max-days': 10})
     before = requests_seen(sandbox)
-    run = run_command(['custodian', 'run', '-s', tmp_path / 'out', '--cache-period', '0',
-                       policy], sandbox)
+    run = custodian_run(sandbox, tmp_path / 'out', policy)
     assert run.returncode != 0
     assert 'max-days (10) must be greater than days (45)' in run.stderr
     assert requests_seen(sandbox) == before
