@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: test install clean
+.PHONY: demo test install clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -14,10 +14,14 @@ $(VENV)/.installed: $(VENV)/bin/activate setup.cfg setup.py pyproject.toml
 
 install: $(VENV)/.installed
 
+# The main job org-wide against the local sandbox; the sandbox stops even when a step fails.
+demo: install
+	$(VENV)/bin/c7n-unused-keys demo -c custodian.yml --policies policies -s .demo
+
 test: install
 	# An editable install leaves no bytecode: without it the start-up hook compiles every run.
 	$(PY) -m compileall -q plugin
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist plugin/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist plugin/*.egg-info .pytest_cache .demo

@@ -7,15 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import boto3
 import yaml
 import pytest
 
-from c7n_unused_keys.sandbox import Emulator
+from c7n_unused_keys.sandbox import DEFAULT_ACCOUNT, Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-DEFAULT_ACCOUNT = '123456789012'
 COMMAND_TIMEOUT = 240
 
 
@@ -34,19 +32,7 @@ def sandbox(emulator):
 
 
 def iam_client(emu: Emulator, account: str = DEFAULT_ACCOUNT):
-    """An IAM client whose calls land in `account` (through AssumeRole, as c7n-org does)."""
-    env = emu.env()
-    kw = dict(endpoint_url=emu.url, region_name='us-east-1',
-              aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
-              aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
-    if account != DEFAULT_ACCOUNT:
-        creds = boto3.client('sts', **kw).assume_role(
-            RoleArn='arn:aws:iam::%s:role/seed' % account,
-            RoleSessionName='seed')['Credentials']
-        kw.update(aws_access_key_id=creds['AccessKeyId'],
-                  aws_secret_access_key=creds['SecretAccessKey'],
-                  aws_session_token=creds['SessionToken'])
-    return boto3.client('iam', **kw)
+    return emu.iam_client(account)
 
 
 @dataclass

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Dict, Optional
 
 REPORT_REFRESH = timedelta(hours=4)
+# The account that the emulator's default (dummy) credentials land in.
+DEFAULT_ACCOUNT = '123456789012'
 MARKER_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
 _REPORT_HEADER = (
     'user,arn,user_creation_time,password_enabled,password_last_used,'
@@ -156,6 +158,22 @@ class Emulator:
             'AWS_DEFAULT_REGION': 'us-east-1',
         }
 
+    def iam_client(self, account: str = DEFAULT_ACCOUNT):
+        """An IAM client whose calls land in `account`, through AssumeRole as c7n-org does."""
+        import boto3
+        env = self.env()
+        kw = dict(endpoint_url=self.url, region_name=env['AWS_DEFAULT_REGION'],
+                  aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
+                  aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
+        if account != DEFAULT_ACCOUNT:
+            creds = boto3.client('sts', **kw).assume_role(
+                RoleArn='arn:aws:iam::%s:role/c7n-unused-keys' % account,
+                RoleSessionName='c7n-unused-keys-sandbox')['Credentials']
+            kw.update(aws_access_key_id=creds['AccessKeyId'],
+                      aws_secret_access_key=creds['SecretAccessKey'],
+                      aws_session_token=creds['SessionToken'])
+        return boto3.client('iam', **kw)
+
     # -- moving time ---------------------------------------------------------
     @staticmethod
     def backend(account: str):
@@ -208,3 +226,31 @@ class Emulator:
                 b.tag_user(user.name, moved)
         if getattr(b, 'report_snapshot', None):
             self.backdate_report(account, days)
+
+
+def serve(port: int, config_path: str, extra_users: int) -> int:
+    """Start, seed, print the environment, and serve until SIGINT or SIGTERM."""
+    import signal
+    from .accounts import load_accounts
+    from .seed import seed_organisation
+    accounts = load_accounts(config_path)
+    emu = Emulator(port=port).start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        print('# c7n-unused-keys sandbox: AWS emulator on %s' % emu.url, flush=True)
+        seeded = seed_organisation(emu, accounts, extra=extra_users)
+        for account, users in seeded.items():
+            print('# seeded %s (%s): %d users, %d keys' % (
+                account, accounts[account], len(users), sum(len(u.keys) for u in users)),
+                flush=True)
+        for k, v in emu.env().items():
+            print('export %s=%s' % (k, v))
+        print('# ready; stop with Ctrl-C or SIGTERM', flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+    print('# stopped', flush=True)
+    return 0

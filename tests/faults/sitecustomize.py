@@ -1,10 +1,11 @@
 """Fault injection for the `custodian` and `c7n-org` subprocesses of the tests.
 
 Put this folder on PYTHONPATH and set C7N_TEST_FAULTS to a comma-separated list
-of `Operation=ErrorCode`, `Operation=ErrorCode@N` or `Operation=ErrorCode/UserName`,
-e.g. `GetCredentialReport=AccessDenied,GetAccessKeyLastUsed=Throttling@2`. Calls of
-that IAM operation (all of them, the first N in this process, or those for that
-user) then fail with that error code without reaching the emulator. Short-circuited calls skip botocore's
+of `Operation=ErrorCode[@N][/UserName][%AccountName]`, e.g.
+`GetCredentialReport=AccessDenied,GetAccessKeyLastUsed=Throttling@2`. Calls of that
+IAM operation then fail with that error code without reaching the emulator: all of
+them, or only the first N in this process, those for that user, or those made while
+c7n-org runs that account (it sets AccountName in the environment). Short-circuited calls skip botocore's
 own retries, so any retry seen is the caller's.
 """
 import os
@@ -21,12 +22,15 @@ if FAULTS:
     _seen = {}
 
     def _fail(op, spec):
+        spec, _, account = spec.partition('%')
         code, _, user = spec.partition('/')
         code, _, limit = code.partition('@')
 
         def handler(params=None, **kwargs):
             from botocore.awsrequest import AWSResponse
             if user and (params or {}).get('body', {}).get('UserName') != user:
+                return None
+            if account and os.environ.get('AccountName') != account:
                 return None
             with _lock:
                 _seen[op] = _seen.get(op, 0) + 1

@@ -1,0 +1,56 @@
+"""The `c7n-unused-keys` command: `sandbox`, `demo` and `report`.
+
+The filter and the action need no command of their own: stock `custodian` and
+`c7n-org` load them. This command holds what sits around them.
+"""
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog='c7n-unused-keys',
+        description='Companion commands of the c7n-unused-keys Cloud Custodian plugin.')
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    sb = sub.add_parser('sandbox', help='serve a local AWS emulator seeded as an organisation')
+    sb.add_argument('--port', type=int, default=0, help='port on 127.0.0.1 (default: a free one)')
+    sb.add_argument('-c', '--config', default='custodian.yml',
+                    help='c7n-org accounts file whose accounts are seeded (default: %(default)s)')
+    sb.add_argument('--users', type=_count, default=0,
+                    help='extra ordinary users to seed per account, for scale')
+
+    demo = sub.add_parser('demo', help='run the policies org-wide against a fresh sandbox')
+    demo.add_argument('-c', '--config', default='custodian.yml')
+    demo.add_argument('--policies', default='policies', help='folder of the policy files')
+    demo.add_argument('-s', '--output-dir', default='.demo', help='where runs write')
+
+    rp = sub.add_parser('report', help='one row per key from a custodian or c7n-org output dir')
+    rp.add_argument('output_dir')
+    rp.add_argument('--format', choices=('table', 'csv', 'json', 'markdown'), default='table')
+    rp.add_argument('--fail-on', choices=('unused', 'actions', 'errors'), action='append',
+                    default=[], help='exit non-zero when the output has any (repeatable)')
+    rp.add_argument('-c', '--config', default=None,
+                    help='c7n-org accounts file: an account without output counts as failed')
+    rp.add_argument('--width', type=int, default=None, help='table width (default: terminal)')
+
+    args = parser.parse_args(argv)
+    if args.command == 'sandbox':
+        from .sandbox import serve
+        return serve(args.port, args.config, args.users)
+    if args.command == 'demo':
+        from .demo import run_demo
+        return run_demo(args.config, args.policies, args.output_dir)
+    from .report import run_report
+    return run_report(args.output_dir, args.format, args.fail_on, args.config, args.width)
+
+
+def _count(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError('must be 0 or more')
+    return n
+
+
+if __name__ == '__main__':
+    sys.exit(main())

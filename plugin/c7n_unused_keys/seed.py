@@ -1,0 +1,124 @@
+"""The sandbox organisation: users and keys that cover every case of the lifecycle.
+
+Every date is relative to now, so the sandbox works on any day. The same code
+seeds the demo, the tests and the benchmarks. Users and keys are created through
+the IAM API (through each account's role, as c7n-org reaches it); dates are then
+moved back in the emulator.
+"""
+import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Dict, List, Optional
+
+from . import markers
+
+EXEMPT_TAG = 'c7n-unused-keys-exempt'
+MARKER_PREFIX = 'c7n-unused-keys'
+
+
+@dataclass
+class SeedKey:
+    created: float
+    used: Optional[float] = None        # days since last use; None: never used
+    status: str = 'Active'
+    marker: Optional[float] = None      # days since the policy deactivated it
+    key_id: str = ''
+
+
+@dataclass
+class SeedUser:
+    name: str
+    keys: List[SeedKey]
+    tags: Dict[str, str] = field(default_factory=dict)
+    case: str = 'ordinary'
+
+
+def lifecycle_cases(now: datetime) -> List[SeedUser]:
+    """One user per case; names say what they hold."""
+    expired = (now.date() - timedelta(days=10)).isoformat()
+    return [
+        SeedUser('alice-recent', [SeedKey(200, used=1)], case='used recently'),
+        SeedUser('bob-idle-50d', [SeedKey(300, used=50)], case='last used 50 days ago'),
+        SeedUser('carol-idle-120d', [SeedKey(300, used=120)], case='last used 120 days ago'),
+        SeedUser('dave-idle-400d', [SeedKey(500, used=400)], case='last used 400 days ago'),
+        SeedUser('erin-new-key', [SeedKey(3)], case='never used, created 3 days ago'),
+        SeedUser('frank-never-used', [SeedKey(60)], case='never used, created 60 days ago'),
+        SeedUser('grace-two-keys', [SeedKey(300, used=2), SeedKey(200, used=100)],
+                 case='two keys: one used, one idle'),
+        SeedUser('heidi-deactivated-5d',
+                 [SeedKey(300, used=200, status='Inactive', marker=5)],
+                 case='deactivated by the policy 5 days ago'),
+        SeedUser('ivan-deactivated-40d',
+                 [SeedKey(300, used=300, status='Inactive', marker=40)],
+                 case='deactivated by the policy 40 days ago'),
+        SeedUser('judy-reactivated', [SeedKey(300, used=100, marker=10)],
+                 case='deactivated 10 days ago, reactivated by its owner'),
+        SeedUser('mallory-exempt', [SeedKey(300, used=200)], tags={EXEMPT_TAG: '*'},
+                 case='exempt'),
+        SeedUser('oscar-exemption-expired', [SeedKey(300, used=200)],
+                 tags={EXEMPT_TAG: '* until=%s' % expired}, case='exemption expired'),
+    ]
+
+
+def ordinary_users(prefix: str, count: int, rng: random.Random,
+                   unused_share: float = 0.0) -> List[SeedUser]:
+    """Users with one or two keys (1.5 on average); `unused_share` of keys idle 60+ days."""
+    users = []
+    for n in range(1, count + 1):
+        keys = []
+        for _ in range(rng.choice((1, 2))):
+            created = rng.randint(100, 900)
+            if rng.random() < unused_share:
+                keys.append(SeedKey(created, used=rng.randint(60, min(created, 400))))
+            else:
+                keys.append(SeedKey(created, used=rng.randint(0, 30)))
+        users.append(SeedUser('%s-%05d' % (prefix, n), keys))
+    return users
+
+
+def organisation(account_name: str, now: datetime, ordinary: int = 30,
+                 extra: int = 0, seed: int = 7) -> List[SeedUser]:
+    """The users of one sandbox account."""
+    rng = random.Random('%s-%d' % (account_name, seed))
+    users = lifecycle_cases(now) + ordinary_users('%s-user' % account_name, ordinary, rng)
+    if extra:
+        users += ordinary_users('%s-extra' % account_name, extra, rng, unused_share=0.1)
+    return users
+
+
+def seed_account(emu, account: str, users: List[SeedUser], workers: int = 8) -> List[SeedUser]:
+    """Create the users through the API, then move their dates back. Returns them, with ids."""
+    client = emu.iam_client(account)
+    now = datetime.now(timezone.utc)
+
+    def create(user: SeedUser):
+        client.create_user(UserName=user.name)
+        tags = dict(user.tags)
+        for k in user.keys:
+            k.key_id = client.create_access_key(UserName=user.name)['AccessKey']['AccessKeyId']
+            if k.status != 'Active':
+                client.update_access_key(UserName=user.name, AccessKeyId=k.key_id,
+                                         Status=k.status)
+            if k.marker is not None:
+                tags[markers.deactivated_tag(MARKER_PREFIX, k.key_id)] = \
+                    markers.format_time(now - timedelta(days=k.marker))
+        if tags:
+            client.tag_user(UserName=user.name,
+                            Tags=[{'Key': t, 'Value': v} for t, v in tags.items()])
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(create, users))
+    for user in users:
+        for k in user.keys:
+            emu.backdate_key(account, k.key_id, created_days=k.created, used_days=k.used,
+                             never_used=k.used is None)
+    return users
+
+
+def seed_organisation(emu, accounts: Dict[str, str], ordinary: int = 30,
+                      extra: int = 0) -> Dict[str, List[SeedUser]]:
+    """Seed each account {account_id: name}; returns the users per account id."""
+    now = datetime.now(timezone.utc)
+    return {account: seed_account(emu, account, organisation(name, now, ordinary, extra))
+            for account, name in accounts.items()}

@@ -1,0 +1,29 @@
+"""The steps of `make demo` (after its install): sandbox, org-wide runs, report, stop."""
+import time
+
+from c7n_unused_keys.report import read
+from conftest import ROOT, run_command
+
+STEPS_PER_ACCOUNT = {'unused': 9, 'deactivated': 6, 'waiting': 1, 'deleted': 1,
+                     'reactivated': 1}
+
+
+def test_demo(tmp_path):
+    started = time.monotonic()
+    run = run_command(['c7n-unused-keys', 'demo', '-c', ROOT / 'custodian.yml',
+                       '--policies', ROOT / 'policies', '-s', tmp_path / 'demo'], None,
+                      timeout=300)
+    took = time.monotonic() - started
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert took < 120
+    out = run.stdout
+    assert '# ready' in out and out.rstrip().endswith(
+        'The sandbox is stopped. Outputs are under %s.' % (tmp_path / 'demo'))
+    report = read(tmp_path / 'demo' / 'unused-access-keys-report')
+    assert report.totals() == {'dev': {'unused': 7}, 'prod': {'unused': 7},
+                               'staging': {'unused': 7}, 'all accounts': {'unused': 21}}
+    totals = read(tmp_path / 'demo' / 'unused-access-keys-retire').totals()
+    for name in ('dev', 'staging', 'prod'):
+        assert totals[name] == STEPS_PER_ACCOUNT
+        assert '%s  ' % name in out
+    assert 'unused 27, deactivated 18, waiting 3, deleted 3, reactivated 3' in out

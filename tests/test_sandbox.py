@@ -1,0 +1,140 @@
+"""`c7n-unused-keys sandbox` as a user starts it: a subprocess that serves until SIGTERM."""
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import boto3
+import pytest
+
+from conftest import ROOT
+
+ACCOUNTS = ('111111111111', '222222222222', '333333333333')
+START_TIMEOUT = 120
+
+
+def start(*args):
+    proc = subprocess.Popen([sys.executable, '-m', 'c7n_unused_keys.cli', 'sandbox',
+                             '-c', str(ROOT / 'custodian.yml')] + list(args),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    lines, deadline = [], time.monotonic() + START_TIMEOUT
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        if line.startswith('# ready') or time.monotonic() > deadline:
+            break
+    assert lines and lines[-1].startswith('# ready'), (lines, proc.poll())
+    env = dict(line[len('export '):].split('=', 1) for line in lines
+               if line.startswith('export '))
+    return proc, env, lines
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, out
+
+
+def client(env, account):
+    kw = dict(endpoint_url=env['AWS_ENDPOINT_URL'], region_name=env['AWS_DEFAULT_REGION'],
+              aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
+              aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
+    creds = boto3.client('sts', **kw).assume_role(
+        RoleArn='arn:aws:iam::%s:role/c7n-unused-keys' % account,
+        RoleSessionName='sandbox-test')['Credentials']
+    kw.update(aws_access_key_id=creds['AccessKeyId'],
+              aws_secret_access_key=creds['SecretAccessKey'],
+              aws_session_token=creds['SessionToken'])
+    return boto3.client('iam', **kw)
+
+
+def port_is_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(('127.0.0.1', port))
+        except OSError:
+            return False
+    return True
+
+
+def days_ago(dt):
+    return (datetime.now(timezone.utc) - dt).total_seconds() / 86400
+
+
+@pytest.fixture(scope='module')
+def served():
+    proc, env, lines = start()
+    try:
+        yield env, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_prints_the_free_port_it_picked_and_the_environment(served):
+    env, lines = served
+    url = re.match(r'# c7n-unused-keys sandbox: AWS emulator on (http://127\.0\.0\.1:\d+)',
+                   lines[0]).group(1)
+    assert env == {'AWS_ENDPOINT_URL': url, 'AWS_ACCESS_KEY_ID': 'testing',
+                   'AWS_SECRET_ACCESS_KEY': 'testing', 'AWS_DEFAULT_REGION': 'us-east-1'}
+    for account in ACCOUNTS:
+        assert any(line.startswith('# seeded %s' % account) for line in lines)
+
+
+@pytest.mark.parametrize('account', ACCOUNTS)
+def test_every_lifecycle_case_answers_through_the_api(served, account):
+    env, _ = served
+    iam = client(env, account)
+    users = {u['UserName'] for u in iam.get_paginator('list_users').paginate()
+             .build_full_result()['Users']}
+    assert len(users) >= 40
+
+    def keys(user):
+        return iam.list_access_keys(UserName=user)['AccessKeyMetadata']
+
+    def idle(key):
+        used = iam.get_access_key_last_used(AccessKeyId=key['AccessKeyId'])
+        when = used['AccessKeyLastUsed'].get('LastUsedDate')
+        return None if when is None else round(days_ago(when))
+
+    def tags(user):
+        return {t['Key']: t['Value'] for t in iam.list_user_tags(UserName=user)['Tags']}
+
+    assert idle(keys('alice-recent')[0]) == 1
+    assert [idle(k) for k in keys('bob-idle-50d')] == [50]
+    assert [idle(k) for k in keys('carol-idle-120d')] == [120]
+    assert [idle(k) for k in keys('dave-idle-400d')] == [400]
+    [new] = keys('erin-new-key')
+    assert idle(new) is None and round(days_ago(new['CreateDate'])) == 3
+    [old] = keys('frank-never-used')
+    assert idle(old) is None and round(days_ago(old['CreateDate'])) == 60
+    assert sorted(idle(k) for k in keys('grace-two-keys')) == [2, 100]
+    for user, marker_days, status in (('heidi-deactivated-5d', 5, 'Inactive'),
+                                      ('ivan-deactivated-40d', 40, 'Inactive'),
+                                      ('judy-reactivated', 10, 'Active')):
+        [k] = keys(user)
+        assert k['Status'] == status
+        value = tags(user)['c7n-unused-keys:' + k['AccessKeyId']]
+        marked = datetime.strptime(value, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=timezone.utc)
+        assert round(days_ago(marked)) == marker_days
+    assert tags('mallory-exempt') == {'c7n-unused-keys-exempt': '*'}
+    until = tags('oscar-exemption-expired')['c7n-unused-keys-exempt'].split('until=')[1]
+    assert datetime.fromisoformat(until).date() < datetime.now(timezone.utc).date()
+
+
+def test_extra_users_and_a_chosen_port_then_sigterm_frees_it():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    proc, env, _ = start('--port', str(port), '--users', '5')
+    assert env['AWS_ENDPOINT_URL'] == 'http://127.0.0.1:%d' % port
+    iam = client(env, '222222222222')
+    users = iam.list_users()['Users']
+    assert len([u for u in users if '-extra-' in u['UserName']]) == 5
+    assert not port_is_free(port)
+    code, out = stop(proc)
+    assert code == 0 and '# stopped' in out
+    assert port_is_free(port)
