@@ -61,3 +61,57 @@ def test_a_bad_policy_makes_no_call(sandbox, tmp_path):
 
 def requests_seen(emu):
     return emu.requests
+
+
+def retire_policy(action=None, marked=None, with_filter=True):
+    filters = [{'type': 'unused-access-keys', 'days': 45}] if with_filter else []
+    if marked is not None:
+        filters = [{'or': filters + [dict({'type': 'marked-access-keys'}, **marked)]}]
+    return {'name': 'bad-retire', 'resource': 'aws.iam-user', 'filters': filters,
+            'actions': [dict({'type': 'retire-access-keys'}, **(action or {}))]}
+
+
+def marked_top_level(options):
+    policy = retire_policy()
+    policy['filters'].append(dict({'type': 'marked-access-keys'}, **options))
+    return policy
+
+
+BAD_RETIRE = [
+    (retire_policy({'delete-after-days': 0}), "On instance['delete-after-days']"),
+    (retire_policy({'delete-after-days': -3}), "On instance['delete-after-days']"),
+    (retire_policy({'delete-after-days': '30'}), "On instance['delete-after-days']"),
+    (retire_policy({'delete-after-days': 1.5}), "On instance['delete-after-days']"),
+    (retire_policy({'marker-tag-prefix': ''}), "On instance['marker-tag-prefix']"),
+    (retire_policy({'marker-tag-prefix': 'has spaces!'}), "On instance['marker-tag-prefix']"),
+    (retire_policy({'marker-tag-prefix': 7}), "On instance['marker-tag-prefix']"),
+    (retire_policy({'delete_after_days': 30}), "'delete_after_days' was unexpected"),
+    (retire_policy(with_filter=False),
+     'retire-access-keys acts on the keys that an unused-access-keys filter matched'),
+    (retire_policy({'marker-tag-prefix': 'a'}, marked={'marker-tag-prefix': 'b'}),
+     "marker-tag-prefix 'a' differs from that of the marked-access-keys filter ('b')"),
+    # Inside an `or`, c7n names no field but shows the offending filter.
+    (retire_policy(marked={'prefix': 'x'}), "{'prefix': 'x', 'type': 'marked-access-keys'}"),
+    (marked_top_level({'marker-tag-prefix': 'x y'}), "On instance['marker-tag-prefix']"),
+    (marked_top_level({'prefix': 'x'}), "'prefix' was unexpected"),
+]
+
+
+@pytest.mark.parametrize('policy,names', BAD_RETIRE, ids=range(len(BAD_RETIRE)))
+def test_validate_rejects_bad_action_options(tmp_path, policy, names):
+    path = write_policies(tmp_path / 'p.yml', policy)
+    run = run_command(['custodian', 'validate', path], None)
+    assert run.returncode != 0
+    assert names in run.stderr, run.stderr
+
+
+def test_a_bad_retire_policy_touches_nothing(sandbox, tmp_path):
+    c = sandbox.iam_client()
+    c.create_user(UserName='stale')
+    key = c.create_access_key(UserName='stale')['AccessKey']['AccessKeyId']
+    sandbox.backdate_key('123456789012', key, created_days=300, used_days=200)
+    before = requests_seen(sandbox)
+    path = write_policies(tmp_path / 'p.yml', retire_policy({'delete-after-days': 0}))
+    run = custodian_run(sandbox, tmp_path / 'out', path)
+    assert run.returncode != 0 and requests_seen(sandbox) == before
+    assert sandbox.backend('123456789012').users['stale'].access_keys[0].status == 'Active'

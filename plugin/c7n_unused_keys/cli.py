@@ -1,4 +1,4 @@
-"""The `c7n-unused-keys` command: `sandbox`, `demo` and `report`.
+"""The `c7n-unused-keys` command: `sandbox`, `demo`, `report` and `permissions`.
 
 The filter and the action need no command of their own: stock `custodian` and
 `c7n-org` load them. This command holds what sits around them.
@@ -34,6 +34,10 @@ def main(argv=None) -> int:
                     help='c7n-org accounts file: an account without output counts as failed')
     rp.add_argument('--width', type=int, default=None, help='table width (default: terminal)')
 
+    pm = sub.add_parser('permissions', help='the IAM policy document that policies need')
+    pm.add_argument('paths', nargs='*', default=['policies'],
+                    help='policy files or folders (default: policies)')
+
     args = parser.parse_args(argv)
     if args.command == 'sandbox':
         from .sandbox import serve
@@ -41,6 +45,9 @@ def main(argv=None) -> int:
     if args.command == 'demo':
         from .demo import run_demo
         return run_demo(args.config, args.policies, args.output_dir)
+    if args.command == 'permissions':
+        from .permissions import run_permissions
+        return run_permissions(args.paths)
     from .report import run_report
     return run_report(args.output_dir, args.format, args.fail_on, args.config, args.width)
 
