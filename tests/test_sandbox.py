@@ -7,9 +7,9 @@ import sys
 import time
 from datetime import datetime, timezone
 
-import boto3
 import pytest
 
+from c7n_unused_keys.sandbox import iam_client
 from conftest import ROOT
 
 ACCOUNTS = ('111111111111', '222222222222', '333333333333')
@@ -38,20 +38,18 @@ def stop(proc):
 
 
 def client(env, account):
-    kw = dict(endpoint_url=env['AWS_ENDPOINT_URL'], region_name=env['AWS_DEFAULT_REGION'],
-              aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
-              aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
-    creds = boto3.client('sts', **kw).assume_role(
-        RoleArn='arn:aws:iam::%s:role/c7n-unused-keys' % account,
-        RoleSessionName='sandbox-test')['Credentials']
-    kw.update(aws_access_key_id=creds['AccessKeyId'],
-              aws_secret_access_key=creds['SecretAccessKey'],
-              aws_session_token=creds['SessionToken'])
-    return boto3.client('iam', **kw)
+    return iam_client(env, account)
 
 
 def port_is_free(port):
+    """Nobody listens there, and a new server could bind it (as servers do, with
+    SO_REUSEADDR: the stopped server's closed connections may linger in TIME_WAIT)."""
     with socket.socket() as s:
+        s.settimeout(2)
+        if s.connect_ex(('127.0.0.1', port)) == 0:
+            return False
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(('127.0.0.1', port))
         except OSError:

@@ -31,6 +31,22 @@ _REPORT_HEADER = (
     'cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated').split(',')
 
 
+def iam_client(env: Dict[str, str], account: str = DEFAULT_ACCOUNT):
+    """An IAM client on the emulator that `env` points at, landing in `account`."""
+    import boto3
+    kw = dict(endpoint_url=env['AWS_ENDPOINT_URL'], region_name=env['AWS_DEFAULT_REGION'],
+              aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
+              aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
+    if account != DEFAULT_ACCOUNT:
+        creds = boto3.client('sts', **kw).assume_role(
+            RoleArn='arn:aws:iam::%s:role/c7n-unused-keys' % account,
+            RoleSessionName='c7n-unused-keys-sandbox')['Credentials']
+        kw.update(aws_access_key_id=creds['AccessKeyId'],
+                  aws_secret_access_key=creds['SecretAccessKey'],
+                  aws_session_token=creds['SessionToken'])
+    return boto3.client('iam', **kw)
+
+
 def utcnow_naive() -> datetime:
     """moto keeps naive UTC datetimes."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -160,19 +176,7 @@ class Emulator:
 
     def iam_client(self, account: str = DEFAULT_ACCOUNT):
         """An IAM client whose calls land in `account`, through AssumeRole as c7n-org does."""
-        import boto3
-        env = self.env()
-        kw = dict(endpoint_url=self.url, region_name=env['AWS_DEFAULT_REGION'],
-                  aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
-                  aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
-        if account != DEFAULT_ACCOUNT:
-            creds = boto3.client('sts', **kw).assume_role(
-                RoleArn='arn:aws:iam::%s:role/c7n-unused-keys' % account,
-                RoleSessionName='c7n-unused-keys-sandbox')['Credentials']
-            kw.update(aws_access_key_id=creds['AccessKeyId'],
-                      aws_secret_access_key=creds['SecretAccessKey'],
-                      aws_session_token=creds['SessionToken'])
-        return boto3.client('iam', **kw)
+        return iam_client(self.env(), account)
 
     # -- moving time ---------------------------------------------------------
     @staticmethod
