@@ -249,3 +249,14 @@ def test_org_wide_failure_is_not_hidden_by_c7n_org(sandbox, tmp_path):
                       extra_env=faults('UpdateAccessKey=AccessDenied/keeper'))
     assert run.returncode != 0
     assert 'retire-access-keys: 1 of 3 keys failed: keeper' in run.stderr
+
+
+def test_a_key_is_never_left_deactivated_without_its_marker(sandbox, tmp_path):
+    ids = seed(sandbox)
+    run = retire(sandbox, tmp_path, env=faults('TagUser=AccessDenied/stale'))
+    assert run.returncode != 0
+    assert 'AccessDenied: injected by the tests (TagUser); the key was reactivated' in run.stderr
+    s = state(sandbox)
+    assert s['stale'] == {'keys': {ids['stale']: 'Active'}, 'tags': {}}
+    assert s['never-used']['keys'] == {ids['never-used']: 'Inactive'}
+    assert PREFIX + ids['never-used'] in s['never-used']['tags']

@@ -53,8 +53,13 @@ def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -
             retry(client.update_access_key, UserName=plan.user, AccessKeyId=plan.key_id,
                   Status='Inactive')
         if plan.tag:
-            retry(client.tag_user, UserName=plan.user,
-                  Tags=[{'Key': k, 'Value': v} for k, v in plan.tag.items()])
+            try:
+                retry(client.tag_user, UserName=plan.user,
+                      Tags=[{'Key': k, 'Value': v} for k, v in plan.tag.items()])
+            except ClientError as e:
+                if plan.deactivate and not is_gone(e):
+                    return record(plan, _undo_deactivate(client, retry, plan, e))
+                raise
         if plan.delete:
             retry(client.delete_access_key, UserName=plan.user, AccessKeyId=plan.key_id)
         if plan.untag:
@@ -70,6 +75,20 @@ def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -
     log.info('retire-access-keys: %s %s: %s%s', plan.user, plan.key_id, plan.step,
              ' (delete on %s)' % plan.delete_on.isoformat() if plan.delete_on else '')
     return record(plan)
+
+
+def _undo_deactivate(client, retry, plan: Plan, e: ClientError) -> str:
+    """A deactivated key whose marker cannot be written is put back: no half-done key."""
+    why = _why(e)
+    try:
+        retry(client.update_access_key, UserName=plan.user, AccessKeyId=plan.key_id,
+              Status='Active')
+        why += '; the key was reactivated, as its marker could not be written'
+    except ClientError as undo:
+        why += '; the key stays Inactive without a marker (%s); the next run marks it' % (
+            _why(undo))
+    log.error('retire-access-keys: %s %s: %s', plan.user, plan.key_id, why)
+    return why
 
 
 def _recheck(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -> Plan:
