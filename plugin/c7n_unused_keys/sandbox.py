@@ -10,6 +10,7 @@ Two fidelity fixes over stock moto, applied on start:
   service and region filled in; GenerateCredentialReport makes a new snapshot
   only when the stored one is older than four hours, as AWS does.
 """
+import contextlib
 import csv
 import io
 import logging
@@ -177,6 +178,19 @@ class Emulator:
     def iam_client(self, account: str = DEFAULT_ACCOUNT):
         """An IAM client whose calls land in `account`, through AssumeRole as c7n-org does."""
         return iam_client(self.env(), account)
+
+    @contextlib.contextmanager
+    def enforcing_iam(self):
+        """Within: the emulator checks every request against the caller's IAM policies."""
+        from moto import settings
+        from moto.core.authorization import ActionAuthenticatorMixin
+        before = settings.INITIAL_NO_AUTH_ACTION_COUNT
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+        ActionAuthenticatorMixin.request_count = 0
+        try:
+            yield self
+        finally:
+            settings.INITIAL_NO_AUTH_ACTION_COUNT = before
 
     # -- moving time ---------------------------------------------------------
     @staticmethod

@@ -1,14 +1,16 @@
 """Fault injection for the `custodian` and `c7n-org` subprocesses of the tests.
 
 Put this folder on PYTHONPATH and set C7N_TEST_FAULTS to a comma-separated list
-of `Operation=ErrorCode[@N][/UserName][%AccountName]`, e.g.
-`GetCredentialReport=AccessDenied,GetAccessKeyLastUsed=Throttling@2`. Calls of that
-IAM operation then fail with that error code without reaching the emulator: all of
-them, or only the first N in this process, those for that user, or those made while
+of `Operation=ErrorCode[@N][~P][/UserName][%AccountName]`, e.g.
+`GetCredentialReport=AccessDenied,GetAccessKeyLastUsed=Throttling@2`, or `*=Throttling~0.2`
+for every operation. Calls of that IAM operation then fail with that error code
+without reaching the emulator: all of them, or only the first N in this process, a
+share P of them (seeded, so runs repeat), those for that user, or those made while
 c7n-org runs that account (it sets AccountName in the environment). Short-circuited calls skip botocore's
 own retries, so any retry seen is the caller's.
 """
 import os
+import random
 import threading
 
 FAULTS = dict(item.split('=', 1) for item in os.environ.get('C7N_TEST_FAULTS', '').split(',')
@@ -20,10 +22,12 @@ if FAULTS:
     _create_client = botocore.session.Session.create_client
     _lock = threading.Lock()
     _seen = {}
+    _rng = random.Random(int(os.environ.get('C7N_TEST_FAULTS_SEED', '1')))
 
     def _fail(op, spec):
         spec, _, account = spec.partition('%')
         code, _, user = spec.partition('/')
+        code, _, share = code.partition('~')
         code, _, limit = code.partition('@')
 
         def handler(params=None, **kwargs):
@@ -36,6 +40,8 @@ if FAULTS:
                 _seen[op] = _seen.get(op, 0) + 1
                 if limit and _seen[op] > int(limit):
                     return None
+                if share and _rng.random() >= float(share):
+                    return None
             status = 400 if code.startswith('Throttl') else 403
             return AWSResponse(None, status, {}, None), {
                 'Error': {'Code': code, 'Message': 'injected by the tests'},
@@ -46,7 +52,8 @@ if FAULTS:
         client = _create_client(self, service_name, *args, **kwargs)
         if service_name == 'iam':
             for op, spec in FAULTS.items():
-                client.meta.events.register('before-call.iam.%s' % op, _fail(op, spec))
+                event = 'before-call.iam' if op == '*' else 'before-call.iam.%s' % op
+                client.meta.events.register(event, _fail(op, spec))
         return client
 
     botocore.session.Session.create_client = create_client
