@@ -1,10 +1,12 @@
 """Faults injected into the real `custodian` subprocess (tests/faults): the final state
 equals that of a run without faults, and the safety invariants hold."""
 import json
+import os
+import subprocess
 from datetime import datetime, timezone
 
 from c7n_unused_keys.seed import organisation, seed_account
-from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, faults, run_command
+from conftest import BIN, DEFAULT_ACCOUNT, ROOT, custodian_run, faults, run_command
 
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'
@@ -45,3 +47,128 @@ def test_twenty_percent_throttling_changes_nothing(sandbox, tmp_path):
     assert throttled.returncode == 0, throttled.stderr
     assert (shape(sandbox), steps(tmp_path / 'throttled')) == expected
     assert expected[1] and 'deleted' in {s for _, s in expected[1]}
+
+
+def snapshot(emu):
+    b = emu.backend(DEFAULT_ACCOUNT)
+    return {u.name: ({k.access_key_id: k.status for k in u.access_keys},
+                     {t['Key']: t['Value'] for t in b.list_user_tags(u.name)})
+            for u in b.users.values()}
+
+
+def invariants(before, after):
+    """No key deleted but the one whose marker is 40 days old; no Active key deleted;
+    every key this run deactivated carries its marker; no marker outlives its key."""
+    for user, (keys, tags) in after.items():
+        for key_id, status in keys.items():
+            if status == 'Inactive' and before[user][0][key_id] == 'Active':
+                assert 'c7n-unused-keys:' + key_id in tags, (user, key_id)
+        for tag in tags:
+            if tag.startswith('c7n-unused-keys:'):
+                assert tag.split(':', 1)[1] in keys, (user, tag)
+    for user, (keys, _) in before.items():
+        for key_id, status in keys.items():
+            if key_id not in after[user][0]:
+                assert user == 'ivan-deactivated-40d' and status == 'Inactive', (user, key_id)
+
+
+def test_errors_on_single_calls(sandbox, tmp_path):
+    seeded(sandbox)
+    before = snapshot(sandbox)
+    run = custodian_run(sandbox, tmp_path, RETIRE, env=faults(
+        'UpdateAccessKey=ServiceFailure/bob-idle-50d,'
+        'DeleteAccessKey=AccessDenied/ivan-deactivated-40d'))
+    assert run.returncode != 0
+    after = snapshot(sandbox)
+    invariants(before, after)
+    records = {r['UserName']: r for r in json.loads(
+        (tmp_path / NAME / 'action-retire-access-keys').read_text())}
+    assert records['bob-idle-50d']['Step'] == 'failed'
+    assert 'ServiceFailure' in records['bob-idle-50d']['Error']
+    assert records['ivan-deactivated-40d']['Step'] == 'failed'
+    assert 'retire-access-keys: 2 of 9 keys failed' in run.stderr
+    for user in ('bob-idle-50d', 'ivan-deactivated-40d'):
+        assert user in run.stderr
+    assert records['carol-idle-120d']['Step'] == 'deactivated'
+    assert list(after['bob-idle-50d'][0].values()) == ['Active']
+    assert len(after['ivan-deactivated-40d'][0]) == 1
+
+
+def test_a_key_deleted_by_someone_else_between_filter_and_action(sandbox, tmp_path):
+    seeded(sandbox)
+    b = sandbox.backend(DEFAULT_ACCOUNT)
+    doomed = {u: b.users[u].access_keys[0].access_key_id
+              for u in ('bob-idle-50d', 'ivan-deactivated-40d')}
+    for user, action in (('bob-idle-50d', 'UpdateAccessKey'),
+                         ('ivan-deactivated-40d', 'DeleteAccessKey')):
+        sandbox.on_request(action, lambda u=user: b.delete_access_key(doomed[u], u),
+                           user=user)
+    before = snapshot(sandbox)
+    run = custodian_run(sandbox, tmp_path, RETIRE)
+    assert run.returncode == 0, run.stderr
+    records = {r['UserName']: r['Step'] for r in json.loads(
+        (tmp_path / NAME / 'action-retire-access-keys').read_text())}
+    assert records['bob-idle-50d'] == records['ivan-deactivated-40d'] == 'gone'
+    after = snapshot(sandbox)
+    before['bob-idle-50d'][0].clear()  # deleted by someone else, not by the run
+    invariants(before, after)
+    assert after['bob-idle-50d'] == ({}, {}) and after['ivan-deactivated-40d'] == ({}, {})
+
+
+REPORT = ROOT / 'policies' / 'unused-access-keys-report.yml'
+REPORTED = {'bob-idle-50d', 'carol-idle-120d', 'dave-idle-400d', 'frank-never-used',
+            'grace-two-keys', 'judy-reactivated', 'oscar-exemption-expired'}
+
+
+def reported_users(out):
+    return {r['UserName'] for r in json.loads(
+        (out / 'unused-access-keys-report' / 'resources.json').read_text())}
+
+
+def test_report_in_progress_is_waited_for(sandbox, tmp_path):
+    seeded(sandbox)
+    run = custodian_run(sandbox, tmp_path, REPORT,
+                        env=faults('GetCredentialReport=ReportInProgress@2'))
+    assert run.returncode == 0, run.stderr
+    assert 'generating a credential report' in run.stderr
+    assert reported_users(tmp_path) == REPORTED
+
+
+def test_stale_report_is_regenerated(sandbox, tmp_path):
+    seeded(sandbox)
+    c = sandbox.iam_client()
+    c.generate_credential_report()
+    # Since that report: bob's key was used, so a stale report would still list bob.
+    bob = sandbox.backend(DEFAULT_ACCOUNT).users['bob-idle-50d'].access_keys[0]
+    sandbox.backdate_key(DEFAULT_ACCOUNT, bob.access_key_id, used_days=0.1)
+    sandbox.backdate_report(DEFAULT_ACCOUNT, days=2)
+    run = custodian_run(sandbox, tmp_path, REPORT)
+    assert run.returncode == 0, run.stderr
+    assert 'generating a credential report' in run.stderr
+    assert reported_users(tmp_path) == REPORTED - {'bob-idle-50d'}
+
+
+def test_missing_report_is_generated(sandbox, tmp_path):
+    seeded(sandbox)
+    run = custodian_run(sandbox, tmp_path, REPORT)
+    assert run.returncode == 0, run.stderr
+    assert 'generating a credential report' in run.stderr
+    assert reported_users(tmp_path) == REPORTED
+
+
+def test_two_runs_at_once(sandbox, tmp_path):
+    seeded(sandbox)
+    single = custodian_run(sandbox, tmp_path / 'single', RETIRE)
+    assert single.returncode == 0, single.stderr
+    expected = shape(sandbox)
+    seeded(sandbox)
+    before = snapshot(sandbox)
+    env = dict(os.environ, **sandbox.env())
+    procs = [subprocess.Popen([str(BIN / 'custodian'), 'run', '-s', str(tmp_path / str(n)),
+                               '--cache-period', '0', str(RETIRE)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in (1, 2)]
+    results = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
+    invariants(before, snapshot(sandbox))
+    assert shape(sandbox) == expected

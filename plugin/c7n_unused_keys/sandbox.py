@@ -123,13 +123,39 @@ class Emulator:
         self._server = None
         self._thread = None
         self._lock = threading.Lock()
+        self._hooks = []
 
     def _count(self, app):
         def counted(environ, start_response):
             with self._lock:
                 self.requests += 1
+                hooks = list(self._hooks)
+            if hooks:
+                self._run_hooks(environ, hooks)
             return app(environ, start_response)
         return counted
+
+    def on_request(self, action: str, callback, user: Optional[str] = None, times: int = 1):
+        """Run `callback()` just before the emulator handles the next `times` requests
+        of that IAM action (for that user): something happening meanwhile in the account."""
+        with self._lock:
+            self._hooks.append([action, user, callback, times])
+
+    def _run_hooks(self, environ, hooks):
+        from urllib.parse import parse_qs
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+        body = environ['wsgi.input'].read(length) if length else b''
+        environ['wsgi.input'] = io.BytesIO(body)
+        params = {k: v[0] for k, v in parse_qs(body.decode('utf-8', 'replace')).items()}
+        for hook in hooks:
+            action, user, callback, _ = hook
+            if params.get('Action') != action or user not in (None, params.get('UserName')):
+                continue
+            with self._lock:
+                if hook[3] <= 0:
+                    continue
+                hook[3] -= 1
+            callback()
 
     def start(self) -> 'Emulator':
         from moto.moto_server.werkzeug_app import (
@@ -161,6 +187,8 @@ class Emulator:
         self.stop()
 
     def reset(self):
+        with self._lock:
+            self._hooks.clear()
         from moto.iam.models import iam_backends
         from moto.sts.models import sts_backends
         iam_backends.reset()
