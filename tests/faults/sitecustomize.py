@@ -15,8 +15,9 @@ import threading
 
 FAULTS = dict(item.split('=', 1) for item in os.environ.get('C7N_TEST_FAULTS', '').split(',')
               if '=' in item)
+KILL_AFTER = int(os.environ.get('C7N_TEST_KILL_AFTER', '0'))
 
-if FAULTS:
+if FAULTS or KILL_AFTER:
     import botocore.session
 
     _create_client = botocore.session.Session.create_client
@@ -48,8 +49,17 @@ if FAULTS:
                 'ResponseMetadata': {'HTTPStatusCode': status}}
         return handler
 
+    def _kill_after(**kwargs):
+        with _lock:
+            _seen['*answered'] = _seen.get('*answered', 0) + 1
+            if _seen['*answered'] == KILL_AFTER:
+                import signal
+                os.kill(os.getpid(), signal.SIGKILL)
+
     def create_client(self, service_name, *args, **kwargs):
         client = _create_client(self, service_name, *args, **kwargs)
+        if service_name == 'iam' and KILL_AFTER:
+            client.meta.events.register('after-call.iam', _kill_after)
         if service_name == 'iam':
             for op, spec in FAULTS.items():
                 event = 'before-call.iam' if op == '*' else 'before-call.iam.%s' % op
