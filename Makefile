@@ -21,7 +21,8 @@ demo: install
 test: install
 	# An editable install leaves no bytecode: without it the start-up hook compiles every run.
 	$(PY) -m compileall -q plugin
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	# Two workers: most tests wait on subprocesses and the emulator, not on a core.
+	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist plugin/*.egg-info .pytest_cache .demo

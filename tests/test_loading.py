@@ -65,7 +65,8 @@ def hook_import_us(env=None):
 
 
 def test_start_up_cost_of_the_hook_is_under_5_ms():
-    assert min(hook_import_us() for _ in range(5)) < 5000
+    # The least of ten runs: other tests run beside this one.
+    assert min(hook_import_us() for _ in range(10)) < 5000
 
 
 @pytest.fixture(scope='module')
