@@ -121,45 +121,51 @@ def test_a_key_deleted_by_someone_else_between_filter_and_action(sandbox, tmp_pa
     assert after['bob-idle-50d'] == ({}, {}) and after['ivan-deactivated-40d'] == ({}, {})
 
 
-REPORT = ROOT / 'policies' / 'unused-access-keys-report.yml'
-REPORTED = {'bob-idle-50d', 'carol-idle-120d', 'dave-idle-400d', 'frank-never-used',
-            'grace-two-keys', 'judy-reactivated', 'oscar-exemption-expired'}
+RETIRED = {'bob-idle-50d', 'carol-idle-120d', 'dave-idle-400d', 'frank-never-used',
+           'grace-two-keys', 'heidi-deactivated-5d', 'ivan-deactivated-40d',
+           'judy-reactivated', 'oscar-exemption-expired'}
 
 
-def reported_users(out):
-    return {r['UserName'] for r in json.loads(
-        (out / 'unused-access-keys-report' / 'resources.json').read_text())}
+def retire_with_report_trouble(emu, out, env=None):
+    before = snapshot(emu)
+    run = custodian_run(emu, out, RETIRE, env=env)
+    assert run.returncode == 0, run.stderr
+    invariants(before, snapshot(emu))
+    users = {r['UserName'] for r in json.loads((out / NAME / 'resources.json').read_text())}
+    return run, users
+
+
+def test_report_missing(sandbox, tmp_path):
+    seeded(sandbox, ordinary=0)
+    run, users = retire_with_report_trouble(sandbox, tmp_path)
+    assert 'generating a credential report' in run.stderr and users == RETIRED
 
 
 def test_report_in_progress_is_waited_for(sandbox, tmp_path):
-    seeded(sandbox)
-    run = custodian_run(sandbox, tmp_path, REPORT,
-                        env=faults('GetCredentialReport=ReportInProgress@2'))
-    assert run.returncode == 0, run.stderr
-    assert 'generating a credential report' in run.stderr
-    assert reported_users(tmp_path) == REPORTED
+    seeded(sandbox, ordinary=0)
+    run, users = retire_with_report_trouble(
+        sandbox, tmp_path, env=faults('GetCredentialReport=ReportInProgress@2'))
+    assert 'credential report of' in run.stderr and users == RETIRED
 
 
-def test_stale_report_is_regenerated(sandbox, tmp_path):
-    seeded(sandbox)
-    c = sandbox.iam_client()
-    c.generate_credential_report()
-    # Since that report: bob's key was used, so a stale report would still list bob.
+def test_report_stale_is_regenerated(sandbox, tmp_path):
+    seeded(sandbox, ordinary=0)
+    sandbox.iam_client().generate_credential_report()
+    # Since that report bob's key was used: a stale report would still list bob.
     bob = sandbox.backend(DEFAULT_ACCOUNT).users['bob-idle-50d'].access_keys[0]
     sandbox.backdate_key(DEFAULT_ACCOUNT, bob.access_key_id, used_days=0.1)
     sandbox.backdate_report(DEFAULT_ACCOUNT, days=2)
-    run = custodian_run(sandbox, tmp_path, REPORT)
-    assert run.returncode == 0, run.stderr
+    run, users = retire_with_report_trouble(sandbox, tmp_path)
     assert 'generating a credential report' in run.stderr
-    assert reported_users(tmp_path) == REPORTED - {'bob-idle-50d'}
+    assert users == RETIRED - {'bob-idle-50d'}
 
 
-def test_missing_report_is_generated(sandbox, tmp_path):
-    seeded(sandbox)
-    run = custodian_run(sandbox, tmp_path, REPORT)
-    assert run.returncode == 0, run.stderr
-    assert 'generating a credential report' in run.stderr
-    assert reported_users(tmp_path) == REPORTED
+def test_report_denied_falls_back_to_the_api(sandbox, tmp_path):
+    seeded(sandbox, ordinary=0)
+    run, users = retire_with_report_trouble(
+        sandbox, tmp_path, env=faults('GenerateCredentialReport=AccessDenied,'
+                                      'GetCredentialReport=AccessDenied'))
+    assert 'falling back to source: api' in run.stderr and users == RETIRED
 
 
 def test_two_runs_at_once(sandbox, tmp_path):

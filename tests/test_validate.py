@@ -13,15 +13,19 @@ BAD = [
     ({'days': 45, 'max-days': 45}, 'max-days (45) must be greater than days (45)'),
     ({'days': 45, 'max-days': 30}, 'max-days (30) must be greater than days (45)'),
     ({'days': 45, 'max-days': 'lots'}, "On instance['max-days']"),
+    ({'days': 1, 'max-days': 1}, "On instance['max-days']"),
     ({'days': 30, 'max-days': 44, 'never-used-days': 60},
      'never-used-days (60) is above max-days (44)'),
     ({'days': 45, 'never-used-days': -1}, "On instance['never-used-days']"),
     ({'days': 45, 'never-used-days': 'soon'}, "On instance['never-used-days']"),
     ({'days': 45, 'source': 'cloudtrail'}, "On instance['source']"),
     ({'days': 45, 'status': 'active'}, "On instance['status']"),
+    ({'days': 45, 'status': 5}, "On instance['status']"),
+    ({'days': 45, 'source': ['api']}, "On instance['source']"),
     ({'days': 45, 'report-max-age': -1}, "On instance['report-max-age']"),
     ({'days': 45, 'report-max-age': 'old'}, "On instance['report-max-age']"),
     ({'days': 45, 'report-timeout': 0}, "On instance['report-timeout']"),
+    ({'days': 45, 'report-timeout': 'soon'}, "On instance['report-timeout']"),
     ({'days': 45, 'exempt-tag': ''}, "On instance['exempt-tag']"),
     ({'days': 45, 'exempt-tag': 7}, "On instance['exempt-tag']"),
     ({'days': 45, 'colour': 'red'}, "'colour' was unexpected"),
@@ -33,11 +37,21 @@ def write_policy(path, options):
     return write_policies(path, unused_keys_policy('bad-input', options))
 
 
-@pytest.mark.parametrize('options,names', BAD, ids=[repr(o) for o, _ in BAD])
-def test_validate_rejects_and_names_the_field(tmp_path, options, names):
-    run = run_command(['custodian', 'validate', write_policy(tmp_path / 'p.yml', options)], None)
+def rejected_and_nothing_touched(emu, tmp_path, path, names):
+    """`custodian validate` names the field; `custodian run` stops before any request."""
+    run = run_command(['custodian', 'validate', path], None)
     assert run.returncode != 0
     assert names in run.stderr, run.stderr
+    before = emu.requests
+    run = custodian_run(emu, tmp_path / 'out', path)
+    assert run.returncode != 0 and emu.requests == before
+    assert not list((tmp_path / 'out').glob('*/resources.json'))
+
+
+@pytest.mark.parametrize('options,names', BAD, ids=[repr(o) for o, _ in BAD])
+def test_validate_rejects_and_names_the_field(emulator, tmp_path, options, names):
+    rejected_and_nothing_touched(emulator, tmp_path, write_policy(tmp_path / 'p.yml', options),
+                                 names)
 
 
 def test_a_good_policy_validates(tmp_path):
@@ -98,11 +112,9 @@ BAD_RETIRE = [
 
 
 @pytest.mark.parametrize('policy,names', BAD_RETIRE, ids=range(len(BAD_RETIRE)))
-def test_validate_rejects_bad_action_options(tmp_path, policy, names):
-    path = write_policies(tmp_path / 'p.yml', policy)
-    run = run_command(['custodian', 'validate', path], None)
-    assert run.returncode != 0
-    assert names in run.stderr, run.stderr
+def test_validate_rejects_bad_action_options(emulator, tmp_path, policy, names):
+    rejected_and_nothing_touched(emulator, tmp_path, write_policies(tmp_path / 'p.yml', policy),
+                                 names)
 
 
 def test_a_bad_retire_policy_touches_nothing(sandbox, tmp_path):

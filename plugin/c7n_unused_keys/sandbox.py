@@ -4,11 +4,13 @@ Used by the tests (and the demo). The emulator runs in this process, so key and
 report dates can be backdated directly; `custodian` and `c7n-org` reach it
 through AWS_ENDPOINT_URL.
 
-Two fidelity fixes over stock moto, applied on start:
+Fidelity fixes over stock moto, applied on start:
 - GetCredentialReport returns the real generation time (moto always says
   2015-02-02) and a snapshot taken at generation, as AWS does, with last-used
   service and region filled in; GenerateCredentialReport makes a new snapshot
   only when the stored one is older than four hours, as AWS does.
+- ListUsers answers in pages of MaxItems (default 100) with a Marker, as AWS does;
+  moto returns every user at once.
 """
 import contextlib
 import csv
@@ -110,6 +112,28 @@ def _patch_credential_report():
     models.IAMBackend._c7n_unused_keys_patched = True
 
 
+def _patch_list_users_paging():
+    """ListUsers in pages of MaxItems (default 100) with a Marker, as AWS answers."""
+    from moto.core.responses import ActionResult
+    from moto.iam import responses
+
+    if getattr(responses.IamResponse, '_c7n_unused_keys_paged', False):
+        return
+
+    def list_users(self):
+        users = list(self.backend.list_users(self._get_param('PathPrefix'), None, None))
+        start = int(self._get_param('Marker') or 0)
+        size = int(self._get_param('MaxItems') or 100)
+        page = users[start:start + size]
+        result = {'Users': page, 'IsTruncated': start + size < len(users)}
+        if result['IsTruncated']:
+            result['Marker'] = str(start + size)
+        return ActionResult(result)
+
+    responses.IamResponse.list_users = list_users
+    responses.IamResponse._c7n_unused_keys_paged = True
+
+
 class Emulator:
     """The AWS emulator on 127.0.0.1, served from a thread of this process.
 
@@ -162,6 +186,7 @@ class Emulator:
             DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
         from werkzeug.serving import make_server
         _patch_credential_report()
+        _patch_list_users_paging()
         logging.getLogger('werkzeug').setLevel(logging.ERROR)
         app = self._count(DomainDispatcherApplication(create_backend_app))
         self._server = make_server('127.0.0.1', self.port, app, threaded=True,
