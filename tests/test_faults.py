@@ -45,9 +45,11 @@ def test_twenty_percent_throttling_changes_nothing(sandbox, tmp_path):
     expected = shape(sandbox), steps(tmp_path / 'clean')
 
     seeded(sandbox, ordinary=0)
+    before = snapshot(sandbox)
     throttled = custodian_run(sandbox, tmp_path / 'throttled', RETIRE,
                               env=faults('*=Throttling~0.2'))
     assert throttled.returncode == 0, throttled.stderr
+    invariants(before, snapshot(sandbox))
     assert (shape(sandbox), steps(tmp_path / 'throttled')) == expected
     assert expected[1] and 'deleted' in {s for _, s in expected[1]}
 
