@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: demo test install clean
+.PHONY: demo test bench install clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -23,6 +23,10 @@ test: install
 	$(PY) -m compileall -q plugin
 	# Two workers: most tests wait on subprocesses and the emulator, not on a core.
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+
+# Benchmarks print numbers; they assert nothing (BENCH_SIZES, BENCH_LATENCY_MS).
+bench: install
+	$(PY) bench/bench.py
 
 clean:
 	rm -rf $(VENV) build dist plugin/*.egg-info .pytest_cache .demo

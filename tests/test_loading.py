@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_command
+from conftest import ROOT, run_command, unused_keys_policy, write_policies
 
 PY = sys.executable
 
@@ -31,12 +31,18 @@ def test_custodian_validate_accepts_the_shipped_policies():
     assert run.returncode == 0, run.stderr
 
 
-def test_disabling_the_hook_unloads_the_filter():
-    run = run_command(['custodian', 'validate'] + POLICY_FILES, None,
-                      extra_env={'C7N_UNUSED_KEYS_DISABLE': '1'})
+def test_disabling_the_hook_unloads_the_plugin(tmp_path):
+    off = {'C7N_UNUSED_KEYS_DISABLE': '1'}
+    run = run_command(['custodian', 'validate'] + POLICY_FILES, None, extra_env=off)
     assert run.returncode != 0
-    assert "{'type': 'unused-access-keys', 'days': 45" in run.stderr
+    # The shipped policies name the plugin's source first, then its filter.
+    assert "On instance['source']" in run.stderr and 'describe-parallel' in run.stderr
+    path = write_policies(tmp_path / 'p.yml', unused_keys_policy('filter-only', {'days': 45}))
+    run = run_command(['custodian', 'validate', path], None, extra_env=off)
+    assert run.returncode != 0
+    assert "{'days': 45, 'type': 'unused-access-keys'}" in run.stderr
     assert 'is not valid under any of the given schemas' in run.stderr
+    assert run_command(['custodian', 'validate', path], None).returncode == 0
 
 
 def test_import_registers_the_plugin_without_the_hook():

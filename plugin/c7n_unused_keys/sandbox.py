@@ -17,6 +17,7 @@ import csv
 import io
 import logging
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Dict, Optional
 
@@ -137,7 +138,9 @@ def _patch_list_users_paging():
 class Emulator:
     """The AWS emulator on 127.0.0.1, served from a thread of this process.
 
-    `requests` counts the HTTP requests it has answered. Use as a context manager.
+    `requests` counts the HTTP requests it has answered; with `count_operations`,
+    `operations` counts them per action, and `latency` adds that many seconds to each
+    (benchmarks). Use as a context manager.
     """
 
     def __init__(self, port: int = 0):
@@ -148,14 +151,21 @@ class Emulator:
         self._thread = None
         self._lock = threading.Lock()
         self._hooks = []
+        # For benchmarks: seconds added to every request, and requests per IAM action.
+        self.latency = 0.0
+        self.count_operations = False
+        self.operations: Dict[str, int] = {}
 
     def _count(self, app):
         def counted(environ, start_response):
             with self._lock:
                 self.requests += 1
                 hooks = list(self._hooks)
-            if hooks:
-                self._run_hooks(environ, hooks)
+            if hooks or self.count_operations:
+                self._inspect(environ, hooks)
+            if self.latency:
+                # A fixed round trip per request, as a network would add; others overlap.
+                time.sleep(self.latency)
             return app(environ, start_response)
         return counted
 
@@ -165,12 +175,16 @@ class Emulator:
         with self._lock:
             self._hooks.append([action, user, callback, times])
 
-    def _run_hooks(self, environ, hooks):
+    def _inspect(self, environ, hooks):
         from urllib.parse import parse_qs
         length = int(environ.get('CONTENT_LENGTH') or 0)
         body = environ['wsgi.input'].read(length) if length else b''
         environ['wsgi.input'] = io.BytesIO(body)
         params = {k: v[0] for k, v in parse_qs(body.decode('utf-8', 'replace')).items()}
+        if self.count_operations:
+            with self._lock:
+                action = params.get('Action', '?')
+                self.operations[action] = self.operations.get(action, 0) + 1
         for hook in hooks:
             action, user, callback, _ = hook
             if params.get('Action') != action or user not in (None, params.get('UserName')):
