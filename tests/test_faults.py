@@ -232,3 +232,54 @@ def test_killed_after_every_call_a_clean_rerun_converges(sandbox, tmp_path):
 
     with ThreadPoolExecutor(max_workers=CRASH_WORKERS) as pool:
         list(pool.map(crash_at, range(1, total + 1)))
+
+
+def test_a_connection_error_on_one_key_fails_that_key_only(sandbox, tmp_path):
+    seeded(sandbox, ordinary=0)
+    before = snapshot(sandbox)
+    run = custodian_run(sandbox, tmp_path, RETIRE, env=faults(
+        'DeleteAccessKey=EndpointConnectionError/ivan-deactivated-40d'))
+    assert run.returncode != 0
+    invariants(before, snapshot(sandbox))
+    records = {r['UserName']: r for r in json.loads(
+        (tmp_path / NAME / 'action-retire-access-keys').read_text())}
+    assert records['ivan-deactivated-40d']['Step'] == 'failed'
+    assert 'EndpointConnectionError' in records['ivan-deactivated-40d']['Error']
+    assert records['bob-idle-50d']['Step'] == 'deactivated'
+    assert steps(tmp_path) and run_command(
+        ['c7n-unused-keys', 'report', tmp_path], None).returncode == 2
+
+
+def recheck_case(emu, tmp_path, change):
+    """`change(key)` happens to ivan's key (Inactive, marker 40 days old) after the
+    filter saw it and before the action's recheck."""
+    seeded(emu, ordinary=0)
+    key = emu.backend(DEFAULT_ACCOUNT).users['ivan-deactivated-40d'].access_keys[0]
+    # ListAccessKeys for ivan: the filter's, the action's, then the recheck's: the
+    # change lands after the action planned a delete, just before its recheck.
+    emu.on_request('ListAccessKeys', lambda: change(key), user='ivan-deactivated-40d', skip=2)
+    run = custodian_run(emu, tmp_path, RETIRE)
+    assert run.returncode == 0, run.stderr
+    records = {r['UserName']: r['Step'] for r in json.loads(
+        (tmp_path / NAME / 'action-retire-access-keys').read_text())}
+    return records['ivan-deactivated-40d'], key
+
+
+def test_recheck_keeps_a_key_used_after_its_marker(sandbox, tmp_path):
+    from moto.iam.models import AccessKeyLastUsed
+    from c7n_unused_keys.sandbox import utcnow_naive
+
+    def used(key):
+        key.last_used = AccessKeyLastUsed(utcnow_naive(), 's3', 'us-east-1')
+    step, key = recheck_case(sandbox, tmp_path, used)
+    assert step == 'marked'
+    assert key.access_key_id in {k.access_key_id for k in
+                                 sandbox.backend(DEFAULT_ACCOUNT).access_keys.values()}
+
+
+def test_recheck_keeps_a_key_reactivated_meanwhile(sandbox, tmp_path):
+    def reactivate(key):
+        key.status = 'Active'
+    step, key = recheck_case(sandbox, tmp_path, reactivate)
+    assert step == 'reactivated' and key.status == 'Active'
+    assert key.access_key_id in sandbox.backend(DEFAULT_ACCOUNT).access_keys

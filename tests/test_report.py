@@ -105,6 +105,7 @@ def test_retire_rows_and_a_failed_account(outputs):
     assert run.returncode == 2
     assert data['failures'] == [{'account': 'staging', 'policy': 'unused-access-keys-retire',
                                  'reason': '1 keys failed'}]
+    assert 'the policy stopped' not in run.stderr
     assert 'FAILED staging unused-access-keys-retire' in run.stderr
     for name in ('dev', 'prod'):
         totals = data['totals'][name]
@@ -180,3 +181,35 @@ def test_accounts_without_output_are_failures(outputs, tmp_path):
     assert run.returncode == 2
     assert [(f['account'], f['reason'][:9]) for f in data['failures']] == [('prod', 'no output')]
     assert report(tmp_path / 'partial').returncode == 0
+
+
+def test_leftovers_of_an_earlier_run_in_the_same_folder_are_not_trusted(emulator, tmp_path):
+    """c7n overwrites files but never clears the folder."""
+    emulator.reset()
+    seed_organisation(emulator, {'111111111111': 'dev'})
+    out = tmp_path / 'out'
+    real = org_run(emulator, out, RETIRE, '-a', 'dev')
+    assert real.returncode == 0, real.stderr
+    # A dry run into the same folder: the report shows its would-steps, not the old steps.
+    dry = org_run(emulator, out, RETIRE, '-a', 'dev', '--dryrun')
+    assert dry.returncode == 0, dry.stderr
+    data, run = as_json(out)
+    assert run.returncode == 0 and data['rows'] and all(r['would'] for r in data['rows'])
+    # A run that stops before its filters: the old resources.json does not hide it.
+    failed = org_run(emulator, out, RETIRE, '-a', 'dev', env=faults('ListUsers=AccessDenied'))
+    assert failed.returncode != 0
+    data, run = as_json(out)
+    assert run.returncode == 2 and data['rows'] == []
+    assert data['failures'][0]['reason'].startswith('the policy stopped before its filters')
+    emulator.reset()
+
+
+def test_a_tripped_circuit_breaker_is_a_failure(sandbox, tmp_path):
+    from c7n_unused_keys.seed import SeedKey, SeedUser, seed_account
+    seed_account(sandbox, '123456789012', [SeedUser('stale-%02d' % i, [SeedKey(300, used=100)])
+                                          for i in range(25)])
+    run = custodian_run(sandbox, tmp_path, RETIRE)
+    assert run.returncode != 0
+    data, rep = as_json(tmp_path)
+    assert rep.returncode == 2
+    assert any('exceeded resource-limit' in f['reason'] for f in data['failures'])

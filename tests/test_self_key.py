@@ -37,3 +37,18 @@ def test_the_runners_own_key_is_skipped(sandbox, monkeypatch, tmp_path):
     assert b.users['other'].access_keys[0].status == 'Inactive'
     assert b.list_user_tags('robot') == []
     assert resources[0]['c7n:retire-access-keys'][0]['Step'] == 'skipped-self'
+
+
+def test_the_profile_a_role_is_assumed_from_counts_as_self(tmp_path, monkeypatch):
+    """With --profile P --assume ROLE the run holds role credentials, but P's key is
+    what it depends on."""
+    import boto3
+    from c7n_unused_keys.actions import own_key_ids
+    creds = tmp_path / 'credentials'
+    creds.write_text('[runner]\naws_access_key_id = AKIARUNNERKEY0000001\n'
+                     'aws_secret_access_key = secret\n')
+    monkeypatch.setenv('AWS_SHARED_CREDENTIALS_FILE', str(creds))
+    monkeypatch.setenv('AWS_CONFIG_FILE', str(tmp_path / 'none'))
+    role = boto3.Session(aws_access_key_id='ASIAROLEKEY000000001',
+                         aws_secret_access_key='s', aws_session_token='t')
+    assert own_key_ids(role, 'runner') == {'ASIAROLEKEY000000001', 'AKIARUNNERKEY0000001'}

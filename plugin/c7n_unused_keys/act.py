@@ -33,7 +33,7 @@ def retire_user(client, retry, user: str, matched: Sequence[str], m: markers.Mar
     """
     try:
         by_id = {k.key_id: k for k in facts.list_keys(client, retry, user)}
-    except ClientError as e:
+    except Exception as e:  # noqa: any failure here is this user's, not the run's
         return [record(Plan(user=user, key_id=k, step=lifecycle.FAILED, at=now), _why(e))
                 for k in matched]
     plans = [lifecycle.plan_matched(user, k, by_id.get(k), m, now, opts, is_self(k))
@@ -72,6 +72,10 @@ def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -
             log.error('retire-access-keys: %s %s: %s failed: %s', plan.user, plan.key_id,
                       plan.step, _why(e))
             return record(plan, _why(e))
+    except Exception as e:  # noqa: a connection error or timeout fails this key only
+        log.error('retire-access-keys: %s %s: %s failed: %s', plan.user, plan.key_id,
+                  plan.step, _why(e))
+        return record(plan, _why(e))
     log.info('retire-access-keys: %s %s: %s%s', plan.user, plan.key_id, plan.step,
              ' (delete on %s)' % plan.delete_on.isoformat() if plan.delete_on else '')
     return record(plan)
@@ -111,5 +115,7 @@ def _untag_quietly(client, retry, plan: Plan, opts: lifecycle.Options):
         pass
 
 
-def _why(e: ClientError) -> str:
-    return '%s (%s)' % (describe(e), e.operation_name)
+def _why(e: Exception) -> str:
+    if isinstance(e, ClientError):
+        return '%s (%s)' % (describe(e), e.operation_name)
+    return '%s: %s' % (type(e).__name__, e)

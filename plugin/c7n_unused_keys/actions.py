@@ -80,6 +80,12 @@ class RetireAccessKeys(BaseAction):
             raise PolicyValidationError(
                 'retire-access-keys acts on the keys that an unused-access-keys filter '
                 'matched; add one to the filters of %s' % self.manager.data.get('name'))
+        for f in found:
+            if f.data.get('status', 'any') != 'any' or 'max-days' in f.data:
+                raise PolicyValidationError(
+                    'retire-access-keys: its unused-access-keys filter must keep matching '
+                    'deactivated keys, or they are never deleted: use status any (the '
+                    'default) and no max-days, on %s' % self.manager.data.get('name'))
         for f in iter_filters(self.manager.filters):
             if isinstance(f, MarkedAccessKeys) and f.prefix() != self.prefix():
                 raise PolicyValidationError(
@@ -104,7 +110,7 @@ class RetireAccessKeys(BaseAction):
         opts = self.options()
         session = local_session(self.manager.session_factory)
         client = session.client('iam')
-        own = own_key_ids(session)
+        own = own_key_ids(session, getattr(self.manager.session_factory, 'profile', None))
 
         def one(r):
             matched = [k['AccessKeyId'] for k in r.get(ANNOTATION, ())]
@@ -137,10 +143,11 @@ class RetireAccessKeys(BaseAction):
         return records
 
 
-def own_key_ids(session) -> set:
-    """Access key ids of the credentials this run uses, and of the environment's own."""
+def own_key_ids(session, profile=None) -> set:
+    """Access key ids of the credentials this run uses, and of those it started from
+    (the profile, or the environment's): the role it assumes depends on them."""
     found = set()
-    for s in (session, boto3.Session()):
+    for s in (session, boto3.Session(profile_name=profile) if profile else boto3.Session()):
         try:
             creds = s.get_credentials()
         except Exception:  # noqa: no credentials configured is not our concern here

@@ -5,6 +5,7 @@ report policy and then the retire policy, prints the report of each, and stops
 the sandbox whatever happened.
 """
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Dict
 
+from .accounts import load_accounts
 from .report import read, render
 
 POLICIES = ('unused-access-keys-report', 'unused-access-keys-retire')
@@ -40,7 +42,7 @@ def run_demo(config: str, policies_dir: str, output_dir: str) -> int:
             if run.returncode != 0:
                 print('c7n-org failed (exit %d):\n%s' % (run.returncode, run.stderr[-3000:]))
                 return 1
-            report = read(out / policy)
+            report = read(out / policy, load_accounts(config))
             print('\n== c7n-unused-keys report %s' % (out / policy))
             sys.stdout.write(render(report, 'table'))
             if report.failures:
@@ -58,16 +60,21 @@ def run_demo(config: str, policies_dir: str, output_dir: str) -> int:
 def wait_ready(sandbox: subprocess.Popen) -> Dict[str, str]:
     """Echo the sandbox's lines until it is ready; return the environment it printed."""
     env, deadline = {}, time.monotonic() + READY_TIMEOUT
-    for line in sandbox.stdout:
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([sandbox.stdout], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        line = sandbox.stdout.readline()
+        if not line:
+            break
         print(line.rstrip(), flush=True)
         if line.startswith('export '):
             k, _, v = line[len('export '):].strip().partition('=')
             env[k] = v
         if line.startswith('# ready'):
             return env
-        if time.monotonic() > deadline:
-            break
-    raise SystemExit('the sandbox did not become ready (exit %s)' % sandbox.poll())
+    raise SystemExit('the sandbox did not become ready in %ss (exit %s)' % (
+        READY_TIMEOUT, sandbox.poll()))
 
 
 def tool(name: str) -> str:

@@ -46,6 +46,11 @@ def document(actions: Set[str]) -> dict:
 
 
 def run_permissions(paths: List[str]) -> int:
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        print('c7n-unused-keys permissions: no such file or folder: %s' % ' '.join(missing),
+              file=sys.stderr)
+        return 1
     files = policy_files(paths)
     if not files:
         print('c7n-unused-keys permissions: no policy files under %s' % ' '.join(paths),

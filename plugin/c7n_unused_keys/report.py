@@ -91,17 +91,17 @@ def read(out: Path, accounts: Optional[Dict[str, str]] = None) -> Report:
         account_id = str(meta.get('config', {}).get('account_id', ''))
         account = account or account_id
         seen.add((account, run_dir.name))
-        if not (run_dir / 'resources.json').exists():
+        if not this_run(run_dir / 'resources.json', meta):
+            failure = 'the policy stopped before its filters finished: %s' % (
+                logged_error(run_dir, meta) or 'see %s' % (run_dir / 'custodian-run.log'))
+        else:
+            rows = rows_of(run_dir, meta, account, account_id)
+            report.rows.extend(rows)
+            failed = sum(r.step == lifecycle.FAILED for r in rows)
+            failure = '%d keys failed' % failed if failed else logged_error(run_dir, meta)
+        if failure:
             report.failures.append({'account': account, 'policy': run_dir.name,
-                                    'reason': 'the policy stopped before its filters '
-                                              'finished; see %s' % (run_dir / 'custodian-run.log')})
-            continue
-        report.rows.extend(rows_of(run_dir, meta, account, account_id))
-        failed = [r for r in report.rows if r.policy == run_dir.name and r.account == account
-                  and r.step == lifecycle.FAILED]
-        if failed:
-            report.failures.append({'account': account, 'policy': run_dir.name,
-                                    'reason': '%d keys failed' % len(failed)})
+                                    'reason': failure})
     report.rows.sort(key=lambda r: (r.account, r.policy, r.user, r.key_id))
     if accounts and layout == 'c7n-org':
         policies = {p for _, p in seen}
@@ -113,11 +113,27 @@ def read(out: Path, accounts: Optional[Dict[str, str]] = None) -> Report:
     return report
 
 
+def this_run(path: Path, meta: dict) -> bool:
+    """c7n never clears an output folder: a file older than the run is a leftover."""
+    start = meta.get('execution', {}).get('start', 0)
+    return path.exists() and path.stat().st_mtime >= start - 1
+
+
+def logged_error(run_dir: Path, meta: dict) -> Optional[str]:
+    """The first ERROR line this run wrote to its log (a tripped circuit breaker, say)."""
+    log = run_dir / 'custodian-run.log'
+    if not this_run(log, meta):
+        return None
+    errors = [line.split(' - ERROR - ', 1)[1] for line in
+              log.read_text(errors='replace').splitlines() if ' - ERROR - ' in line]
+    return errors[0][:300] if errors else None
+
+
 def rows_of(run_dir: Path, meta: dict, account: str, account_id: str) -> List[Row]:
     resources = json.loads((run_dir / 'resources.json').read_text())
     policy = meta.get('policy', {})
     records = {}
-    if (run_dir / ACTION_FILE).exists():
+    if this_run(run_dir / ACTION_FILE, meta):
         records = {(r['UserName'], r['AccessKeyId']): r
                    for r in json.loads((run_dir / ACTION_FILE).read_text())}
     would = meta.get('config', {}).get('dryrun') and action_settings(policy) is not None
@@ -133,7 +149,7 @@ def rows_of(run_dir: Path, meta: dict, account: str, account_id: str) -> List[Ro
             if rec:
                 row.step, row.delete_on, row.error = rec['Step'], rec['DeleteOn'], rec['Error']
             elif would:
-                would_step(row, res, policy, meta)
+                would_step(row, res, policy, meta, ann)
             rows.append(row)
     for (user, key_id), rec in sorted(records.items()):
         rows.append(Row(account=account, account_id=account_id, policy=run_dir.name,
@@ -160,8 +176,9 @@ def filter_days(filters) -> Optional[int]:
     return None
 
 
-def would_step(row: Row, resource: dict, policy: dict, meta: dict):
-    """The step retire-access-keys would take, from the dry run's facts and settings."""
+def would_step(row: Row, resource: dict, policy: dict, meta: dict, ann: dict):
+    """The step retire-access-keys would take, from the dry run's facts and settings
+    (its recheck included, on the facts the filter saw)."""
     action = action_settings(policy)
     opts = lifecycle.Options(
         delete_after=timedelta(days=action.get('delete-after-days', 30)),
@@ -173,6 +190,10 @@ def would_step(row: Row, resource: dict, policy: dict, meta: dict):
     plan = lifecycle.plan_matched(row.user, row.key_id, key,
                                   markers.markers_of(resource.get('Tags'), opts.prefix),
                                   now, opts, is_self=False)
+    if plan.delete:
+        used = ann.get('LastUsedDate')
+        plan = lifecycle.confirm_delete(
+            plan, key, datetime.fromisoformat(used) if used else None, now, opts)
     row.step, row.would = plan.step, True
     row.delete_on = plan.delete_on.isoformat() if plan.delete_on else None
 

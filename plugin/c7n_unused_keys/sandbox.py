@@ -169,11 +169,13 @@ class Emulator:
             return app(environ, start_response)
         return counted
 
-    def on_request(self, action: str, callback, user: Optional[str] = None, times: int = 1):
+    def on_request(self, action: str, callback, user: Optional[str] = None, times: int = 1,
+                   skip: int = 0):
         """Run `callback()` just before the emulator handles the next `times` requests
-        of that IAM action (for that user): something happening meanwhile in the account."""
+        of that IAM action (for that user), after letting `skip` of them pass:
+        something happening meanwhile in the account."""
         with self._lock:
-            self._hooks.append([action, user, callback, times])
+            self._hooks.append([action, user, callback, times, skip])
 
     def _inspect(self, environ, hooks):
         from urllib.parse import parse_qs
@@ -186,10 +188,13 @@ class Emulator:
                 action = params.get('Action', '?')
                 self.operations[action] = self.operations.get(action, 0) + 1
         for hook in hooks:
-            action, user, callback, _ = hook
+            action, user, callback = hook[:3]
             if params.get('Action') != action or user not in (None, params.get('UserName')):
                 continue
             with self._lock:
+                if hook[4] > 0:
+                    hook[4] -= 1
+                    continue
                 if hook[3] <= 0:
                     continue
                 hook[3] -= 1

@@ -43,6 +43,9 @@ if FAULTS or KILL_AFTER:
                     return None
                 if share and _rng.random() >= float(share):
                     return None
+            if code == 'EndpointConnectionError':
+                from botocore.exceptions import EndpointConnectionError
+                raise EndpointConnectionError(endpoint_url='injected-by-the-tests')
             status = 400 if code.startswith('Throttl') else 403
             return AWSResponse(None, status, {}, None), {
                 'Error': {'Code': code, 'Message': 'injected by the tests'},
