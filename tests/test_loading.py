@@ -147,3 +147,18 @@ def test_the_wrapped_loader_can_be_copied():
             'copy.copy(loader)\n')
     run = run_command([PY, '-c', code], None)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize('name', ['UnusedAccessKeys', 'MarkedAccessKeys', 'RetireAccessKeys'])
+def test_each_docstring_opens_with_a_valid_policy(tmp_path, name):
+    import textwrap
+    import c7n_unused_keys.actions as actions
+    import c7n_unused_keys.filters as filters
+    cls = getattr(filters, name, None) or getattr(actions, name)
+    doc = cls.__doc__
+    block = doc.split('.. code-block:: yaml', 1)[1].split('\n\n', 2)[1]
+    assert doc.index(':example:') < 200
+    path = tmp_path / 'example.yml'
+    path.write_text(textwrap.dedent(block))
+    run = run_command(['custodian', 'validate', path], None)
+    assert run.returncode == 0, (block, run.stderr)

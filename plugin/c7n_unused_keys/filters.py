@@ -194,19 +194,15 @@ class MarkedAccessKeys(Filter):
     .. code-block:: yaml
 
       policies:
-        - name: iam-retire-unused-access-keys
+        - name: iam-keys-pending-retirement
           resource: aws.iam-user
           filters:
-            - or:
-              - type: unused-access-keys
-                days: 45
-              - type: marked-access-keys
-          actions:
-            - type: retire-access-keys
+            - type: marked-access-keys
 
-    Beside `unused-access-keys` in an `or`, it brings users whose only marker
-    belongs to a key deleted or put back in use meanwhile before the action,
-    which then removes the marker. It reads the user's tags and makes no call.
+    In a retire policy it stands beside `unused-access-keys` in an `or`, so that
+    users whose only marker belongs to a key deleted or put back in use meanwhile
+    reach the action, which removes the marker. It reads the user's tags and makes
+    no call.
     """
 
     schema = type_schema('marked-access-keys', **{'marker-tag-prefix': MARKER_PREFIX_SCHEMA})
