@@ -27,3 +27,20 @@ def test_demo(tmp_path):
         assert totals[name] == STEPS_PER_ACCOUNT
         assert '%s  ' % name in out
     assert 'unused 27, deactivated 18, waiting 3, deleted 3, reactivated 3' in out
+
+
+def test_wait_ready_sees_lines_that_arrive_together():
+    """The sandbox may write its environment and '# ready' in one piece."""
+    import subprocess
+    import sys
+    from c7n_unused_keys.demo import wait_ready
+    code = ("import sys, time; sys.stdout.write('export A=1\\nexport B=2\\n# ready\\n'); "
+            "sys.stdout.flush(); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    try:
+        started = time.monotonic()
+        assert wait_ready(proc) == {'A': '1', 'B': '2'}
+        assert time.monotonic() - started < 10
+    finally:
+        proc.kill()
+        proc.wait()

@@ -5,11 +5,12 @@ report policy and then the retire policy, prints the report of each, and stops
 the sandbox whatever happened.
 """
 import os
-import select
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Dict
@@ -59,13 +60,21 @@ def run_demo(config: str, policies_dir: str, output_dir: str) -> int:
 
 def wait_ready(sandbox: subprocess.Popen) -> Dict[str, str]:
     """Echo the sandbox's lines until it is ready; return the environment it printed."""
+    lines: queue.Queue = queue.Queue()
+
+    def pump():
+        # A thread, as select() cannot see lines already in the pipe's read buffer.
+        for line in sandbox.stdout:
+            lines.put(line)
+        lines.put(None)
+    threading.Thread(target=pump, daemon=True).start()
     env, deadline = {}, time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([sandbox.stdout], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        line = sandbox.stdout.readline()
-        if not line:
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            line = None
+        if line is None:
             break
         print(line.rstrip(), flush=True)
         if line.startswith('export '):
