@@ -80,3 +80,11 @@ def custodian_run(emu, out, policy, *extra, env=None) -> Run:
 def faults(spec: str) -> dict:
     """Environment that loads tests/faults into a subprocess (see its docstring)."""
     return {'PYTHONPATH': str(ROOT / 'tests' / 'faults'), 'C7N_TEST_FAULTS': spec}
+
+
+def account_state(emu, account: str = DEFAULT_ACCOUNT) -> dict:
+    """{user: ({key id: status}, {tag key: value})}, read from the emulator."""
+    b = emu.backend(account)
+    return {u.name: ({k.access_key_id: k.status for k in u.access_keys},
+                     {t['Key']: t['Value'] for t in b.list_user_tags(u.name)})
+            for u in b.users.values()}

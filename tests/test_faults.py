@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from c7n_unused_keys.seed import organisation, seed_account
-from conftest import BIN, DEFAULT_ACCOUNT, ROOT, custodian_run, faults, run_command
+from conftest import (BIN, DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults,
+                      run_command)
 
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'
@@ -54,11 +55,7 @@ def test_twenty_percent_throttling_changes_nothing(sandbox, tmp_path):
     assert expected[1] and 'deleted' in {s for _, s in expected[1]}
 
 
-def snapshot(emu, account=DEFAULT_ACCOUNT):
-    b = emu.backend(account)
-    return {u.name: ({k.access_key_id: k.status for k in u.access_keys},
-                     {t['Key']: t['Value'] for t in b.list_user_tags(u.name)})
-            for u in b.users.values()}
+snapshot = account_state
 
 
 def invariants(before, after, crashed=False):

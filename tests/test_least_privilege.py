@@ -8,7 +8,7 @@ import json
 import pytest
 
 from c7n_unused_keys.seed import organisation, seed_account
-from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, run_command
+from conftest import DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, run_command
 
 POLICIES = sorted((ROOT / 'policies').glob('*.yml'))
 PREFIX = 'c7n-unused-keys:'
@@ -32,10 +32,8 @@ def without(action):
 
 
 def state(emu):
-    b = emu.backend(DEFAULT_ACCOUNT)
-    return {u.name: ({k.access_key_id: k.status for k in u.access_keys},
-                     {t['Key']: t['Value'] for t in b.list_user_tags(u.name)})
-            for u in b.users.values() if u.name != 'runner'}
+    """The account as the policies see it: everyone but the user they run as."""
+    return {u: v for u, v in account_state(emu).items() if u != 'runner'}
 
 
 def run_as(emu, tmp_path, doc, policies=POLICIES):

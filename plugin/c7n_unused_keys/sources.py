@@ -23,7 +23,6 @@ PROGRESS_EVERY = 1000
 @dataclass
 class Gathered:
     facts: Dict[str, List[KeyFacts]] = field(default_factory=dict)
-    candidate_users: int = 0
     fallback_users: int = 0
 
 
@@ -91,7 +90,7 @@ class Sources:
 
     # -- running -----------------------------------------------------------
     def _run(self, users: Sequence[str], per_user: Callable) -> Gathered:
-        out = Gathered(candidate_users=len(users))
+        out = Gathered()
         start = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for n, (user, result) in enumerate(
