@@ -3,10 +3,12 @@ import json
 
 from conftest import ROOT, run_command
 
-REPORT = {'iam:ListUsers', 'iam:GetUser', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed',
-          'iam:GenerateCredentialReport', 'iam:GetCredentialReport'}
-RETIRE = REPORT | {'iam:UpdateAccessKey', 'iam:DeleteAccessKey', 'iam:TagUser',
-                   'iam:UntagUser'}
+KEYS = {'iam:ListUsers', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed',
+        'iam:GenerateCredentialReport', 'iam:GetCredentialReport'}
+# The report policy lists users without GetUser and reads the tags of matched users.
+REPORT = KEYS | {'iam:ListUserTags'}
+RETIRE = KEYS | {'iam:GetUser', 'iam:UpdateAccessKey', 'iam:DeleteAccessKey', 'iam:TagUser',
+                 'iam:UntagUser'}
 
 
 def permissions(*paths):
@@ -23,7 +25,7 @@ def actions(doc):
 def test_default_path_is_the_policies_folder():
     run, doc = permissions()
     assert run.returncode == 0, run.stderr
-    assert doc['Version'] == '2012-10-17' and actions(doc) == RETIRE
+    assert doc['Version'] == '2012-10-17' and actions(doc) == RETIRE | REPORT
 
 
 def test_a_filter_nested_in_or_is_counted():

@@ -1,5 +1,9 @@
-"""`source: describe-parallel`: the same users as c7n's own listing, GetUser in parallel."""
+"""The opt-in user sources: `describe-parallel` (same users, GetUser in parallel) and
+`list-users` (ListUsers alone; the filter reads the tags of the users it matches)."""
+import json
 from datetime import datetime, timezone
+
+import pytest
 
 from c7n_unused_keys.seed import organisation, seed_account
 from conftest import (DEFAULT_ACCOUNT, custodian_run, read_json, run_command,
@@ -31,3 +35,87 @@ def test_other_resources_refuse_it(tmp_path):
     run = run_command(['custodian', 'validate', path], None)
     assert run.returncode != 0
     assert 'source: describe-parallel is for aws.iam-user only, not iam-role' in run.stderr
+
+
+# -- source: list-users ------------------------------------------------------------
+
+OPTIONS = {'days': 45, 'never-used-days': 30}
+
+
+def run_policies(sandbox, tmp_path, *policies):
+    seed_account(sandbox, DEFAULT_ACCOUNT, organisation('dev', datetime.now(timezone.utc)))
+    run = custodian_run(sandbox, tmp_path / 'out', write_policies(tmp_path / 'p.yml', *policies))
+    assert run.returncode == 0, run.stderr
+
+    def users(name):
+        return {r['UserName']: r for r in read_json(tmp_path / 'out' / name / 'resources.json')}
+
+    def stats(name):
+        return read_json(tmp_path / 'out' / name / 'metadata.json')['api-stats']
+    return users, stats
+
+
+def listed(name, *filters):
+    return {'name': name, 'resource': 'aws.iam-user', 'source': 'list-users',
+            'filters': list(filters)}
+
+
+def test_list_users_matches_the_same_keys_with_the_same_tags(sandbox, tmp_path):
+    unused = dict(OPTIONS, type='unused-access-keys')
+    users, stats = run_policies(
+        sandbox, tmp_path, unused_keys_policy('stock', OPTIONS), listed('listed', unused),
+        # With an exempt tag nobody carries: the users with unused keys before exemptions.
+        unused_keys_policy('unexempted', dict(OPTIONS, **{'exempt-tag': 'no-such-tag'})))
+    stock, ours = users('stock'), users('listed')
+    assert sorted(ours) == sorted(stock) and len(stock) == 9
+    for name, r in stock.items():
+        for field in ('c7n:unused-access-keys', 'c7n:exempt-access-keys', 'Tags'):
+            assert ours[name].get(field) == r.get(field), (name, field)
+    assert ours['oscar-exemption-expired']['Tags'][0]['Key'] == 'c7n-unused-keys-exempt'
+    # No GetUser; ListUserTags only for users with unused keys (mallory's are exempt).
+    assert 'mallory-exempt' in users('unexempted') and 'mallory-exempt' not in ours
+    calls = stats('listed')
+    assert calls['iam.ListUsers'] == 1 and 'iam.GetUser' not in calls
+    assert calls['iam.ListUserTags'] == len(users('unexempted')) < 42
+
+
+def test_list_users_tag_filters_after_ours_see_the_tags(sandbox, tmp_path):
+    tagged = {'tag:c7n-unused-keys-exempt': 'present'}
+    users, _ = run_policies(
+        sandbox, tmp_path,
+        dict(unused_keys_policy('stock', OPTIONS),
+             filters=[dict(OPTIONS, type='unused-access-keys'), tagged]),
+        listed('listed', dict(OPTIONS, type='unused-access-keys'), tagged))
+    assert sorted(users('listed')) == sorted(users('stock')) == ['oscar-exemption-expired']
+
+
+UNUSED = dict(OPTIONS, type='unused-access-keys')
+
+
+@pytest.mark.parametrize('policy, message', [
+    (listed('p', {'tag:Team': 'present'}, UNUSED),
+     "the filter {'tag:Team': 'present'} placed before unused-access-keys would see none"),
+    (listed('p', {'type': 'value', 'key': 'Tags', 'value': 'empty'}, UNUSED),
+     'placed before unused-access-keys would see none'),
+    (listed('p', {'or': [UNUSED, {'UserName': 'x'}]}),
+     'with source: list-users it must be a top-level filter'),
+    (listed('p', UNUSED, {'type': 'marked-access-keys'}),
+     "marked-access-keys reads every user's tags; source: list-users lists users"),
+    (dict(listed('p', UNUSED), actions=[{'type': 'retire-access-keys'}]),
+     'retire-access-keys keeps its markers in user tags'),
+    ({'name': 'p', 'resource': 'aws.iam-role', 'source': 'list-users'},
+     'source: list-users is for aws.iam-user only, not iam-role'),
+])
+def test_list_users_refuses_what_would_need_every_users_tags(tmp_path, policy, message):
+    run = run_command(['custodian', 'validate', write_policies(tmp_path / 'p.yml', policy)],
+                      None)
+    assert run.returncode != 0
+    assert message in run.stderr, run.stderr
+
+
+def test_list_users_permissions(tmp_path):
+    path = write_policies(tmp_path / 'p.yml', listed('p', UNUSED))
+    run = run_command(['c7n-unused-keys', 'permissions', path], None)
+    assert run.returncode == 0, run.stderr
+    actions = set(json.loads(run.stdout)['Statement'][0]['Action'])
+    assert {'iam:ListUsers', 'iam:ListUserTags'} <= actions and 'iam:GetUser' not in actions

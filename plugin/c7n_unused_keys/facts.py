@@ -46,3 +46,19 @@ def last_used(client, retry, key: ListedKey) -> Optional[KeyFacts]:
 
 def _known(value: Optional[str]) -> Optional[str]:
     return None if value in (None, 'N/A', '') else value
+
+
+def user_tags(client, retry, user: str) -> List[dict]:
+    """ListUserTags, every page. A user deleted since it was listed has no tags."""
+    tags, kw = [], {'UserName': user}
+    while True:
+        try:
+            resp = retry(client.list_user_tags, **kw)
+        except ClientError as e:
+            if is_gone(e):
+                return []
+            raise
+        tags.extend(resp.get('Tags', ()))
+        if not resp.get('IsTruncated'):
+            return tags
+        kw['Marker'] = resp['Marker']

@@ -4,14 +4,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
-from c7n.filters import Filter
+from c7n.filters import Filter, ValueFilter
+from c7n.manager import iter_filters
 from c7n.resources.iam import User
+from c7n.tags import TagActionFilter
 from c7n.utils import local_session, type_schema
 
 from . import decide, markers
 from .credential_report import ReportUnavailable, fetch_report
 from .model import Exemption, KeyFacts, Thresholds, Verdict
 from .sources import Gathered, Sources
+from .user_source import LIST_ONLY, listed_without_tags
 
 log = logging.getLogger('custodian.unused-access-keys')
 
@@ -59,6 +62,10 @@ class UnusedAccessKeys(Filter):
     Keys named by the user's exempt tag (default `c7n-unused-keys-exempt`;
     value `*` or space-separated key ids, optionally `until=YYYY-MM-DD`) do not
     match; they are listed under `c7n:exempt-access-keys`.
+
+    With the policy's `source: list-users`, users come without tags; the filter
+    reads the tags (ListUserTags) of the users with unused keys, and only theirs,
+    and sets them as the users' `Tags`.
     """
 
     schema = type_schema(
@@ -88,6 +95,8 @@ class UnusedAccessKeys(Filter):
             raise PolicyValidationError(
                 'unused-access-keys: max-days (%s) must be greater than days (%s) on %s' % (
                     max_days, days, self._policy_name()))
+        if listed_without_tags(self.manager):
+            self._validate_listed_only()
         never = self.data.get('never-used-days')
         if max_days is not None and never is not None and never > max_days:
             raise PolicyValidationError(
@@ -95,13 +104,31 @@ class UnusedAccessKeys(Filter):
                 'never-used key could match, on %s' % (never, max_days, self._policy_name()))
         return self
 
+    def _validate_listed_only(self):
+        # Under list-users, only users that reach this filter get their tags.
+        top = list(self.manager.filters)
+        if not any(f is self for f in top):
+            raise PolicyValidationError(
+                'unused-access-keys: with source: %s it must be a top-level filter, '
+                'not nested in and/or/not, on %s' % (LIST_ONLY, self._policy_name()))
+        for f in iter_filters(top[:next(i for i, f in enumerate(top) if f is self)]):
+            if reads_tags(f):
+                raise PolicyValidationError(
+                    'unused-access-keys: with source: %s users are listed without tags, '
+                    'so the filter %s placed before unused-access-keys would see none; '
+                    'move it after, or use source: describe-parallel, on %s' % (
+                        LIST_ONLY, f.data, self._policy_name()))
+
     def _policy_name(self):
         return self.manager.data.get('name', 'this policy') if self.manager else 'this policy'
 
     def get_permissions(self):
+        perms = self.permissions
         if self.data.get('source', 'hybrid') == 'api':
-            return self.permissions[:2]
-        return self.permissions
+            perms = perms[:2]
+        if listed_without_tags(self.manager):
+            perms += ('iam:ListUserTags',)
+        return perms
 
     def thresholds(self) -> Thresholds:
         days = self.data['days']
@@ -117,6 +144,8 @@ class UnusedAccessKeys(Filter):
         now = datetime.now(timezone.utc)
         th = self.thresholds()
         gathered = self.gather([r['UserName'] for r in resources], th, now)
+        if listed_without_tags(self.manager):
+            self.read_tags(resources, gathered, th, now)
         matched = []
         for r in resources:
             found = gathered.facts.get(r['UserName'], ())
@@ -157,6 +186,17 @@ class UnusedAccessKeys(Filter):
             return sources.credential_report(users, report)
         return sources.hybrid(users, report)
 
+    def read_tags(self, resources, gathered: Gathered, th: Thresholds, now: datetime):
+        """Tags for the users that have unused keys before exemptions, which need them."""
+        wanted = [r for r in resources if decide.split_exempt(
+            gathered.facts.get(r['UserName'], ()), th, None, now)[0]]
+        client = local_session(self.manager.session_factory).client('iam')
+        found = Sources(client, self.manager.retry, th, now).tags(
+            [r['UserName'] for r in wanted])
+        for r in wanted:
+            if found[r['UserName']]:
+                r['Tags'] = found[r['UserName']]
+
     def exemption(self, resource) -> Optional[Exemption]:
         tag = self.data.get('exempt-tag', DEFAULT_EXEMPT_TAG)
         value = next((t['Value'] for t in resource.get('Tags', ()) if t['Key'] == tag), None)
@@ -168,6 +208,17 @@ class UnusedAccessKeys(Filter):
             log.warning('unused-access-keys: user %s: ignoring malformed %s tag %r: %s',
                         resource['UserName'], tag, value, e)
             return None
+
+
+def reads_tags(f) -> bool:
+    """Whether a filter looks at the resource's tags."""
+    if isinstance(f, (TagActionFilter, MarkedAccessKeys)):
+        return True
+    if not isinstance(f, ValueFilter):
+        return False
+    # The short form {"tag:Team": "present"} has the key as its only entry.
+    key = next(iter(f.data)) if len(f.data) == 1 else f.data.get('key', '')
+    return isinstance(key, str) and (key.startswith('tag:') or key.startswith('Tags'))
 
 
 def annotation(f: KeyFacts, v: Verdict) -> dict:
@@ -208,6 +259,14 @@ class MarkedAccessKeys(Filter):
     schema = type_schema('marked-access-keys', **{'marker-tag-prefix': MARKER_PREFIX_SCHEMA})
     schema_alias = False
     permissions = ()
+
+    def validate(self):
+        if listed_without_tags(self.manager):
+            raise PolicyValidationError(
+                'marked-access-keys reads every user\'s tags; source: %s lists users '
+                'without them: use source: describe-parallel (or describe) on %s' % (
+                    LIST_ONLY, self.manager.data.get('name')))
+        return self
 
     def prefix(self):
         return self.data.get('marker-tag-prefix', MARKER_PREFIX)

@@ -11,6 +11,12 @@ Fidelity fixes over stock moto, applied on start:
   only when the stored one is older than four hours, as AWS does.
 - ListUsers answers in pages of MaxItems (default 100) with a Marker, as AWS does;
   moto returns every user at once.
+
+Speed fixes, so that time measured here is round trips rather than emulator work:
+- moto finds the service of each request by listing its own package folder (about
+  175 stat calls) under a global lock; the sandbox remembers the answer per host.
+- moto's GetAccessKeyLastUsed scans every key of every account (O(keys) a call);
+  the sandbox looks the key id up in each account's index of keys.
 """
 import contextlib
 import csv
@@ -135,6 +141,43 @@ def _patch_list_users_paging():
     responses.IamResponse._c7n_unused_keys_paged = True
 
 
+def _patch_last_used_lookup():
+    """GetAccessKeyLastUsed by key id: one dict lookup an account, not a scan of every key."""
+    from moto.iam import models
+
+    if getattr(models.IAMBackend, '_c7n_unused_keys_indexed', False):
+        return
+
+    def get_access_key_last_used(self, access_key_id):
+        for account in list(models.iam_backends.values()):
+            backend = account[self.partition]
+            key = backend.access_keys.get(access_key_id)
+            # As moto's scan: only keys that a user still holds (the index keeps
+            # session keys, and keys of users deleted without deleting them).
+            user = backend.users.get(key.user_name) if key is not None else None
+            if user is not None and key in user.access_keys:
+                return {'user_name': key.user_name, 'last_used': key.last_used}
+        raise models.NotFoundException(
+            f'The Access Key with id {access_key_id} cannot be found')
+
+    models.IAMBackend.get_access_key_last_used = get_access_key_last_used
+    models.IAMBackend._c7n_unused_keys_indexed = True
+
+
+def _dispatcher(create_app):
+    """moto's request dispatcher, remembering which service answers each host."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    class Dispatcher(DomainDispatcherApplication):
+        def get_backend_for_host(self, host):
+            known = self.__dict__.setdefault('_backend_by_host', {})
+            if host not in known:
+                known[host] = super().get_backend_for_host(host)
+            return known[host]
+
+    return Dispatcher(create_app)
+
+
 class Emulator:
     """The AWS emulator on 127.0.0.1, served from a thread of this process.
 
@@ -201,13 +244,13 @@ class Emulator:
             callback()
 
     def start(self) -> 'Emulator':
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
+        from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
         _patch_credential_report()
         _patch_list_users_paging()
+        _patch_last_used_lookup()
         logging.getLogger('werkzeug').setLevel(logging.ERROR)
-        app = self._count(DomainDispatcherApplication(create_backend_app))
+        app = self._count(_dispatcher(create_backend_app))
         self._server = make_server('127.0.0.1', self.port, app, threaded=True,
                                    request_handler=MotoRequestHandler)
         self.port = self._server.server_address[1]

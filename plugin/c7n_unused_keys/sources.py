@@ -52,6 +52,14 @@ class Sources:
                  ' as candidates', report.generated.isoformat(), len(picked), len(users))
         return self._run(picked, lambda u: self._report_user(u, report))
 
+    def tags(self, users: Sequence[str]) -> Dict[str, List[dict]]:
+        """The tags of each user (for users listed without them)."""
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            found = dict(zip(users, pool.map(
+                lambda u: facts.user_tags(self.client, self.retry, u), users)))
+        log.info('unused-access-keys: read the tags of %d users', len(users))
+        return found
+
     # -- per user ----------------------------------------------------------
     def _api_user(self, user: str, keys: Optional[List[ListedKey]] = None
                   ) -> Tuple[List[KeyFacts], bool]:

@@ -1,9 +1,15 @@
-"""`source: describe-parallel` for aws.iam-user: c7n's user listing with bounded concurrency.
+"""Two opt-in `source`s for aws.iam-user that cut the cost of c7n's user listing.
 
 Stock c7n lists aws.iam-user with ListUsers, then one GetUser per user, one after
-another (`DescribeUser.augment`). This source returns the same user data (GetUser,
-with tags) but makes the GetUser calls `WORKERS` at a time. A policy opts in with
-`source: describe-parallel`; nothing else changes.
+another (`DescribeUser.augment`).
+
+- `describe-parallel` returns the same user data (GetUser, with tags) but makes the
+  GetUser calls `WORKERS` at a time. Nothing else changes.
+- `list-users` makes no GetUser call: users carry what ListUsers returns, without
+  `Tags` or `PermissionsBoundary`. `unused-access-keys` then reads the tags
+  (ListUserTags) of the users it matches, and only theirs. Filters placed before it
+  see no tags, so validation refuses tag filters there, and policies that need every
+  user's tags (`marked-access-keys`, `retire-access-keys`) refuse this source.
 """
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,18 +20,24 @@ from c7n.utils import local_session
 
 from .sources import WORKERS
 
-NAME = 'describe-parallel'
+PARALLEL = 'describe-parallel'
+LIST_ONLY = 'list-users'
 
 
-@sources.register(NAME)
-class ParallelDescribeUser(DescribeUser):
+class _UsersOnly(DescribeUser):
+    name = None
 
     def __init__(self, manager):
         # The registry feeds every resource's `source` enum; only iam-user has users.
         if not isinstance(manager, User):
             raise PolicyValidationError(
-                'source: %s is for aws.iam-user only, not %s' % (NAME, manager.type))
+                'source: %s is for aws.iam-user only, not %s' % (self.name, manager.type))
         super().__init__(manager)
+
+
+@sources.register(PARALLEL)
+class ParallelDescribeUser(_UsersOnly):
+    name = PARALLEL
 
     def augment(self, resources):
         client = local_session(self.manager.session_factory).client('iam')
@@ -40,4 +52,21 @@ class ParallelDescribeUser(DescribeUser):
             return [u for u in pool.map(get_user, resources) if u]
 
 
-User.source_mapping = dict(User.source_mapping, **{NAME: ParallelDescribeUser})
+@sources.register(LIST_ONLY)
+class ListedUser(_UsersOnly):
+    name = LIST_ONLY
+
+    def get_permissions(self):
+        return ['iam:ListUsers']
+
+    def augment(self, resources):
+        return resources
+
+
+def listed_without_tags(manager) -> bool:
+    """True when the policy's users come from `source: list-users` (no tags)."""
+    return bool(manager) and manager.data.get('source') == LIST_ONLY
+
+
+User.source_mapping = dict(User.source_mapping, **{
+    PARALLEL: ParallelDescribeUser, LIST_ONLY: ListedUser})
