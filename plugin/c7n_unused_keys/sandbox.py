@@ -182,7 +182,7 @@ class Emulator:
     """The AWS emulator on 127.0.0.1, served from a thread of this process.
 
     `requests` counts the HTTP requests it has answered; with `count_operations`,
-    `operations` counts them per action, and `latency` adds that many seconds to each
+    `operations` counts them per action (and `last_seen` times the last), and `latency` adds that many seconds to each
     (benchmarks). Use as a context manager.
     """
 
@@ -198,6 +198,7 @@ class Emulator:
         self.latency = 0.0
         self.count_operations = False
         self.operations: Dict[str, int] = {}
+        self.last_seen: Dict[str, float] = {}   # time.monotonic() of each action's last request
 
     def _count(self, app):
         def counted(environ, start_response):
@@ -230,6 +231,7 @@ class Emulator:
             with self._lock:
                 action = params.get('Action', '?')
                 self.operations[action] = self.operations.get(action, 0) + 1
+                self.last_seen[action] = time.monotonic()
         for hook in hooks:
             action, user, callback = hook[:3]
             if params.get('Action') != action or user not in (None, params.get('UserName')):
