@@ -1,4 +1,4 @@
-"""Reads from IAM: the key list of a user and the last use of a key."""
+"""Reads from IAM: the key list and the tags of a user, and the last use of a key."""
 from typing import List, Optional
 
 from botocore.exceptions import ClientError
@@ -10,20 +10,9 @@ from .model import SOURCE_API, KeyFacts, ListedKey
 
 def list_keys(client, retry, user: str) -> List[ListedKey]:
     """ListAccessKeys, every page. A user deleted since it was listed has no keys."""
-    keys, kw = [], {'UserName': user}
-    while True:
-        try:
-            resp = retry(client.list_access_keys, **kw)
-        except ClientError as e:
-            if is_gone(e):
-                return []
-            raise
-        keys.extend(ListedKey(user=user, key_id=k['AccessKeyId'], status=k['Status'],
-                              created=as_utc(k['CreateDate']))
-                    for k in resp.get('AccessKeyMetadata', ()))
-        if not resp.get('IsTruncated'):
-            return keys
-        kw['Marker'] = resp['Marker']
+    return [ListedKey(user=user, key_id=k['AccessKeyId'], status=k['Status'],
+                      created=as_utc(k['CreateDate']))
+            for k in _user_pages(client.list_access_keys, retry, user, 'AccessKeyMetadata')]
 
 
 def last_used(client, retry, key: ListedKey) -> Optional[KeyFacts]:
@@ -50,15 +39,20 @@ def _known(value: Optional[str]) -> Optional[str]:
 
 def user_tags(client, retry, user: str) -> List[dict]:
     """ListUserTags, every page. A user deleted since it was listed has no tags."""
-    tags, kw = [], {'UserName': user}
+    return _user_pages(client.list_user_tags, retry, user, 'Tags')
+
+
+def _user_pages(call, retry, user: str, field: str) -> list:
+    """Every item of a Marker-paged per-user IAM list; none when the user is gone."""
+    items, kw = [], {'UserName': user}
     while True:
         try:
-            resp = retry(client.list_user_tags, **kw)
+            resp = retry(call, **kw)
         except ClientError as e:
             if is_gone(e):
                 return []
             raise
-        tags.extend(resp.get('Tags', ()))
+        items.extend(resp.get(field, ()))
         if not resp.get('IsTruncated'):
-            return tags
+            return items
         kw['Marker'] = resp['Marker']
