@@ -15,7 +15,7 @@ from . import act, lifecycle, markers
 from .filters import ANNOTATION, MARKER_PREFIX, MARKER_PREFIX_SCHEMA, MarkedAccessKeys, \
     UnusedAccessKeys
 from .sources import WORKERS
-from .user_source import LIST_ONLY, listed_without_tags
+from .user_source import refuse_without_tags
 
 log = logging.getLogger('custodian.retire-access-keys')
 
@@ -75,12 +75,8 @@ class RetireAccessKeys(BaseAction):
         return 'retire-access-keys'
 
     def validate(self):
-        if listed_without_tags(self.manager):
-            raise PolicyValidationError(
-                'retire-access-keys keeps its markers in user tags and needs every '
-                'user\'s; source: %s lists users without them: use source: '
-                'describe-parallel (or describe) on %s' % (
-                    LIST_ONLY, self.manager.data.get('name')))
+        refuse_without_tags(self.manager, 'retire-access-keys keeps its markers in user tags '
+                            'and needs every user\'s')
         found = [f for f in iter_filters(self.manager.filters)
                  if isinstance(f, UnusedAccessKeys)]
         if not found:

@@ -14,7 +14,7 @@ from . import decide, markers
 from .credential_report import ReportUnavailable, fetch_report
 from .model import Exemption, KeyFacts, Thresholds, Verdict
 from .sources import Gathered, Sources
-from .user_source import LIST_ONLY, listed_without_tags
+from .user_source import LIST_ONLY, listed_without_tags, refuse_without_tags
 
 log = logging.getLogger('custodian.unused-access-keys')
 
@@ -107,11 +107,12 @@ class UnusedAccessKeys(Filter):
     def _validate_listed_only(self):
         # Under list-users, only users that reach this filter get their tags.
         top = list(self.manager.filters)
-        if not any(f is self for f in top):
+        here = next((i for i, f in enumerate(top) if f is self), None)
+        if here is None:
             raise PolicyValidationError(
                 'unused-access-keys: with source: %s it must be a top-level filter, '
                 'not nested in and/or/not, on %s' % (LIST_ONLY, self._policy_name()))
-        for f in iter_filters(top[:next(i for i, f in enumerate(top) if f is self)]):
+        for f in iter_filters(top[:here]):
             if reads_tags(f):
                 raise PolicyValidationError(
                     'unused-access-keys: with source: %s users are listed without tags, '
@@ -261,11 +262,7 @@ class MarkedAccessKeys(Filter):
     permissions = ()
 
     def validate(self):
-        if listed_without_tags(self.manager):
-            raise PolicyValidationError(
-                'marked-access-keys reads every user\'s tags; source: %s lists users '
-                'without them: use source: describe-parallel (or describe) on %s' % (
-                    LIST_ONLY, self.manager.data.get('name')))
+        refuse_without_tags(self.manager, 'marked-access-keys reads every user\'s tags')
         return self
 
     def prefix(self):

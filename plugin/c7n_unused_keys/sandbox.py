@@ -169,11 +169,14 @@ def _dispatcher(create_app):
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     class Dispatcher(DomainDispatcherApplication):
+        def __init__(self, create_app):
+            super().__init__(create_app)
+            self._backend_by_host = {}
+
         def get_backend_for_host(self, host):
-            known = self.__dict__.setdefault('_backend_by_host', {})
-            if host not in known:
-                known[host] = super().get_backend_for_host(host)
-            return known[host]
+            if host not in self._backend_by_host:
+                self._backend_by_host[host] = super().get_backend_for_host(host)
+            return self._backend_by_host[host]
 
     return Dispatcher(create_app)
 

@@ -68,5 +68,13 @@ def listed_without_tags(manager) -> bool:
     return bool(manager) and manager.data.get('source') == LIST_ONLY
 
 
+def refuse_without_tags(manager, why: str):
+    """Fail validation of an element that needs every user's tags under `list-users`."""
+    if listed_without_tags(manager):
+        raise PolicyValidationError(
+            '%s; source: %s lists users without them: use source: describe-parallel '
+            '(or describe) on %s' % (why, LIST_ONLY, manager.data.get('name')))
+
+
 User.source_mapping = dict(User.source_mapping, **{
     PARALLEL: ParallelDescribeUser, LIST_ONLY: ListedUser})
