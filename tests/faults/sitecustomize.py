@@ -8,6 +8,12 @@ without reaching the emulator: all of them, or only the first N in this process,
 share P of them (seeded, so runs repeat), those for that user, or those made while
 c7n-org runs that account (it sets AccountName in the environment). Short-circuited calls skip botocore's
 own retries, so any retry seen is the caller's.
+
+Two codes model a write that is applied but whose response is lost: the request
+reaches the emulator, then the connection closes before the answer. `Lost` lets
+botocore's own retries through (the retry of a delete then meets NoSuchEntity);
+`Lost500` answers every later attempt of that operation with a 500 ServiceFailure,
+not applied.
 """
 import os
 import random
@@ -52,6 +58,42 @@ if FAULTS or KILL_AFTER:
                 'ResponseMetadata': {'HTTPStatusCode': status}}
         return handler
 
+    _ERROR_500 = (b'<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceFailure</Code>'
+                  b'<Message>injected by the tests</Message></Error></ErrorResponse>')
+
+    class _Raw:
+        def __init__(self, body):
+            self.body = body
+
+        def stream(self, **kwargs):
+            yield self.body
+
+    def _lose(op, spec):
+        spec, _, account = spec.partition('%')
+        code, _, user = spec.partition('/')
+        state = {'lost': False}
+
+        def handler(request, **kwargs):
+            from urllib.parse import parse_qs
+            from botocore.awsrequest import AWSResponse
+            from botocore.exceptions import ConnectionClosedError
+            from botocore.httpsession import URLLib3Session
+            body = request.body or b''
+            params = parse_qs(body.decode() if isinstance(body, bytes) else body)
+            if user and params.get('UserName', [''])[0] != user:
+                return None
+            if account and os.environ.get('AccountName') != account:
+                return None
+            with _lock:
+                first, state['lost'] = not state['lost'], True
+            if first:
+                URLLib3Session().send(request)
+                raise ConnectionClosedError(endpoint_url=request.url)
+            if code == 'Lost500':
+                return AWSResponse(request.url, 500, {}, _Raw(_ERROR_500))
+            return None
+        return handler
+
     def _kill_after(**kwargs):
         with _lock:
             _seen['*answered'] = _seen.get('*answered', 0) + 1
@@ -65,6 +107,9 @@ if FAULTS or KILL_AFTER:
             client.meta.events.register('after-call.iam', _kill_after)
         if service_name == 'iam':
             for op, spec in FAULTS.items():
+                if spec.startswith('Lost'):
+                    client.meta.events.register('before-send.iam.%s' % op, _lose(op, spec))
+                    continue
                 event = 'before-call.iam' if op == '*' else 'before-call.iam.%s' % op
                 client.meta.events.register(event, _fail(op, spec))
         return client
