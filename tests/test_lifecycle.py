@@ -142,6 +142,66 @@ class TestPlanUnmatched:
                               NOW, OPTS)
         assert p.step == lc.REACTIVATED and p.untag == (D_TAG,)
 
-    def test_inactive_key_no_longer_matched_is_left_alone(self):
-        assert lc.plan_unmatched('alice', KEY, listed('Inactive'),
-                                 tags(deactivated=iso(NOW - 90 * DAY)), NOW, OPTS) is None
+    def test_inactive_key_no_longer_matched_loses_its_marker(self):
+        # Exempt meanwhile: should it match again, it waits the whole grace afresh.
+        p = lc.plan_unmatched('alice', KEY, listed('Inactive'),
+                              tags(deactivated=iso(NOW - 90 * DAY)), NOW, OPTS)
+        assert p.step == lc.UNMARKED and p.untag == (D_TAG,)
+        assert not (p.deactivate or p.delete or p.tag)
+
+    def test_reactivation_tag_within_its_grace_is_left_alone(self):
+        assert lc.plan_unmatched('alice', KEY, listed('Active'),
+                                 tags(reactivated=iso(NOW - 44 * DAY)), NOW, OPTS) is None
+
+    @pytest.mark.parametrize('value', [iso(NOW - 45 * DAY), iso(NOW - 400 * DAY), 'garbage'])
+    def test_reactivation_tag_past_its_grace_is_removed(self, value):
+        p = lc.plan_unmatched('alice', KEY, listed('Active'), tags(reactivated=value), NOW,
+                              OPTS)
+        assert p.step == lc.UNMARKED and p.untag == (R_TAG,)
+
+    def test_reactivation_tag_of_a_deleted_key_is_removed(self):
+        p = lc.plan_unmatched('alice', KEY, None, tags(reactivated=iso(NOW)), NOW, OPTS)
+        assert p.step == lc.GONE and p.untag == (R_TAG,)
+
+
+class TestNeedingWork:
+    def test_a_deactivation_marker_always_needs_work(self):
+        assert lc.keys_needing_work(tags(deactivated=iso(NOW)), None, NOW, 45 * DAY) == {KEY}
+
+    def test_a_reactivation_tag_in_its_grace_needs_none_while_its_key_lives(self):
+        m = tags(reactivated=iso(NOW - DAY))
+        assert lc.keys_needing_work(m, None, NOW, 45 * DAY) == set()
+        assert lc.keys_needing_work(m, {KEY}, NOW, 45 * DAY) == set()
+        assert lc.keys_needing_work(m, {KEY}, NOW, None) == set()
+
+    def test_a_reactivation_tag_needs_work_once_its_key_is_gone(self):
+        m = tags(reactivated=iso(NOW - DAY))
+        assert lc.keys_needing_work(m, set(), NOW, 45 * DAY) == {KEY}
+        assert lc.keys_needing_work(m, set(), NOW, None) == {KEY}
+
+    def test_a_reactivation_tag_past_its_grace_needs_work(self):
+        m = tags(reactivated=iso(NOW - 45 * DAY))
+        assert lc.keys_needing_work(m, None, NOW, 45 * DAY) == {KEY}
+        assert lc.keys_needing_work(m, None, NOW, None) == set()
+
+
+class TestBreaker:
+    @pytest.mark.parametrize('breaker,planned,seen,tripped', [
+        (lc.Breaker(amount=20), 20, 100, False),
+        (lc.Breaker(amount=20), 21, 100, True),
+        (lc.Breaker(percent=25), 25, 100, False),
+        (lc.Breaker(percent=25), 26, 100, True),
+        (lc.Breaker(amount=20, percent=25), 21, 1000, True),
+        (lc.Breaker(amount=20, percent=25, op='and'), 21, 1000, False),
+        (lc.Breaker(amount=20, percent=25, op='and'), 21, 80, True),
+        (lc.Breaker(amount=20, percent=25, op='and'), 10, 20, False),
+        (lc.Breaker(amount=0), 1, 1, True),
+        (lc.Breaker(amount=0), 0, 0, False),
+        (lc.Breaker(percent=0), 0, 0, False),
+    ])
+    def test_limits(self, breaker, planned, seen, tripped):
+        assert breaker.tripped(planned, seen) is tripped
+
+    def test_describe_names_the_limit(self):
+        assert lc.Breaker(amount=20, percent=25, op='and').describe() == \
+            'amount 20 and percent 25'

@@ -27,8 +27,11 @@ def test_the_runners_own_key_is_skipped(sandbox, monkeypatch, tmp_path):
     policy = Policy(data['policies'][0], Config.empty(
         region='us-east-1', account_id=DEFAULT_ACCOUNT, output_dir=str(tmp_path)))
     [action] = policy.resource_manager.actions
-    resources = [{'UserName': user, 'Tags': [], 'c7n:unused-access-keys': [
-        {'AccessKeyId': keys[user]['AccessKeyId']}]} for user in ('robot', 'other')]
+    # The action acts on what its policy's filter matched in this run.
+    [unused] = action.unused_filters()
+    monkeypatch.setattr(unused, 'run_matches', lambda run: (
+        {user: [keys[user]['AccessKeyId']] for user in ('robot', 'other')}, 2))
+    resources = [{'UserName': user, 'Tags': []} for user in ('robot', 'other')]
     records = {r['UserName']: r['Step'] for r in action.process(resources)}
 
     assert records == {'robot': 'skipped-self', 'other': 'deactivated'}

@@ -2,7 +2,7 @@
 import logging
 from dataclasses import replace
 from datetime import datetime
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from botocore.exceptions import ClientError
 
@@ -24,23 +24,21 @@ def record(plan: Plan, error: Optional[str] = None) -> Dict:
     }
 
 
-def retire_user(client, retry, user: str, matched: Sequence[str], m: markers.Markers,
-                now: datetime, opts: lifecycle.Options,
-                is_self: Callable[[str], bool]) -> List[Dict]:
-    """One step for each matched key of `user`, and tag upkeep for its other markers.
-
-    A failure on one key is recorded on that key and the others go on.
-    """
+def plan_user(client, retry, user: str, matched: Sequence[str], m: markers.Markers,
+              now: datetime, opts: lifecycle.Options,
+              is_self: Callable[[str], bool]) -> Tuple[List[Plan], List[Dict]]:
+    """(plans, failure records): one step for each matched key of `user` and tag upkeep
+    for its other markers, from a fresh ListAccessKeys. Writes nothing."""
     try:
         by_id = {k.key_id: k for k in facts.list_keys(client, retry, user)}
     except Exception as e:  # noqa: any failure here is this user's, not the run's
-        return [record(Plan(user=user, key_id=k, step=lifecycle.FAILED, at=now), _why(e))
-                for k in matched]
+        return [], [record(Plan(user=user, key_id=k, step=lifecycle.FAILED, at=now), _why(e))
+                    for k in matched]
     plans = [lifecycle.plan_matched(user, k, by_id.get(k), m, now, opts, is_self(k))
              for k in matched]
     plans += [p for k in sorted(m.key_ids() - set(matched))
               for p in [lifecycle.plan_unmatched(user, k, by_id.get(k), m, now, opts)] if p]
-    return [execute(client, retry, p, now, opts) for p in plans]
+    return plans, []
 
 
 def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -> Dict:
@@ -56,12 +54,13 @@ def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -
             try:
                 retry(client.tag_user, UserName=plan.user,
                       Tags=[{'Key': k, 'Value': v} for k, v in plan.tag.items()])
-            except ClientError as e:
-                if plan.deactivate and not is_gone(e):
-                    return record(plan, _undo_deactivate(client, retry, plan, e))
+            except Exception as e:  # noqa: a lost answer may hide an applied write
+                if plan.deactivate and not _gone(e):
+                    return _marker_not_confirmed(client, retry, plan, e, opts)
                 raise
         if plan.delete:
-            retry(client.delete_access_key, UserName=plan.user, AccessKeyId=plan.key_id)
+            _delete(client, retry, plan)
+            return _untag_after_delete(client, retry, plan)
         if plan.untag:
             retry(client.untag_user, UserName=plan.user, TagKeys=list(plan.untag))
     except ClientError as e:
@@ -76,23 +75,88 @@ def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -
         log.error('retire-access-keys: %s %s: %s failed: %s', plan.user, plan.key_id,
                   plan.step, _why(e))
         return record(plan, _why(e))
+    return _done(plan)
+
+
+def _done(plan: Plan) -> Dict:
     log.info('retire-access-keys: %s %s: %s%s', plan.user, plan.key_id, plan.step,
              ' (delete on %s)' % plan.delete_on.isoformat() if plan.delete_on else '')
     return record(plan)
 
 
-def _undo_deactivate(client, retry, plan: Plan, e: ClientError) -> str:
-    """A deactivated key whose marker cannot be written is put back: no half-done key."""
+def _gone(e: Exception) -> bool:
+    return isinstance(e, ClientError) and is_gone(e)
+
+
+def _delete(client, retry, plan: Plan):
+    try:
+        retry(client.delete_access_key, UserName=plan.user, AccessKeyId=plan.key_id)
+    except ClientError as e:
+        # The recheck saw the key just before. NoSuchEntity on a retried call means an
+        # earlier attempt of ours was applied and its answer lost: the key is deleted.
+        if not (is_gone(e) and e.response.get('ResponseMetadata', {}).get(
+                'RetryAttempts', 0) > 0):
+            raise
+        log.warning('retire-access-keys: %s %s: DeleteAccessKey was retried and found the '
+                    'key gone: an earlier attempt deleted it', plan.user, plan.key_id)
+
+
+def _untag_after_delete(client, retry, plan: Plan) -> Dict:
+    """The key is gone whatever happens here: a tag left behind is removed next run."""
+    if plan.untag:
+        try:
+            retry(client.untag_user, UserName=plan.user, TagKeys=list(plan.untag))
+        except Exception as e:  # noqa: the delete stands; only the tags are left
+            log.warning('retire-access-keys: %s %s: deleted, but its tags %s could not be '
+                        'removed (%s); the next run removes them', plan.user, plan.key_id,
+                        ', '.join(plan.untag), _why(e))
+    return _done(plan)
+
+
+def _marker_not_confirmed(client, retry, plan: Plan, e: Exception,
+                          opts: lifecycle.Options) -> Dict:
+    """TagUser failed after a deactivation. Leave a state the next run reads right:
+    Inactive with its marker, Inactive without one (marked next run), or Active without
+    one. Never Active with a marker, which would read as its owner's reactivation."""
+    d_tag = markers.deactivated_tag(opts.prefix, plan.key_id)
     why = _why(e)
+    try:
+        written = _tag_value(client, retry, plan.user, d_tag)
+    except Exception as read:  # noqa: unknown whether the marker is there: stay Inactive
+        why += ('; the key stays Inactive and its marker could not be read back (%s); the '
+                'next run marks it or waits for it' % _why(read))
+        log.error('retire-access-keys: %s %s: %s', plan.user, plan.key_id, why)
+        return record(plan, why)
+    if written is not None:
+        # The write was applied and only its answer lost, or another run marked the key.
+        marked = markers.parse_time(written, plan.at) or plan.at
+        log.warning('retire-access-keys: %s %s: TagUser failed (%s), but the marker %s=%s is '
+                    'there; the key stays deactivated', plan.user, plan.key_id, why, d_tag,
+                    written)
+        return _done(replace(plan, delete_on=marked + opts.delete_after))
     try:
         retry(client.update_access_key, UserName=plan.user, AccessKeyId=plan.key_id,
               Status='Active')
-        why += '; the key was reactivated, as its marker could not be written'
-    except ClientError as undo:
+    except Exception as undo:  # noqa: Inactive without a marker is marked next run
         why += '; the key stays Inactive without a marker (%s); the next run marks it' % (
             _why(undo))
+        log.error('retire-access-keys: %s %s: %s', plan.user, plan.key_id, why)
+        return record(plan, why)
+    why += '; the key was reactivated, as its marker could not be written'
+    try:
+        # Another run may have marked the key meanwhile.
+        if _tag_value(client, retry, plan.user, d_tag) is not None:
+            retry(client.untag_user, UserName=plan.user, TagKeys=[d_tag])
+            why += '; a marker written meanwhile by another run was removed'
+    except Exception as check:  # noqa: reported; the next run may read a reactivation
+        why += '; a marker written meanwhile could not be checked for (%s)' % _why(check)
     log.error('retire-access-keys: %s %s: %s', plan.user, plan.key_id, why)
-    return why
+    return record(plan, why)
+
+
+def _tag_value(client, retry, user: str, key: str) -> Optional[str]:
+    tags = retry(client.get_user, UserName=user)['User'].get('Tags', ())
+    return next((t['Value'] for t in tags if t['Key'] == key), None)
 
 
 def _recheck(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -> Plan:

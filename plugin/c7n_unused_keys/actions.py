@@ -2,9 +2,10 @@
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from typing import Optional
 
 import boto3
-from c7n import utils
+from c7n import cache, utils
 from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.manager import iter_filters
@@ -42,6 +43,10 @@ class RetireAccessKeys(BaseAction):
           actions:
             - type: retire-access-keys
               delete-after-days: 30
+              max-deactivations:
+                amount: 20
+                percent: 25
+                op: and
 
     Each matched key takes one step a run. An Active key is deactivated and
     its user tagged `<marker-tag-prefix>:<AccessKeyId>` with the time. An
@@ -57,6 +62,15 @@ class RetireAccessKeys(BaseAction):
     annotation. When any key fails, the others go on and the run fails after.
     `marked-access-keys` lets a run see users whose only marker belongs to a
     key deleted meanwhile, so that the marker is removed.
+
+    `max-deactivations` is a circuit breaker on what the run would change: every
+    key is planned first, and when the planned deactivations exceed `amount`
+    and/or `percent` of the keys the filter saw (`op`, as in c7n's
+    `max-resources`), the run makes no write at all and fails. Deletes are not
+    counted: they only follow earlier deactivations.
+
+    The policy never reads c7n's resource cache: markers, exemptions and owners'
+    reactivations are read fresh on every run, also within the cache period.
     """
 
     schema = type_schema(
@@ -64,10 +78,26 @@ class RetireAccessKeys(BaseAction):
         **{
             'delete-after-days': {'type': 'integer', 'minimum': 1},
             'marker-tag-prefix': MARKER_PREFIX_SCHEMA,
+            'max-deactivations': {
+                'type': 'object', 'additionalProperties': False,
+                'minProperties': 1,
+                'properties': {
+                    'amount': {'type': 'integer', 'minimum': 0},
+                    'percent': {'type': 'number', 'minimum': 0, 'maximum': 100},
+                    'op': {'enum': ['or', 'and']}}},
         })
     schema_alias = False
+    # GetUser reads a marker back after a TagUser whose answer was lost.
     permissions = ('iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', 'iam:UpdateAccessKey',
-                   'iam:DeleteAccessKey', 'iam:TagUser', 'iam:UntagUser')
+                   'iam:DeleteAccessKey', 'iam:TagUser', 'iam:UntagUser', 'iam:GetUser')
+
+    def __init__(self, data=None, manager=None, log_dir=None):
+        super().__init__(data, manager, log_dir)
+        if manager is not None:
+            # Decisions that write are made on fresh data: c7n's cache would hold users'
+            # tags (markers, exemptions) for 15 minutes, and share user objects between
+            # the policies of one process.
+            manager._cache = cache.NullCache(manager.config)
 
     @property
     def name(self):
@@ -108,27 +138,54 @@ class RetireAccessKeys(BaseAction):
             prefix=self.prefix(),
             reactivation_grace=timedelta(days=unused.thresholds().days))
 
+    def breaker(self) -> Optional[lifecycle.Breaker]:
+        limit = self.data.get('max-deactivations')
+        if not limit:
+            return None
+        return lifecycle.Breaker(amount=limit.get('amount'), percent=limit.get('percent'),
+                                 op=limit.get('op', 'or'))
+
+    def unused_filters(self):
+        return [f for f in iter_filters(self.manager.filters) if isinstance(f, UnusedAccessKeys)]
+
     def process(self, resources):
         now = datetime.now(timezone.utc)
         opts = self.options()
         session = local_session(self.manager.session_factory)
         client = session.client('iam')
         own = own_key_ids(session, getattr(self.manager.session_factory, 'profile', None))
+        # This policy's own matches from this run, never what a resource carries.
+        run = self.manager.ctx.execution_id
+        matches, seen = {}, 0
+        for f in self.unused_filters():
+            found, keys_seen = f.run_matches(run)
+            seen += keys_seen
+            for user, key_ids in found.items():
+                matches.setdefault(user, []).extend(
+                    k for k in key_ids if k not in matches.get(user, ()))
 
-        def one(r):
-            matched = [k['AccessKeyId'] for k in r.get(ANNOTATION, ())]
+        def plan(r):
             m = markers.markers_of(r.get('Tags'), opts.prefix)
-            return act.retire_user(client, self.manager.retry, r['UserName'], matched, m,
-                                   now, opts, is_self=own.__contains__)
+            return act.plan_user(client, self.manager.retry, r['UserName'],
+                                 matches.get(r['UserName'], []), m, now, opts,
+                                 is_self=own.__contains__)
 
-        log.info('retire-access-keys: %d users, delete after %s days',
+        log.info('retire-access-keys: planning %d users, delete after %s days',
                  len(resources), opts.delete_after.days)
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            per_user = list(pool.map(one, resources))
-        records = []
-        for r, recs in zip(resources, per_user):
-            r[RESULTS_ANNOTATION] = recs
-            records.extend(recs)
+            planned = list(pool.map(plan, resources))
+        plans = [p for ps, _ in planned for p in ps]
+        self.check_breaker(plans, seen)
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            records = [rec for _, failed in planned for rec in failed] + list(pool.map(
+                lambda p: act.execute(client, self.manager.retry, p, now, opts), plans))
+        for rec in records:
+            rec['ExecutionId'] = run
+        per_user = {}
+        for rec in records:
+            per_user.setdefault(rec['UserName'], []).append(rec)
+        for r in resources:
+            r[RESULTS_ANNOTATION] = per_user.get(r['UserName'], [])
         counts = {}
         for rec in records:
             counts[rec['Step']] = counts.get(rec['Step'], 0) + 1
@@ -144,6 +201,18 @@ class RetireAccessKeys(BaseAction):
                         '%s %s: %s' % (f['UserName'], f['AccessKeyId'], f['Error'])
                         for f in failed[:10])))
         return records
+
+    def check_breaker(self, plans, seen: int):
+        """Before any write: fail the run when the planned deactivations exceed the limit."""
+        breaker = self.breaker()
+        planned = sum(1 for p in plans if p.deactivate)
+        if breaker is None or not breaker.tripped(planned, seen):
+            return
+        message = ('retire-access-keys: circuit breaker: %d deactivations planned of %d keys '
+                   'seen, above max-deactivations (%s); nothing was changed' % (
+                       planned, seen, breaker.describe()))
+        log.error(message)
+        raise PolicyExecutionError(message)
 
 
 def own_key_ids(session, profile=None) -> set:

@@ -1,5 +1,6 @@
 """The `unused-access-keys` filter on aws.iam-user: the c7n shell around sources and decide."""
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -10,10 +11,10 @@ from c7n.resources.iam import User
 from c7n.tags import TagActionFilter
 from c7n.utils import local_session, type_schema
 
-from . import decide, markers
+from . import decide, facts, lifecycle, markers
 from .credential_report import ReportUnavailable, fetch_report
 from .model import Exemption, KeyFacts, Thresholds, Verdict
-from .sources import Gathered, Sources
+from .sources import WORKERS, Gathered, Sources
 from .user_source import LIST_ONLY, listed_without_tags, refuse_without_tags
 
 log = logging.getLogger('custodian.unused-access-keys')
@@ -148,7 +149,13 @@ class UnusedAccessKeys(Filter):
         if listed_without_tags(self.manager):
             self.read_tags(resources, gathered, th, now)
         matched = []
+        found_now = self._this_run()
+        found_now[1] += gathered.keys_seen
         for r in resources:
+            # Set or cleared on every user looked at: with c7n's in-memory cache, user
+            # objects (and what earlier policies annotated) are shared.
+            r.pop(ANNOTATION, None)
+            r.pop(EXEMPT_ANNOTATION, None)
             found = gathered.facts.get(r['UserName'], ())
             unused, exempt = decide.split_exempt(found, th, self.exemption(r), now)
             if exempt:
@@ -158,10 +165,28 @@ class UnusedAccessKeys(Filter):
                     for f, v, ex in exempt]
             if unused:
                 r[ANNOTATION] = [annotation(f, v) for f, v in unused]
+                found_now[0][r['UserName']] = [f.key_id for f, _ in unused]
                 matched.append(r)
         log.info('unused-access-keys: %d of %d users have unused keys (%d keys)',
                  len(matched), len(resources), sum(len(r[ANNOTATION]) for r in matched))
         return matched
+
+    def __init__(self, data, manager=None):
+        super().__init__(data, manager)
+        self._run, self._found = object(), [{}, 0]
+
+    def _this_run(self) -> list:
+        """[{user: matched key ids}, keys seen] of the current policy execution."""
+        run = getattr(getattr(self.manager, 'ctx', None), 'execution_id', None)
+        if self._run != run:
+            self._run, self._found = run, [{}, 0]
+        return self._found
+
+    def run_matches(self, run):
+        """({user: key ids matched}, keys seen) by this filter in execution `run`."""
+        if self._run != run:
+            return {}, 0
+        return dict(self._found[0]), self._found[1]
 
     def gather(self, users, th: Thresholds, now: datetime) -> Gathered:
         client = local_session(self.manager.session_factory).client('iam')
@@ -239,7 +264,7 @@ def annotation(f: KeyFacts, v: Verdict) -> dict:
 
 @User.filter_registry.register('marked-access-keys')
 class MarkedAccessKeys(Filter):
-    """IAM users that carry a marker tag of `retire-access-keys`.
+    """IAM users whose `retire-access-keys` markers still need work.
 
     :example:
 
@@ -253,13 +278,20 @@ class MarkedAccessKeys(Filter):
 
     In a retire policy it stands beside `unused-access-keys` in an `or`, so that
     users whose only marker belongs to a key deleted or put back in use meanwhile
-    reach the action, which removes the marker. It reads the user's tags and makes
-    no call.
+    reach the action, which removes the marker.
+
+    A user matches when it carries a deactivation marker (its key waits out its
+    grace, is due, was reactivated or is gone), or a reactivation tag whose key is
+    gone or whose grace has passed: the `days` of the policy's
+    `unused-access-keys` filter (without one, only a gone key counts). So a marker
+    that has done its job does not keep its user matched. Markers are read from
+    the user's tags; ListAccessKeys is called only for users whose reactivation
+    tags are within their grace.
     """
 
     schema = type_schema('marked-access-keys', **{'marker-tag-prefix': MARKER_PREFIX_SCHEMA})
     schema_alias = False
-    permissions = ()
+    permissions = ('iam:ListAccessKeys',)
 
     def validate(self):
         refuse_without_tags(self.manager, 'marked-access-keys reads every user\'s tags')
@@ -268,5 +300,31 @@ class MarkedAccessKeys(Filter):
     def prefix(self):
         return self.data.get('marker-tag-prefix', MARKER_PREFIX)
 
-    def __call__(self, resource):
-        return bool(markers.markers_of(resource.get('Tags'), self.prefix()).key_ids())
+    def grace(self) -> Optional[timedelta]:
+        unused = next((f for f in iter_filters(self.manager.filters)
+                       if isinstance(f, UnusedAccessKeys)), None) if self.manager else None
+        return timedelta(days=unused.thresholds().days) if unused else None
+
+    def process(self, resources, event=None):
+        now = datetime.now(timezone.utc)
+        grace = self.grace()
+        marked = [(r, markers.markers_of(r.get('Tags'), self.prefix())) for r in resources]
+        marked = [(r, m) for r, m in marked if m.key_ids()]
+        wanted = {r['UserName'] for r, m in marked
+                  if lifecycle.keys_needing_work(m, None, now, grace)}
+        # Reactivation tags within their grace need work only once their key is gone.
+        unsure = [(r, m) for r, m in marked if r['UserName'] not in wanted]
+        if unsure:
+            client = local_session(self.manager.session_factory).client('iam')
+
+            def key_gone(item):
+                r, m = item
+                present = {k.key_id for k in
+                           facts.list_keys(client, self.manager.retry, r['UserName'])}
+                return bool(lifecycle.keys_needing_work(m, present, now, grace))
+            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+                wanted |= {r['UserName'] for (r, _), gone in
+                           zip(unsure, pool.map(key_gone, unsure)) if gone}
+        log.info('marked-access-keys: %d of %d users carry markers, %d of them need work',
+                 len(marked), len(resources), len(wanted))
+        return [r for r in resources if r['UserName'] in wanted]

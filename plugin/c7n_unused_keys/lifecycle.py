@@ -17,10 +17,14 @@ MARKED = 'marked'
 WAITING = 'waiting'
 DELETED = 'deleted'
 REACTIVATED = 'reactivated'
+# A marker removed from a key that stays as it is: exempt or no longer unused, or a
+# reactivation tag past its grace.
+UNMARKED = 'unmarked'
 SKIPPED_SELF = 'skipped-self'
 GONE = 'gone'
 FAILED = 'failed'
-STEPS = (DEACTIVATED, MARKED, WAITING, DELETED, REACTIVATED, SKIPPED_SELF, GONE, FAILED)
+STEPS = (DEACTIVATED, MARKED, WAITING, DELETED, REACTIVATED, UNMARKED, SKIPPED_SELF, GONE,
+         FAILED)
 
 
 @dataclass(frozen=True)
@@ -110,13 +114,74 @@ def plan_unmatched(user: str, key_id: str, key: Optional[ListedKey], m: markers.
     """A key with a marker that the filter did not match; None means leave it alone.
 
     Gone: drop its tags. Active with a deactivation marker: it was reactivated and
-    has been used since, so drop the marker. Inactive (exempt meanwhile): leave it.
+    has been used since, so drop the marker. Inactive with a deactivation marker:
+    exempt or no longer unused, so drop the marker; should it match again, it is
+    marked afresh and waits the whole grace. A reactivation tag past its grace has
+    done its job.
     """
     d_tag, r_tag = _tags(opts, key_id)
     base = Plan(user=user, key_id=key_id, step=GONE, at=now)
     if key is None:
         return replace(base, untag=tuple(
             t for t, kid in ((d_tag, m.deactivated), (r_tag, m.reactivated)) if key_id in kid))
-    if key.status == 'Active' and key_id in m.deactivated:
-        return replace(base, step=REACTIVATED, untag=(d_tag,))
+    if key_id in m.deactivated:
+        step = REACTIVATED if key.status == 'Active' else UNMARKED
+        return replace(base, step=step, untag=(d_tag,) + (
+            (r_tag,) if key_id in m.reactivated else ()))
+    if reactivation_spent(m.reactivated.get(key_id), now, opts.reactivation_grace):
+        return replace(base, step=UNMARKED, untag=(r_tag,))
     return None
+
+
+def reactivation_spent(value: Optional[str], now: datetime, grace: timedelta) -> bool:
+    """A reactivation tag whose grace has passed, or that cannot be read."""
+    if value is None:
+        return False
+    when = markers.parse_time(value, now)
+    return when is None or now - when >= grace
+
+
+def keys_needing_work(m: markers.Markers, present: Optional[set], now: datetime,
+                      grace: Optional[timedelta]) -> set:
+    """The key ids whose markers a retire run would act on.
+
+    A deactivation marker always does (its key waits, is deleted, was reactivated or
+    is gone). A reactivation tag does once its grace has passed (`grace` None: never)
+    or its key is gone; `present` None means the keys were not listed, so tags
+    within their grace are left out.
+    """
+    found = set(m.deactivated)
+    for key_id, value in m.reactivated.items():
+        if grace is not None and reactivation_spent(value, now, grace):
+            found.add(key_id)
+        elif present is not None and key_id not in present:
+            found.add(key_id)
+    return found
+
+
+@dataclass(frozen=True)
+class Breaker:
+    """`max-deactivations`: a limit on the deactivations one run plans, in keys and/or a
+    percent of the keys the filter saw; with both, `op` says whether either (`or`) or
+    both (`and`) must be exceeded, as in c7n's `max-resources`."""
+    amount: Optional[int] = None
+    percent: Optional[float] = None
+    op: str = 'or'
+
+    def tripped(self, planned: int, seen: int) -> bool:
+        over = []
+        if self.amount is not None:
+            over.append(planned > self.amount)
+        if self.percent is not None:
+            over.append(planned * 100.0 > self.percent * seen)
+        if not over:
+            return False
+        return all(over) if self.op == 'and' else any(over)
+
+    def describe(self) -> str:
+        parts = []
+        if self.amount is not None:
+            parts.append('amount %d' % self.amount)
+        if self.percent is not None:
+            parts.append('percent %g' % self.percent)
+        return (' %s ' % self.op).join(parts)

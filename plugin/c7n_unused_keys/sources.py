@@ -24,6 +24,8 @@ PROGRESS_EVERY = 1000
 class Gathered:
     facts: Dict[str, List[KeyFacts]] = field(default_factory=dict)
     fallback_users: int = 0
+    # Keys listed, plus the report slots of users the report ruled out.
+    keys_seen: int = 0
 
 
 class Sources:
@@ -42,7 +44,9 @@ class Sources:
             report.slots[u], self.th, self.now, report.generated)]
         log.info('unused-access-keys: the credential report of %s leaves %d of %d users'
                  ' to check', report.generated.isoformat(), len(picked), len(users))
-        return self._run(picked, lambda u: self._hybrid_user(u, report))
+        out = self._run(picked, lambda u: self._hybrid_user(u, report))
+        out.keys_seen += _slots_of(report, set(users) - set(picked))
+        return out
 
     def credential_report(self, users: Sequence[str], report: CredentialReport) -> Gathered:
         everyone = decide.report_may_miss_keys(self.th, self.now, report.generated)
@@ -50,7 +54,9 @@ class Sources:
                   or decide.report_candidates(report.slots[u], self.th, self.now)]
         log.info('unused-access-keys: the credential report of %s names %d of %d users'
                  ' as candidates', report.generated.isoformat(), len(picked), len(users))
-        return self._run(picked, lambda u: self._report_user(u, report))
+        out = self._run(picked, lambda u: self._report_user(u, report))
+        out.keys_seen += _slots_of(report, set(users) - set(picked))
+        return out
 
     def tags(self, users: Sequence[str]) -> Dict[str, List[dict]]:
         """The tags of each user (for users listed without them)."""
@@ -62,11 +68,11 @@ class Sources:
 
     # -- per user ----------------------------------------------------------
     def _api_user(self, user: str, keys: Optional[List[ListedKey]] = None
-                  ) -> Tuple[List[KeyFacts], bool]:
+                  ) -> Tuple[List[KeyFacts], bool, int]:
         if keys is None:
             keys = facts.list_keys(self.client, self.retry, user)
         wanted = [k for k in keys if self.th.status in ('any', k.status)]
-        return self._last_used(wanted), False
+        return self._last_used(wanted), False, len(keys)
 
     def _hybrid_user(self, user: str, report: CredentialReport):
         if user not in report.slots:
@@ -74,7 +80,7 @@ class Sources:
         keys = facts.list_keys(self.client, self.retry, user)
         wanted = decide.keys_to_confirm(
             report.slots[user], keys, self.th, self.now, report.generated)
-        return self._last_used(wanted), False
+        return self._last_used(wanted), False, len(keys)
 
     def _report_user(self, user: str, report: CredentialReport):
         keys = facts.list_keys(self.client, self.retry, user)
@@ -84,13 +90,13 @@ class Sources:
         if mapping is None:
             log.info('unused-access-keys: %s: report slots do not map to keys one to one;'
                      ' asking the API', user)
-            return self._api_user(user, keys)[0], True
+            return self._api_user(user, keys)[0], True, len(keys)
         wanted = [k for k in keys if self.th.status in ('any', k.status)]
         from_report = [decide.slot_facts(mapping[k.key_id], k)
                        for k in wanted if k.key_id in mapping]
         # Keys created after the report have no slot: only the API knows them.
         return from_report + self._last_used(
-            [k for k in wanted if k.key_id not in mapping]), False
+            [k for k in wanted if k.key_id not in mapping]), False, len(keys)
 
     def _last_used(self, keys: Sequence[ListedKey]) -> List[KeyFacts]:
         found = (facts.last_used(self.client, self.retry, k) for k in keys)
@@ -103,9 +109,10 @@ class Sources:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for n, (user, result) in enumerate(
                     zip(users, pool.map(per_user, users)), 1):
-                user_facts, fell_back = result
+                user_facts, fell_back, seen = result
                 out.facts[user] = user_facts
                 out.fallback_users += fell_back
+                out.keys_seen += seen
                 if n % PROGRESS_EVERY == 0:
                     log.info('unused-access-keys: checked %d of %d users', n, len(users))
         log.info('unused-access-keys: checked %d users (%d keys) in %.1fs;'
@@ -114,3 +121,7 @@ class Sources:
                  time.monotonic() - start, out.fallback_users)
         return out
 
+
+
+def _slots_of(report: CredentialReport, users) -> int:
+    return sum(len(report.slots.get(u, ())) for u in users)
