@@ -13,6 +13,7 @@ from c7n.utils import local_session, type_schema
 from . import decide, markers
 from .credential_report import ReportUnavailable, fetch_report
 from .model import Exemption, KeyFacts, Thresholds, Verdict
+from .schema_check import check_schema
 from .sources import Gathered, Sources
 from .user_source import LIST_ONLY, listed_without_tags, refuse_without_tags
 
@@ -86,10 +87,8 @@ class UnusedAccessKeys(Filter):
                    'iam:GenerateCredentialReport', 'iam:GetCredentialReport')
 
     def validate(self):
-        # The schema requires days, but c7n lets {type: ...} alone pass as a `valuekv` filter.
-        if 'days' not in self.data:
-            raise PolicyValidationError(
-                "unused-access-keys: 'days' is a required property on %s" % self._policy_name())
+        # Also catches {type: ...} without days, which c7n's schema lets pass as `valuekv`.
+        check_schema(self)
         days, max_days = self.data['days'], self.data.get('max-days')
         if max_days is not None and max_days <= days:
             raise PolicyValidationError(
@@ -262,6 +261,7 @@ class MarkedAccessKeys(Filter):
     permissions = ()
 
     def validate(self):
+        check_schema(self)
         refuse_without_tags(self.manager, 'marked-access-keys reads every user\'s tags')
         return self
 
