@@ -78,7 +78,10 @@ class UnusedAccessKeys(Filter):
             'max-days': {'type': 'integer', 'minimum': 2},
             'status': {'enum': ['Active', 'Inactive', 'any']},
             'source': {'enum': ['hybrid', 'api', 'credential-report']},
-            'report-max-age': {'type': 'number', 'minimum': 0},
+            'report-max-age-hours': {'type': 'number', 'minimum': 0},
+            # Renamed, as c7n's own report_max_age is in seconds: the schema refuses the old
+            # name with a message that names the new one.
+            'report-max-age': {'not': {'description': 'renamed: use report-max-age-hours'}},
             'report-timeout': {'type': 'number', 'minimum': 1},
             'exempt-tag': {'type': 'string', 'minLength': 1},
         })
@@ -172,7 +175,7 @@ class UnusedAccessKeys(Filter):
         try:
             report = fetch_report(
                 client, self.manager.retry, now,
-                max_age=timedelta(hours=self.data.get('report-max-age', 4)),
+                max_age=timedelta(hours=self.data.get('report-max-age-hours', 4)),
                 timeout=self.data.get('report-timeout', 300))
         except ReportUnavailable as e:
             if source == 'credential-report':
