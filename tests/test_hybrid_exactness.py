@@ -7,7 +7,7 @@ SOURCES = ('api', 'hybrid', 'credential-report')
 
 def policies(path):
     return write_policies(path, *[unused_keys_policy('unused-%s' % source, {
-        'days': 45, 'never-used-days': 30, 'source': source, 'report-max-age': 24 * 365})
+        'days': 45, 'never-used-days': 30, 'source': source, 'report-max-age-hours': 24 * 365})
         for source in SOURCES])
 
 

@@ -18,7 +18,7 @@ def test_schema_shows_the_docstring_with_its_yaml_example():
     assert 'type: unused-access-keys' in run.stdout
     assert 'days: 45' in run.stdout and 'never-used-days: 30' in run.stdout
     for option in ('days', 'never-used-days', 'max-days', 'status', 'source',
-                   'report-max-age', 'exempt-tag'):
+                   'report-max-age-hours', 'exempt-tag'):
         assert option in run.stdout
 
 

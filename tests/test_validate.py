@@ -1,80 +1,26 @@
-"""Bad filter options: `custodian validate` fails and names the field."""
+"""Bad options of every element are refused, naming the field.
+
+`custodian validate` (and `custodian run`) check the policy against c7n's jsonschema, then
+call each element's validate(). `c7n-org run` only calls validate(). The cases run
+in-process both ways: through c7n's own `validate` command, and through validate() alone
+as `c7n-org run` calls it. A few subprocess tests drive the stock commands.
+"""
+import logging
+import re
+
 import pytest
+import yaml
+from c7n import commands
+from c7n.config import Bag, Config
+from c7n.exceptions import PolicyValidationError
+from c7n.policy import PolicyCollection
 
-from conftest import custodian_run, run_command, unused_keys_policy, write_policies
-
-# (options, text that must appear in the error, naming the field)
-BAD = [
-    ({'days': 0}, "On instance['days']"),
-    ({'days': -5}, "On instance['days']"),
-    ({'days': '45'}, "On instance['days']"),
-    ({'days': 4.5}, "On instance['days']"),
-    ({}, "'days' is a required property"),
-    ({'days': 45, 'max-days': 45}, 'max-days (45) must be greater than days (45)'),
-    ({'days': 45, 'max-days': 30}, 'max-days (30) must be greater than days (45)'),
-    ({'days': 45, 'max-days': 'lots'}, "On instance['max-days']"),
-    ({'days': 1, 'max-days': 1}, "On instance['max-days']"),
-    ({'days': 30, 'max-days': 44, 'never-used-days': 60},
-     'never-used-days (60) is above max-days (44)'),
-    ({'days': 45, 'never-used-days': -1}, "On instance['never-used-days']"),
-    ({'days': 45, 'never-used-days': 'soon'}, "On instance['never-used-days']"),
-    ({'days': 45, 'source': 'cloudtrail'}, "On instance['source']"),
-    ({'days': 45, 'status': 'active'}, "On instance['status']"),
-    ({'days': 45, 'status': 5}, "On instance['status']"),
-    ({'days': 45, 'source': ['api']}, "On instance['source']"),
-    ({'days': 45, 'report-max-age': -1}, "On instance['report-max-age']"),
-    ({'days': 45, 'report-max-age': 'old'}, "On instance['report-max-age']"),
-    ({'days': 45, 'report-timeout': 0}, "On instance['report-timeout']"),
-    ({'days': 45, 'report-timeout': 'soon'}, "On instance['report-timeout']"),
-    ({'days': 45, 'exempt-tag': ''}, "On instance['exempt-tag']"),
-    ({'days': 45, 'exempt-tag': 7}, "On instance['exempt-tag']"),
-    ({'days': 45, 'colour': 'red'}, "'colour' was unexpected"),
-    ({'days': 45, 'never_used_days': 30}, "'never_used_days' was unexpected"),
-]
+from conftest import (ROOT, account_state, custodian_run, run_command, unused_keys_policy,
+                      write_policies)
 
 
-def write_policy(path, options):
-    return write_policies(path, unused_keys_policy('bad-input', options))
-
-
-def rejected_and_nothing_touched(emu, tmp_path, path, names):
-    """`custodian validate` names the field; `custodian run` stops before any request."""
-    run = run_command(['custodian', 'validate', path], None)
-    assert run.returncode != 0
-    assert names in run.stderr, run.stderr
-    before = emu.requests
-    run = custodian_run(emu, tmp_path / 'out', path)
-    assert run.returncode != 0 and emu.requests == before
-    assert not list((tmp_path / 'out').glob('*/resources.json'))
-
-
-@pytest.mark.parametrize('options,names', BAD, ids=[repr(o) for o, _ in BAD])
-def test_validate_rejects_and_names_the_field(emulator, tmp_path, options, names):
-    rejected_and_nothing_touched(emulator, tmp_path, write_policy(tmp_path / 'p.yml', options),
-                                 names)
-
-
-def test_a_good_policy_validates(tmp_path):
-    options = {'days': 30, 'max-days': 44, 'never-used-days': 0, 'status': 'any',
-               'source': 'api', 'report-max-age': 0.5, 'report-timeout': 60,
-               'exempt-tag': 'keep-my-keys'}
-    run = run_command(['custodian', 'validate', write_policy(tmp_path / 'p.yml', options)], None)
-    assert run.returncode == 0, run.stderr
-
-
-def test_a_bad_policy_makes_no_call(sandbox, tmp_path):
-    """`custodian run` on a bad policy stops before any request reaches the emulator."""
-    policy = write_policy(tmp_path / 'p.yml', {'days': 45, 'max-days': 10})
-    before = requests_seen(sandbox)
-    run = custodian_run(sandbox, tmp_path / 'out', policy)
-    assert run.returncode != 0
-    assert 'max-days (10) must be greater than days (45)' in run.stderr
-    assert requests_seen(sandbox) == before
-    assert not (tmp_path / 'out' / 'bad-input' / 'resources.json').exists()
-
-
-def requests_seen(emu):
-    return emu.requests
+def unused(options):
+    return unused_keys_policy('bad-input', options)
 
 
 def retire_policy(action=None, marked=None, with_filter=True):
@@ -91,7 +37,38 @@ def marked_top_level(options):
     return policy
 
 
-BAD_RETIRE = [
+# (policy, text that both `custodian validate` and validate() alone must show)
+BAD = [
+    # unused-access-keys
+    (unused({'days': 0}), "On instance['days']"),
+    (unused({'days': -1}), "On instance['days']"),
+    (unused({'days': '45'}), "On instance['days']"),
+    (unused({'days': 4.5}), "On instance['days']"),
+    (unused({}), "'days' is a required property"),
+    (unused({'days': 45, 'max-days': 45}), 'max-days (45) must be greater than days (45)'),
+    (unused({'days': 45, 'max-days': 30}), 'max-days (30) must be greater than days (45)'),
+    (unused({'days': 45, 'max-days': 'lots'}), "On instance['max-days']"),
+    (unused({'days': 1, 'max-days': 1}), "On instance['max-days']"),
+    (unused({'days': 30, 'max-days': 44, 'never-used-days': 60}),
+     'never-used-days (60) is above max-days (44)'),
+    (unused({'days': 45, 'never-used-days': -1}), "On instance['never-used-days']"),
+    (unused({'days': 45, 'never-used-days': 'soon'}), "On instance['never-used-days']"),
+    (unused({'days': 45, 'source': 'cloudtrail'}), "On instance['source']"),
+    (unused({'days': 45, 'status': 'active'}), "On instance['status']"),
+    (unused({'days': 45, 'status': 5}), "On instance['status']"),
+    (unused({'days': 45, 'source': ['api']}), "On instance['source']"),
+    (unused({'days': 45, 'report-max-age-hours': -1}), "On instance['report-max-age-hours']"),
+    (unused({'days': 45, 'report-max-age-hours': 'old'}),
+     "On instance['report-max-age-hours']"),
+    # The old name, in hours where c7n's own report_max_age is in seconds, names the new one.
+    (unused({'days': 45, 'report-max-age': 4}), 'renamed: use report-max-age-hours'),
+    (unused({'days': 45, 'report-timeout': 0}), "On instance['report-timeout']"),
+    (unused({'days': 45, 'report-timeout': 'soon'}), "On instance['report-timeout']"),
+    (unused({'days': 45, 'exempt-tag': ''}), "On instance['exempt-tag']"),
+    (unused({'days': 45, 'exempt-tag': 7}), "On instance['exempt-tag']"),
+    (unused({'days': 45, 'colour': 'red'}), "'colour' was unexpected"),
+    (unused({'days': 45, 'never_used_days': 30}), "'never_used_days' was unexpected"),
+    # retire-access-keys
     (retire_policy({'delete-after-days': 0}), "On instance['delete-after-days']"),
     (retire_policy({'delete-after-days': -3}), "On instance['delete-after-days']"),
     (retire_policy({'delete-after-days': '30'}), "On instance['delete-after-days']"),
@@ -108,26 +85,136 @@ BAD_RETIRE = [
      'retire-access-keys acts on the keys that an unused-access-keys filter matched'),
     (retire_policy({'marker-tag-prefix': 'a'}, marked={'marker-tag-prefix': 'b'}),
      "marker-tag-prefix 'a' differs from that of the marked-access-keys filter ('b')"),
-    # Inside an `or`, c7n names no field but shows the offending filter.
-    (retire_policy(marked={'prefix': 'x'}), "{'prefix': 'x', 'type': 'marked-access-keys'}"),
+    # marked-access-keys
     (marked_top_level({'marker-tag-prefix': 'x y'}), "On instance['marker-tag-prefix']"),
+    (marked_top_level({'marker-tag-prefix': ''}), "On instance['marker-tag-prefix']"),
+    (marked_top_level({'marker-tag-prefix': 7}), "On instance['marker-tag-prefix']"),
     (marked_top_level({'prefix': 'x'}), "'prefix' was unexpected"),
 ]
+IDS = ['%d-%s' % (i, re.sub(r'\W+', '-', names)[:40]) for i, (_, names) in enumerate(BAD)]
 
 
-@pytest.mark.parametrize('policy,names', BAD_RETIRE, ids=range(len(BAD_RETIRE)))
-def test_validate_rejects_bad_action_options(emulator, tmp_path, policy, names):
-    rejected_and_nothing_touched(emulator, tmp_path, write_policies(tmp_path / 'p.yml', policy),
-                                 names)
+def custodian_validate(tmp_path, caplog, *policies) -> str:
+    """c7n's `custodian validate` command, in-process; its log, or '' when valid."""
+    path = write_policies(tmp_path / 'p.yml', *policies)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger='custodian'):
+        try:
+            commands.validate(Bag(configs=[str(path)], check_deprecations='yes'))
+        except SystemExit as e:
+            assert e.code == 1
+            return caplog.text
+    assert 'Configuration valid' in caplog.text
+    return ''
 
 
-def test_a_bad_retire_policy_touches_nothing(sandbox, tmp_path):
+def org_run_validate(*policies, variables=None):
+    """What `c7n-org run` checks before it runs a policy: validate() alone, no schema."""
+    config = Config.empty(region='us-east-1', account_id='123456789012', dryrun=True)
+    # Through YAML, as the command reads it, so that messages show the same instance.
+    data = yaml.safe_load(yaml.safe_dump({'policies': list(policies)}))
+    for p in PolicyCollection.from_data(data, config):
+        p.expand_variables(p.get_variables(variables or {}))
+        p.validate()
+
+
+def flat(text):
+    """A message without c7n's schema index and layout, to compare the two paths."""
+    return ' '.join(re.sub(r'schema\[\d+\]', 'schema', text).split())
+
+
+@pytest.mark.parametrize('policy,names', BAD, ids=IDS)
+def test_bad_option_is_refused_with_the_same_message_both_ways(tmp_path, caplog, policy,
+                                                               names):
+    by_command = custodian_validate(tmp_path, caplog, policy)
+    assert names in by_command
+    with pytest.raises(PolicyValidationError) as alone:
+        org_run_validate(policy)
+    assert names in str(alone.value)
+    # The same message: what validate() says is what `custodian validate` says.
+    assert flat(str(alone.value)) in flat(by_command)
+
+
+def test_nested_bad_option_is_refused_both_ways(tmp_path, caplog):
+    policy = retire_policy(marked={'prefix': 'x'})
+    # Inside an `or`, c7n's schema check names no field but shows the offending filter.
+    assert "{'prefix': 'x', 'type': 'marked-access-keys'}" in custodian_validate(
+        tmp_path, caplog, policy)
+    with pytest.raises(PolicyValidationError, match="'prefix' was unexpected"):
+        org_run_validate(policy)
+
+
+def test_good_policies_are_accepted_both_ways(tmp_path, caplog):
+    good = [
+        unused({'days': 30, 'max-days': 44, 'never-used-days': 0, 'status': 'any',
+                'source': 'api', 'report-max-age-hours': 0.5, 'report-timeout': 60,
+                'exempt-tag': 'keep-my-keys'}),
+        retire_policy({'delete-after-days': 1, 'marker-tag-prefix': 'p:x/y=z+a@b-c'},
+                      marked={'marker-tag-prefix': 'p:x/y=z+a@b-c'}),
+    ]
+    assert custodian_validate(tmp_path, caplog, *good) == ''
+    org_run_validate(*good)
+
+
+def test_variables_are_checked_once_expanded(tmp_path, caplog):
+    """As c7n does, a `{var}` passes the type check before expansion; its value is checked
+    after it, which is when `c7n-org run` calls validate()."""
+    policy = unused({'days': '{days}'})
+    assert custodian_validate(tmp_path, caplog, policy) == ''
+    org_run_validate(policy, variables={'days': 45})
+    with pytest.raises(PolicyValidationError, match=re.escape("On instance['days']")):
+        org_run_validate(policy, variables={'days': -1})
+
+
+# Subprocess smoke tests of the stock commands.
+
+def test_custodian_validate_names_the_field(tmp_path):
+    path = write_policies(tmp_path / 'p.yml', unused({'days': -1}))
+    run = run_command(['custodian', 'validate', path], None)
+    assert run.returncode == 1
+    assert "On instance['days']" in run.stderr and 'Configuration invalid' in run.stderr
+
+
+def test_custodian_run_of_a_bad_policy_touches_nothing(sandbox, tmp_path):
     c = sandbox.iam_client()
     c.create_user(UserName='stale')
     key = c.create_access_key(UserName='stale')['AccessKey']['AccessKeyId']
     sandbox.backdate_key('123456789012', key, created_days=300, used_days=200)
-    before = requests_seen(sandbox)
-    path = write_policies(tmp_path / 'p.yml', retire_policy({'delete-after-days': 0}))
-    run = custodian_run(sandbox, tmp_path / 'out', path)
-    assert run.returncode != 0 and requests_seen(sandbox) == before
-    assert sandbox.backend('123456789012').users['stale'].access_keys[0].status == 'Active'
+    state, before = account_state(sandbox), sandbox.requests
+    policies = write_policies(tmp_path / 'p.yml', retire_policy({'delete-after-days': 0}))
+    run = custodian_run(sandbox, tmp_path / 'out', policies)
+    assert run.returncode != 0 and "On instance['delete-after-days']" in run.stderr
+    assert sandbox.requests == before and account_state(sandbox) == state
+    assert not list((tmp_path / 'out').glob('*/resources.json'))
+
+
+ORG_MATRIX = [
+    (unused({'days': -1}), "On instance['days']", ()),
+    (unused({'days': '45'}), "On instance['days']", ()),
+    (unused({'days': 45, 'status': 'active'}), "On instance['status']", ()),
+    (retire_policy({'delete-after-days': 0}), "On instance['delete-after-days']",
+     ('--dryrun',)),
+    (unused({'days': 45, 'report-max-age': 4}), 'renamed: use report-max-age-hours', ()),
+]
+
+
+@pytest.mark.parametrize('policy,names,extra', ORG_MATRIX, ids=[n for _, n, _ in ORG_MATRIX])
+def test_c7n_org_run_refuses_a_bad_option(sandbox, tmp_path, policy, names, extra):
+    """c7n-org logs each account's validate() error as a warning (and exits 0): so what
+    shows the refusal is that every account and region names the field, no policy ran
+    and no request reached the emulator."""
+    path = write_policies(tmp_path / 'p.yml', policy)
+    before = sandbox.requests
+    run = run_command(['c7n-org', 'run', '-c', ROOT / 'custodian.yml', '-s', tmp_path / 'out',
+                       '--cache-period', '0', '-u', path] + list(extra), sandbox)
+    refused = {}
+    for entry in re.split(r'\n(?=\d{4}-\d\d-\d\d )', run.stderr):
+        found = re.match(r'.*Error running policy in (\S+) @ (\S+) exception:\s+Error on '
+                         r'policy:%s resource:aws.iam-user\n' % policy['name'], entry)
+        if found:
+            refused[found.groups()] = entry
+    assert sorted(refused) == sorted((a, r) for a in ('dev', 'staging', 'prod')
+                                     for r in ('us-east-1', 'us-west-2')), run.stderr
+    assert all(names in entry for entry in refused.values()), run.stderr
+    assert sandbox.requests == before
+    assert not list((tmp_path / 'out').glob('**/resources.json'))

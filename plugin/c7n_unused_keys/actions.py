@@ -15,6 +15,7 @@ from c7n.utils import local_session, type_schema
 from . import act, lifecycle, markers
 from .filters import ANNOTATION, MARKER_PREFIX, MARKER_PREFIX_SCHEMA, MarkedAccessKeys, \
     UnusedAccessKeys
+from .schema_check import check_schema
 from .sources import WORKERS
 from .user_source import refuse_without_tags
 
@@ -105,6 +106,7 @@ class RetireAccessKeys(BaseAction):
         return 'retire-access-keys'
 
     def validate(self):
+        check_schema(self)
         refuse_without_tags(self.manager, 'retire-access-keys keeps its markers in user tags '
                             'and needs every user\'s')
         found = [f for f in iter_filters(self.manager.filters)

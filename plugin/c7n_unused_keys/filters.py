@@ -14,6 +14,7 @@ from c7n.utils import local_session, type_schema
 from . import decide, facts, lifecycle, markers
 from .credential_report import ReportUnavailable, fetch_report
 from .model import Exemption, KeyFacts, Thresholds, Verdict
+from .schema_check import check_schema
 from .sources import WORKERS, Gathered, Sources
 from .user_source import LIST_ONLY, listed_without_tags, refuse_without_tags
 
@@ -78,7 +79,10 @@ class UnusedAccessKeys(Filter):
             'max-days': {'type': 'integer', 'minimum': 2},
             'status': {'enum': ['Active', 'Inactive', 'any']},
             'source': {'enum': ['hybrid', 'api', 'credential-report']},
-            'report-max-age': {'type': 'number', 'minimum': 0},
+            'report-max-age-hours': {'type': 'number', 'minimum': 0},
+            # Renamed, as c7n's own report_max_age is in seconds: the schema refuses the old
+            # name with a message that names the new one.
+            'report-max-age': {'not': {'description': 'renamed: use report-max-age-hours'}},
             'report-timeout': {'type': 'number', 'minimum': 1},
             'exempt-tag': {'type': 'string', 'minLength': 1},
         })
@@ -87,10 +91,8 @@ class UnusedAccessKeys(Filter):
                    'iam:GenerateCredentialReport', 'iam:GetCredentialReport')
 
     def validate(self):
-        # The schema requires days, but c7n lets {type: ...} alone pass as a `valuekv` filter.
-        if 'days' not in self.data:
-            raise PolicyValidationError(
-                "unused-access-keys: 'days' is a required property on %s" % self._policy_name())
+        # Also catches {type: ...} without days, which c7n's schema lets pass as `valuekv`.
+        check_schema(self)
         days, max_days = self.data['days'], self.data.get('max-days')
         if max_days is not None and max_days <= days:
             raise PolicyValidationError(
@@ -198,7 +200,7 @@ class UnusedAccessKeys(Filter):
         try:
             report = fetch_report(
                 client, self.manager.retry, now,
-                max_age=timedelta(hours=self.data.get('report-max-age', 4)),
+                max_age=timedelta(hours=self.data.get('report-max-age-hours', 4)),
                 timeout=self.data.get('report-timeout', 300))
         except ReportUnavailable as e:
             if source == 'credential-report':
@@ -294,6 +296,7 @@ class MarkedAccessKeys(Filter):
     permissions = ('iam:ListAccessKeys',)
 
     def validate(self):
+        check_schema(self)
         refuse_without_tags(self.manager, 'marked-access-keys reads every user\'s tags')
         return self
 

@@ -1,0 +1,24 @@
+"""An element's own schema, enforced by its validate().
+
+`custodian validate` and `custodian run` check every policy against c7n's jsonschema;
+`c7n-org run` and the Lambda handler only call each element's validate(). So each
+filter and action of the plugin checks its data against its `schema` there too, with
+the message `custodian validate` gives, which names the field (`On instance['days']`).
+"""
+from c7n.exceptions import PolicyValidationError
+from c7n.schema import JsonSchemaValidator, is_c7n_placeholder, specific_error
+
+
+def check_schema(element):
+    """Raise PolicyValidationError on the first error of `element.data` against
+    `element.schema`, as `custodian validate` reports it."""
+    for error in JsonSchemaValidator(element.schema).iter_errors(element.data):
+        error = specific_error(error)
+        # As c7n does: `custodian validate` sees variables before they are expanded.
+        if error.validator == 'type' and is_c7n_placeholder(error.instance):
+            continue
+        policy = element.manager.data if element.manager is not None else {}
+        # The scope line of c7n.schema.policy_error_scope, which needs the whole policy.
+        error.message = 'Error on policy:{} resource:{}\n'.format(
+            policy.get('name', 'unknown'), policy.get('resource', 'unknown')) + error.message
+        raise PolicyValidationError(str(error))
