@@ -107,6 +107,11 @@ class RetireAccessKeys(BaseAction):
 
     def validate(self):
         check_schema(self)
+        limit = self.data.get('max-deactivations')
+        if limit is not None and 'amount' not in limit and 'percent' not in limit:
+            raise PolicyValidationError(
+                'retire-access-keys: max-deactivations needs an amount, a percent or both, '
+                'on %s' % self.manager.data.get('name'))
         refuse_without_tags(self.manager, 'retire-access-keys keeps its markers in user tags '
                             'and needs every user\'s')
         found = [f for f in iter_filters(self.manager.filters)
