@@ -52,7 +52,8 @@ class RetireAccessKeys(BaseAction):
     counts as use for the filter's `days`. The key of the credentials the
     policy runs with is never touched (`skipped-self`).
 
-    One record per key (UserName, AccessKeyId, Step, At, DeleteOn, Error) goes
+    One record per key (UserName, AccessKeyId, Step, At, DeleteOn, Error,
+    ExecutionId: c7n's execution id, as in metadata.json) goes
     to the action's output file and to the `c7n:retire-access-keys`
     annotation. When any key fails, the others go on and the run fails after.
     `marked-access-keys` lets a run see users whose only marker belongs to a
@@ -127,6 +128,9 @@ class RetireAccessKeys(BaseAction):
             per_user = list(pool.map(one, resources))
         records = []
         for r, recs in zip(resources, per_user):
+            for rec in recs:
+                # The report reads only the records of the run metadata.json describes.
+                rec['ExecutionId'] = self.manager.ctx.execution_id
             r[RESULTS_ANNOTATION] = recs
             records.extend(recs)
         counts = {}
