@@ -2,17 +2,23 @@
 import csv
 import io
 import json
+import os
+import time
+from datetime import datetime, timezone
 
 import pytest
+import yaml
 
 from c7n_unused_keys.accounts import load_accounts
-from c7n_unused_keys.seed import seed_organisation
+from c7n_unused_keys.sandbox import DEFAULT_ACCOUNT
+from c7n_unused_keys.seed import lifecycle_cases, seed_account, seed_organisation
 from conftest import ROOT, custodian_run, faults, run_command
 
 CONFIG = ROOT / 'custodian.yml'
 REPORT = ROOT / 'policies' / 'unused-access-keys-report.yml'
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAMES = ('dev', 'staging', 'prod')
+IDS = {name: account_id for account_id, name in load_accounts(CONFIG).items()}
 # Per account, what the seeded lifecycle cases lead to (see seed.lifecycle_cases).
 RETIRE_STEPS = {'deactivated': 6, 'waiting': 1, 'deleted': 1, 'reactivated': 1}
 
@@ -66,8 +72,7 @@ def test_report_policy_rows(outputs):
         bob = next(r for r in rows if r['user'] == 'bob-idle-50d')
         assert (bob['idle_days'], bob['last_service'], bob['last_region']) == \
             (50, 's3', 'us-east-1')
-        assert bob['account_id'] == load_accounts(CONFIG).__iter__().__next__() \
-            if name == 'dev' else True
+        assert {r['account_id'] for r in rows} == {IDS[name]}
     assert data['totals']['all accounts'] == {'unused': 21}
 
 
@@ -166,9 +171,9 @@ def test_a_policy_that_never_ran_is_a_failure(emulator, tmp_path):
                       extra_env={'PYTHONPATH': str(ROOT / 'tests' / 'spawn'),
                                  'C7N_UNUSED_KEYS_DISABLE': '1'})
     assert run.returncode == 0 and 'c7n_org:WARNING' in run.stderr
-    # Nothing to read at all: the command says so.
+    # Nothing to read at all: the command says so, as an error.
     empty = report(tmp_path)
-    assert empty.returncode != 0 and 'no custodian or c7n-org output' in empty.stderr
+    assert empty.returncode == 2 and 'no custodian or c7n-org output' in empty.stderr
 
 
 def test_accounts_without_output_are_failures(outputs, tmp_path):
@@ -212,4 +217,153 @@ def test_a_tripped_circuit_breaker_is_a_failure(sandbox, tmp_path):
     assert run.returncode != 0
     data, rep = as_json(tmp_path)
     assert rep.returncode == 2
-    assert any('exceeded resource-limit' in f['reason'] for f in data['failures'])
+    assert [f['reason'] for f in data['failures']] == [
+        'retire-access-keys: circuit breaker: 25 deactivations planned of 25 keys seen, above '
+        'max-deactivations (amount 20 and percent 25); nothing was changed']
+
+
+def ahead(folder, hours=1):
+    """Every file's mtime an hour ahead, as a copy, a restore or a clock step leaves them:
+    the report must not read times off files."""
+    later = time.time() + hours * 3600
+    for path in folder.rglob('*'):
+        os.utime(path, (later, later))
+
+
+def test_leftovers_are_not_trusted_whatever_the_file_times(sandbox, tmp_path):
+    seed_account(sandbox, DEFAULT_ACCOUNT, lifecycle_cases(datetime.now(timezone.utc)))
+    name = 'unused-access-keys-retire'
+    # A real run with one failed key: action records, ERROR lines in the log, exit 2.
+    real = custodian_run(sandbox, tmp_path, RETIRE,
+                         env=faults('UpdateAccessKey=AccessDenied/bob-idle-50d'))
+    assert real.returncode != 0
+    steps = {r['Step'] for r in json.loads(
+        (tmp_path / name / 'action-retire-access-keys').read_text())}
+    assert {'failed', 'deactivated'} <= steps
+    # A dry run into the same folder leaves that action file and appends to the log.
+    dry = custodian_run(sandbox, tmp_path, RETIRE, '--dryrun')
+    assert dry.returncode == 0, dry.stderr
+    ahead(tmp_path)
+    data, run = as_json(tmp_path)
+    assert (run.returncode, data['failures']) == (0, [])
+    assert data['rows'] and all(r['would'] and r['step'] != 'failed' for r in data['rows'])
+    [bob] = [r for r in data['rows'] if r['user'] == 'bob-idle-50d']
+    assert (bob['status'], bob['step']) == ('Active', 'deactivated')
+    # A run that stops before its filters leaves the dry run's resources.json.
+    failed = custodian_run(sandbox, tmp_path, RETIRE, env=faults('ListUsers=AccessDenied'))
+    assert failed.returncode != 0
+    ahead(tmp_path, 2)
+    data, run = as_json(tmp_path)
+    assert run.returncode == 2 and data['rows'] == []
+    assert data['failures'] == [{
+        'account': DEFAULT_ACCOUNT, 'policy': name,
+        'reason': 'the policy stopped before its filters finished: ClientError: An error '
+                  'occurred (AccessDenied) when calling the ListUsers operation: injected '
+                  'by the tests'}]
+
+
+def no_credentials(emu):
+    """The environment of a shell without AWS credentials (the endpoint stays local)."""
+    return {'AWS_ENDPOINT_URL': emu.env()['AWS_ENDPOINT_URL'], 'AWS_DEFAULT_REGION': 'us-east-1',
+            'AWS_SHARED_CREDENTIALS_FILE': os.devnull, 'AWS_CONFIG_FILE': os.devnull,
+            'AWS_EC2_METADATA_DISABLED': 'true'}
+
+
+def test_every_account_failed(emulator, tmp_path):
+    run = run_command(['c7n-org', 'run', '-c', CONFIG, '-s', tmp_path / 'out', '--cache-period',
+                       '0', '-u', REPORT], None, extra_env=no_credentials(emulator))
+    assert run.returncode != 0
+    for args in (['-c', CONFIG, '--fail-on', 'errors'], []):
+        data, rep = as_json(tmp_path / 'out', *args)
+        assert rep.returncode == 2
+        assert sorted((f['account'], f['policy']) for f in data['failures']) == sorted(
+            (name, 'unused-access-keys-report') for name in NAMES)
+        assert data['rows'] == []
+    # No output at all: with the accounts file each account is named, without it an error.
+    (tmp_path / 'empty').mkdir()
+    data, rep = as_json(tmp_path / 'empty', '-c', CONFIG, '--fail-on', 'errors')
+    assert rep.returncode == 2 and sorted(f['account'] for f in data['failures']) == \
+        sorted(NAMES)
+    assert report(tmp_path / 'empty').returncode == 2
+    assert report(tmp_path / 'missing').returncode == 2
+
+
+def test_a_failed_custodian_run_names_its_account(emulator, tmp_path):
+    """c7n learns the account from STS (or --assume-role's ARN); without credentials it
+    cannot, and the report says so rather than `None`."""
+    run = custodian_run(emulator, tmp_path / 'denied', REPORT,
+                        env=faults('ListUsers=AccessDenied'))
+    assert run.returncode != 0
+    data, _ = as_json(tmp_path / 'denied')
+    assert [f['account'] for f in data['failures']] == [DEFAULT_ACCOUNT]
+    bare = run_command(['custodian', 'run', '-s', tmp_path / 'bare', '--cache-period', '0',
+                        REPORT], None, extra_env=no_credentials(emulator))
+    assert bare.returncode != 0
+    data, rep = as_json(tmp_path / 'bare')
+    assert rep.returncode == 2
+    assert [(f['account'], f['reason']) for f in data['failures']] == [
+        ('unknown', 'the policy stopped before its filters finished: NoCredentialsError: '
+                    'Unable to locate credentials')]
+
+
+BREAKER = ('retire-access-keys: circuit breaker: 7 deactivations planned, more than '
+           'max-deactivations amount 5; nothing was changed')
+
+
+def failing_policy(path, log):
+    path.write_text(yaml.safe_dump({'policies': [{
+        'name': 'fails-in-its-action', 'resource': 'aws.iam-user',
+        'conditions': [{'type': 'value', 'key': 'region', 'value': 'us-east-1'}],
+        'filters': [{'type': 'unused-access-keys', 'days': 45}],
+        'actions': [{'type': 'fail-run', 'message': BREAKER, 'log': log}]}]}))
+    return path
+
+
+@pytest.mark.parametrize('command', ['custodian', 'c7n-org'])
+@pytest.mark.parametrize('log', [True, False])
+def test_an_action_that_fails_the_run_is_a_failure_with_its_reason(sandbox, tmp_path, command,
+                                                                  log):
+    """A PolicyExecutionError raised by an action (the circuit breaker's way): c7n logs it
+    with its traceback under `custodian run`; c7n-org mutes that, so there the reason
+    reaches custodian-run.log only when the action logs it."""
+    seed_account(sandbox, DEFAULT_ACCOUNT if command == 'custodian' else IDS['dev'],
+                 lifecycle_cases(datetime.now(timezone.utc)))
+    policy = failing_policy(tmp_path / 'policy.yml', log)
+    env = {'PYTHONPATH': str(ROOT / 'tests' / 'failing_action')}
+    out = tmp_path / 'out'
+    if command == 'custodian':
+        run = custodian_run(sandbox, out, policy, env=env)
+    else:
+        run = org_run(sandbox, out, policy, '-a', 'dev', env=env)
+    assert run.returncode != 0 and BREAKER in run.stderr
+    data, rep = as_json(out)
+    assert rep.returncode == 2
+    # The filters finished: their rows are shown, and no step was taken.
+    users = {r['user'] for r in data['rows']}
+    assert 'bob-idle-50d' in users and 'alice-recent' not in users
+    assert all(r['step'] is None for r in data['rows'])
+    [failure] = data['failures']
+    if log or command == 'custodian':
+        assert failure['reason'] == BREAKER
+    else:
+        assert failure['reason'] == ('no reason in custodian-run.log: c7n-org logs the '
+                                     'error to its own output')
+
+
+def test_a_tripped_circuit_breaker_under_c7n_org_names_its_reason(sandbox, tmp_path):
+    from c7n_unused_keys.seed import SeedKey, SeedUser, seed_account
+    dev = load_accounts(CONFIG)
+    dev_id = next(a for a, n in dev.items() if n == 'dev')
+    seed_account(sandbox, dev_id, [SeedUser('stale-%02d' % i, [SeedKey(300, used=100)])
+                                   for i in range(25)])
+    before = {u.name: [k.status for k in u.access_keys]
+              for u in sandbox.backend(dev_id).users.values()}
+    run = org_run(sandbox, tmp_path, RETIRE)
+    assert run.returncode != 0
+    data, rep = as_json(tmp_path, '-c', CONFIG)
+    assert rep.returncode == 2
+    assert [(f['account'], f['reason']) for f in data['failures']] == [
+        ('dev', 'retire-access-keys: circuit breaker: 25 deactivations planned of 25 keys '
+                'seen, above max-deactivations (amount 20 and percent 25); nothing was changed')]
+    assert {u.name: [k.status for k in u.access_keys]
+            for u in sandbox.backend(dev_id).users.values()} == before

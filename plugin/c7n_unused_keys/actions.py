@@ -58,7 +58,8 @@ class RetireAccessKeys(BaseAction):
     counts as use for the filter's `days`. The key of the credentials the
     policy runs with is never touched (`skipped-self`).
 
-    One record per key (UserName, AccessKeyId, Step, At, DeleteOn, Error) goes
+    One record per key (UserName, AccessKeyId, Step, At, DeleteOn, Error,
+    ExecutionId: c7n's execution id, as in metadata.json) goes
     to the action's output file and to the `c7n:retire-access-keys`
     annotation. When any key fails, the others go on and the run fails after.
     `marked-access-keys` lets a run see users whose only marker belongs to a
@@ -187,6 +188,7 @@ class RetireAccessKeys(BaseAction):
             records = [rec for _, failed in planned for rec in failed] + list(pool.map(
                 lambda p: act.execute(client, self.manager.retry, p, now, opts), plans))
         for rec in records:
+            # The report reads only the records of the run metadata.json describes.
             rec['ExecutionId'] = run
         per_user = {}
         for rec in records:

@@ -9,8 +9,10 @@ action settings in metadata.json, with the same pure functions the action uses.
 import csv
 import io
 import json
+import re
 import shutil
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -70,72 +72,176 @@ class Report:
 
 
 # -- reading ---------------------------------------------------------------
+#
+# c7n never clears an output folder: each run overwrites the files it writes and
+# leaves the others, and appends to custodian-run.log. What belongs to the run
+# that metadata.json describes is decided from data c7n and the action write:
+# - metadata.json is written when c7n's execution context exits, also when the
+#   run fails; a failed run carries a `PolicyException` metric;
+# - c7n records the `ResourceCount` metric right before it writes resources.json,
+#   so resources.json is this run's exactly when the metric is there (and counts it);
+# - each record of the action carries the run's `ExecutionId` (metadata.json's id);
+# - custodian-run.log lines carry no run id: a line is this run's when its own
+#   timestamp is at or after the run's start. Both are readings of one clock in one
+#   process, so no slack is needed; the log only gives the reason of a failure,
+#   never decides whether there was one.
+
+LOG = 'custodian-run.log'
+# The message c7n logs (with the traceback) when a policy run raises; c7n-org mutes it.
+RAISED = 'Error while executing policy'
+LINE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) - (\S+) - ([A-Z]+) - (.*)$')
+UNKNOWN = 'unknown'
+
 
 def runs_of(out: Path):
-    """(layout, [(account name, region, policy dir)])."""
-    flat = sorted(out.glob('*/metadata.json'))
-    if flat:
-        return 'custodian', [(None, None, m.parent) for m in flat]
-    org = sorted(out.glob('*/*/*/metadata.json'))
-    if org:
-        return 'c7n-org', [(m.parts[-4], m.parts[-3], m.parent) for m in org]
-    raise SystemExit('c7n-unused-keys report: no custodian or c7n-org output under %s' % out)
+    """(layout, [(account name, region, policy dir)]), layout None when there is no
+    output. A policy folder is one with a metadata.json or a custodian-run.log: c7n
+    opens the log before it can fail on credentials, and writes metadata.json after."""
+    for layout, depth in (('custodian', 1), ('c7n-org', 3)):
+        pattern = '/'.join(['*'] * depth + ['%s'])
+        dirs = sorted({p.parent for name in ('metadata.json', LOG)
+                       for p in out.glob(pattern % name)})
+        if dirs:
+            return layout, [(d.parts[-3], d.parts[-2], d) if depth == 3 else (None, None, d)
+                            for d in dirs]
+    return None, []
 
 
 def read(out: Path, accounts: Optional[Dict[str, str]] = None) -> Report:
     layout, runs = runs_of(out)
-    report = Report(layout=layout)
+    report = Report(layout=layout or ('c7n-org' if accounts else 'none'))
     seen = set()
     for account, region, run_dir in runs:
+        if not (run_dir / 'metadata.json').exists():
+            account = account or UNKNOWN
+            seen.add((account, run_dir.name))
+            report.failures.append({'account': account, 'policy': run_dir.name,
+                                    'reason': NOT_STARTED})
+            continue
         meta = json.loads((run_dir / 'metadata.json').read_text())
-        account_id = str(meta.get('config', {}).get('account_id', ''))
-        account = account or account_id
+        account_id = meta.get('config', {}).get('account_id')
+        account_id = str(account_id) if account_id else ''
+        account = account or account_id or UNKNOWN
         seen.add((account, run_dir.name))
-        if not this_run(run_dir / 'resources.json', meta):
+        resources = this_runs_resources(run_dir, meta)
+        if resources is None:
             failure = 'the policy stopped before its filters finished: %s' % (
-                logged_error(run_dir, meta) or 'see %s' % (run_dir / 'custodian-run.log'))
+                failure_reason(run_dir, meta, layout))
         else:
-            rows = rows_of(run_dir, meta, account, account_id)
+            rows = rows_of(run_dir, meta, account, account_id, resources)
             report.rows.extend(rows)
             failed = sum(r.step == lifecycle.FAILED for r in rows)
-            failure = '%d keys failed' % failed if failed else logged_error(run_dir, meta)
+            failure = ('%d keys failed' % failed if failed else
+                       failure_reason(run_dir, meta, layout) if raised(meta) else None)
         if failure:
             report.failures.append({'account': account, 'policy': run_dir.name,
                                     'reason': failure})
     report.rows.sort(key=lambda r: (r.account, r.policy, r.user, r.key_id))
-    if accounts and layout == 'c7n-org':
+    if accounts and report.layout == 'c7n-org':
         policies = {p for _, p in seen}
         for account_id, name in accounts.items():
-            for policy in policies - {p for a, p in seen if a == name}:
+            if not any(a == name for a, _ in seen):
+                report.failures.append({'account': name, 'policy': '*', 'reason': NO_OUTPUT})
+                continue
+            for policy in sorted(policies - {p for a, p in seen if a == name}):
                 report.failures.append({'account': name, 'policy': policy,
                                         'reason': 'no output: the policy did not run '
                                                   '(c7n-org only warns about this)'})
     return report
 
 
-def this_run(path: Path, meta: dict) -> bool:
-    """c7n never clears an output folder: a file older than the run is a leftover."""
-    start = meta.get('execution', {}).get('start', 0)
-    return path.exists() and path.stat().st_mtime >= start - 1
+NOT_STARTED = ('no metadata.json: c7n could not start the policy (with c7n-org, mostly '
+               'credentials or a role that cannot be assumed; c7n-org\'s own log says why)')
+NO_OUTPUT = ('no output: no policy ran in this account (no credentials, a role that cannot '
+             'be assumed, or a policy c7n-org could not load; c7n-org\'s own log says why)')
 
 
-def logged_error(run_dir: Path, meta: dict) -> Optional[str]:
-    """The first ERROR line this run wrote to its log (a tripped circuit breaker, say)."""
-    log = run_dir / 'custodian-run.log'
-    if not this_run(log, meta):
+def metrics(meta: dict) -> Dict[str, float]:
+    return {m.get('MetricName'): m.get('Value') for m in meta.get('metrics') or ()}
+
+
+def raised(meta: dict) -> bool:
+    """c7n adds this metric when the policy run raised (metadata.json is written after)."""
+    return 'PolicyException' in metrics(meta)
+
+
+def this_runs_resources(run_dir: Path, meta: dict) -> Optional[list]:
+    """resources.json if this run wrote it: c7n records ResourceCount right before."""
+    count = metrics(meta).get('ResourceCount')
+    path = run_dir / 'resources.json'
+    if count is None or not path.exists():
         return None
-    errors = [line.split(' - ERROR - ', 1)[1] for line in
-              log.read_text(errors='replace').splitlines() if ' - ERROR - ' in line]
-    return errors[0][:300] if errors else None
+    resources = json.loads(path.read_text())
+    return resources if len(resources) == count else None
 
 
-def rows_of(run_dir: Path, meta: dict, account: str, account_id: str) -> List[Row]:
-    resources = json.loads((run_dir / 'resources.json').read_text())
+def log_entries(run_dir: Path, meta: dict) -> List[tuple]:
+    """This run's entries of custodian-run.log: [(level, message, [more lines])].
+
+    c7n appends to the log on every run, one `asctime - name - LEVEL - message` line
+    per entry in local time, to the millisecond (truncated, like the start below)."""
+    log = run_dir / LOG
+    start = meta.get('execution', {}).get('start')
+    if start is None or not log.exists():
+        return []
+    start_ms = int(start) * 1000 + int((start - int(start)) * 1000)
+    entries, mine = [], False
+    for line in log.read_text(errors='replace').splitlines():
+        m = LINE.match(line)
+        if m and not mine:
+            at = time.mktime(time.strptime(m[1], '%Y-%m-%d %H:%M:%S'))
+            mine = int(at) * 1000 + int(m[2]) >= start_ms
+        if m and mine:
+            entries.append((m[4], m[5], []))
+        elif mine and entries:
+            entries[-1][2].append(line)
+    return entries
+
+
+def failure_reason(run_dir: Path, meta: dict, layout: Optional[str]) -> str:
+    """Why this run failed, from its part of the log: the exception c7n logged with
+    its traceback (`custodian run`), else the first ERROR line (c7n-org mutes the
+    traceback: an action that fails a run logs its reason itself)."""
+    entries = log_entries(run_dir, meta)
+    for level, message, more in reversed(entries):
+        if level == 'ERROR' and message == RAISED and exception_of(more):
+            return exception_of(more)[:300]
+    errors = [m for level, m, _ in entries if level == 'ERROR' and m != RAISED]
+    if errors:
+        return errors[0][:300]
+    if layout == 'c7n-org':
+        return 'no reason in %s: c7n-org logs the error to its own output' % LOG
+    return 'no reason in %s' % (run_dir / LOG)
+
+
+def exception_of(traceback: List[str]) -> Optional[str]:
+    """The exception at the end of a logged traceback, without its module path
+    (and without its class for c7n's own PolicyExecutionError and kin)."""
+    frames = [i for i, line in enumerate(traceback) if line.startswith('  File "')]
+    if not frames:
+        return None
+    i = frames[-1] + 1
+    while i < len(traceback) and traceback[i].startswith('    '):
+        i += 1
+    text = ' '.join(line.strip() for line in traceback[i:] if line.strip())
+    name, sep, message = text.partition(': ')
+    if not sep:
+        return text.rsplit('.', 1)[-1] or None
+    if name.startswith('c7n.exceptions.'):
+        return message
+    return '%s: %s' % (name.rsplit('.', 1)[-1], message)
+
+
+def rows_of(run_dir: Path, meta: dict, account: str, account_id: str,
+            resources: list) -> List[Row]:
     policy = meta.get('policy', {})
     records = {}
-    if this_run(run_dir / ACTION_FILE, meta):
+    if (run_dir / ACTION_FILE).exists():
+        # Only this run's records: the file may be an earlier run's.
+        run_id = meta.get('execution', {}).get('id')
         records = {(r['UserName'], r['AccessKeyId']): r
-                   for r in json.loads((run_dir / ACTION_FILE).read_text())}
+                   for r in json.loads((run_dir / ACTION_FILE).read_text())
+                   if run_id and r.get('ExecutionId') == run_id}
     would = meta.get('config', {}).get('dryrun') and action_settings(policy) is not None
     rows = []
     for res in resources:
@@ -302,6 +408,10 @@ def run_report(output_dir: str, fmt: str, fail_on, config: Optional[str],
         from .accounts import load_accounts
         accounts = load_accounts(config)
     report = read(Path(output_dir), accounts)
+    if report.layout == 'none':
+        print('c7n-unused-keys report: no custodian or c7n-org output under %s' % output_dir,
+              file=sys.stderr)
+        return EXIT_ERRORS
     sys.stdout.write(render(report, fmt, width))
     for f in report.failures:
         print('c7n-unused-keys report: FAILED %s %s: %s' % (f['account'], f['policy'],
