@@ -33,7 +33,7 @@ def retire_user(client, retry, user: str, matched: Sequence[str], m: markers.Mar
     """
     try:
         by_id = {k.key_id: k for k in facts.list_keys(client, retry, user)}
-    except Exception as e:  # noqa: any failure here is this user's, not the run's
+    except Exception as e:  # any failure here is this user's, not the run's
         return [record(Plan(user=user, key_id=k, step=lifecycle.FAILED, at=now), _why(e))
                 for k in matched]
     plans = [lifecycle.plan_matched(user, k, by_id.get(k), m, now, opts, is_self(k))
@@ -72,7 +72,7 @@ def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -
             log.error('retire-access-keys: %s %s: %s failed: %s', plan.user, plan.key_id,
                       plan.step, _why(e))
             return record(plan, _why(e))
-    except Exception as e:  # noqa: a connection error or timeout fails this key only
+    except Exception as e:  # a connection error or timeout fails this key only
         log.error('retire-access-keys: %s %s: %s failed: %s', plan.user, plan.key_id,
                   plan.step, _why(e))
         return record(plan, _why(e))

@@ -153,7 +153,7 @@ def own_key_ids(session, profile=None) -> set:
     for s in (session, boto3.Session(profile_name=profile) if profile else boto3.Session()):
         try:
             creds = s.get_credentials()
-        except Exception:  # noqa: no credentials configured is not our concern here
+        except Exception:  # no credentials configured is not our concern here
             creds = None
         if creds is not None:
             found.add(creds.get_frozen_credentials().access_key)

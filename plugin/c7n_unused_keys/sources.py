@@ -113,4 +113,3 @@ class Sources:
                  len(users), sum(len(v) for v in out.facts.values()),
                  time.monotonic() - start, out.fallback_users)
         return out
-
