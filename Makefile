@@ -19,6 +19,7 @@ demo: install
 	$(VENV)/bin/c7n-unused-keys demo -c custodian.yml --policies policies -s .demo
 
 test: install
+	$(VENV)/bin/ruff check
 	# An editable install leaves no bytecode: without it the start-up hook compiles every run.
 	$(PY) -m compileall -q plugin
 	# Two workers: most tests wait on subprocesses and the emulator, not on a core.

@@ -391,9 +391,10 @@ def main():
         print('  %-6s %s' % ('met' if ok else 'MISSED', text))
     print('\n"seconds": the policy run (metadata.json duration), its user listing included;'
           ' for the script, its run. "filter": seconds from c7n\'s last listing'
-          ' call (ListUsers or GetUser, seen at the emulator) to the end of the run. "own": calls beside ListUsers and'
-          ' GetUser. "/scrpt", "/stock": ratios to the per-key script and to stock c7n\'s'
-          ' credential policy. "emucpu": CPU seconds the emulator spent.')
+          ' call (ListUsers or GetUser, seen at the emulator) to the end of the run.'
+          ' "own": calls beside ListUsers and GetUser. "/scrpt", "/stock": ratios to the'
+          ' per-key script and to stock c7n\'s credential policy. "emucpu": CPU seconds the'
+          ' emulator spent.')
     print('Stock moto answers GetAccessKeyLastUsed in O(keys), scanning every key of every'
           ' account; the sandbox looks the key up by id, so no method pays for that scan.')
     (OUT / 'results.json').write_text(json.dumps(

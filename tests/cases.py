@@ -104,6 +104,7 @@ def candidates(users: List[U]) -> Tuple[int, int]:
     """(users, keys) that the hybrid pre-screen must keep, from a report made just now."""
     def may(k):
         return k.status == 'Active' and (k.used >= 45 if k.used is not None else k.created >= 30)
+
     def slot_may(k):
         return (k.used is not None and k.used >= 45) or (k.used is None and k.created >= 30)
     users_kept = [u for u in users if any(slot_may(k) for k in u.keys)]

@@ -86,7 +86,8 @@ class TestExemptions:
         assert ex.until == date(2026, 11, 28)
         assert decide.exemption_in_force(ex, KEY_A, NOW)
         assert not decide.exemption_in_force(ex, KEY_A, datetime(2026, 11, 28, tzinfo=timezone.utc))
-        assert decide.exemption_in_force(ex, KEY_A, datetime(2026, 11, 27, 23, 59, 59, tzinfo=timezone.utc))
+        assert decide.exemption_in_force(
+            ex, KEY_A, datetime(2026, 11, 27, 23, 59, 59, tzinfo=timezone.utc))
 
     def test_expired_exemption(self):
         ex = decide.parse_exemption('%s until=2026-11-01' % KEY_A)
@@ -149,7 +150,8 @@ class TestPrescreen:
     GEN = NOW - timedelta(hours=1)
 
     def test_recent_use_is_dropped_and_boundary_kept(self):
-        assert not decide.slot_may_match(slot(1, 400 * DAY, used_ago=45 * DAY - SEC), TH, NOW, self.GEN)
+        assert not decide.slot_may_match(
+            slot(1, 400 * DAY, used_ago=45 * DAY - SEC), TH, NOW, self.GEN)
         assert decide.slot_may_match(slot(1, 400 * DAY, used_ago=45 * DAY), TH, NOW, self.GEN)
 
     def test_young_never_used_key_dropped_only_while_report_is_young(self):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_command, unused_keys_policy, write_policies
+from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, run_command,
+                      unused_keys_policy, write_policies)
 
 PY = sys.executable
 
@@ -111,21 +112,53 @@ def test_a_regular_install_loads_the_plugin_through_its_pth(wheel, tmp_path):
     assert run.returncode == 0, run.stderr
 
 
-@pytest.mark.parametrize('source,report', [('api', False), ('hybrid', True),
-                                           ('credential-report', True)])
-def test_permissions_are_exactly_the_calls_made(source, report):
+def declared(source):
     from c7n.config import Config
     from c7n.policy import Policy
     import c7n_unused_keys  # noqa: F401
-    p = Policy({'name': 'perms', 'resource': 'aws.iam-user',
-                'filters': [{'type': 'unused-access-keys', 'days': 45, 'source': source}]},
-               Config.empty())
-    [f] = p.resource_manager.filters
-    expected = {'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed'}
-    if report:
-        expected |= {'iam:GenerateCredentialReport', 'iam:GetCredentialReport'}
-    assert set(f.get_permissions()) == expected
-    assert expected <= set(p.get_permissions())
+    return set(Policy(unused_keys_policy('perms', {'days': 45, 'source': source}),
+                      Config.empty()).get_permissions())
+
+
+def calls(emu, tmp_path, source):
+    """The IAM actions one `custodian run` of the filter made, seen at the emulator."""
+    out = tmp_path / source
+    out.mkdir(exist_ok=True)
+    policy = write_policies(out / 'p.yml', unused_keys_policy('perms', {
+        'days': 45, 'source': source}))
+    emu.count_operations, emu.operations = True, {}
+    try:
+        run = custodian_run(emu, out / str(len(list(out.iterdir()))), policy)
+    finally:
+        emu.count_operations = False
+    assert run.returncode == 0, run.stderr
+    # c7n asks STS who it runs as; GetCallerIdentity needs no permission.
+    return {'iam:' + op for op in emu.operations if op != 'GetCallerIdentity'}
+
+
+def add_user(emu, name, **dates):
+    c = emu.iam_client()
+    c.create_user(UserName=name)
+    key = c.create_access_key(UserName=name)['AccessKey']['AccessKeyId']
+    emu.backdate_key(DEFAULT_ACCOUNT, key, **dates)
+
+
+def test_permissions_are_exactly_the_calls_made(sandbox, tmp_path):
+    """Each source's declared permissions against the calls a real run makes: every
+    declared action is called, and nothing undeclared is."""
+    add_user(sandbox, 'idle', created_days=300, used_days=200)
+    add_user(sandbox, 'recent', created_days=300, used_days=1)
+    add_user(sandbox, 'never', created_days=100, never_used=True)
+    assert calls(sandbox, tmp_path, 'api') == declared('api')
+    # credential-report asks GetAccessKeyLastUsed only for keys the report cannot know:
+    # a second run after a key created since the report was generated.
+    first = calls(sandbox, tmp_path, 'credential-report')
+    add_user(sandbox, 'late')
+    assert first | calls(sandbox, tmp_path, 'credential-report') == \
+        declared('credential-report')
+    # A report older than four hours is generated afresh.
+    sandbox.backdate_report(DEFAULT_ACCOUNT, 1)
+    assert calls(sandbox, tmp_path, 'hybrid') == declared('hybrid')
 
 
 def test_a_broken_plugin_warns_and_leaves_stock_c7n_working(tmp_path):

@@ -1,6 +1,8 @@
 """`c7n-unused-keys permissions` prints the IAM policy document the policies need."""
 import json
 
+import pytest
+
 from conftest import ROOT, run_command
 
 KEYS = {'iam:ListUsers', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed',
@@ -47,3 +49,88 @@ def test_notify_adds_its_transport():
 def test_no_policy_files_is_an_error(tmp_path):
     run, _ = permissions(str(tmp_path))
     assert run.returncode == 1 and 'no policy files' in run.stderr
+
+
+# -- Cloud Custodian's own permission lint, on the plugin's elements -------------------------
+# c7n's tests/test_policy.py::PolicyMetaLint::test_resource_permissions builds every filter
+# and action of every resource with empty data on a bare manager and fails when one
+# declares no permissions; its tests/test_iamgen.py fails when a permission is not a real
+# IAM action. Teams run both in CI with plugins installed.
+PLUGIN = 'c7n_unused_keys'
+
+
+def _lint_manager(resource_type, cls, **data):
+    from c7n.config import Bag, Config
+    from c7n.ctx import ExecutionContext
+    policy = Bag(dict({'name': 'permcheck', 'resource': resource_type,
+                       'provider_name': 'aws'}, **data))
+    return cls(ExecutionContext(None, policy, Config.empty()), policy)
+
+
+def plugin_elements():
+    """(qualified name, manager, element class) for each filter, action and source that
+    the plugin registers, found by module on every AWS resource."""
+    import c7n_unused_keys  # noqa: F401  (registers the plugin)
+    from c7n.provider import clouds
+    from c7n.query import sources
+    from c7n.resources import load_resources
+    load_resources(('aws.*',))
+    found = []
+    for name, cls in sorted(clouds['aws'].resources.items()):
+        for kind, registry in (('filters', cls.filter_registry),
+                               ('actions', cls.action_registry)):
+            for n, element in registry.items():
+                if element.__module__.startswith(PLUGIN):
+                    found.append(('%s.%s.%s' % (name, kind, n), name, cls, element))
+        # Resources that map no source of their own list the shared registry, where the
+        # plugin's sources refuse them (user_source._UsersOnly); iam-user maps them.
+        mapping = getattr(cls, 'source_mapping', None)
+        if not isinstance(mapping, dict):
+            continue
+        for n, source in mapping.items():
+            if source.__module__.startswith(PLUGIN):
+                found.append(('%s.source.%s' % (name, n), name, cls, n))
+    assert {n for _, _, _, n in found if isinstance(n, str)} == \
+        {n for n, s in sources.items() if s.__module__.startswith(PLUGIN)}
+    return found
+
+
+def permissions_of(resource_type, cls, element):
+    if isinstance(element, str):   # a source: the manager's permissions under it
+        return _lint_manager(resource_type, cls, source=element).get_permissions()
+    return element({}, _lint_manager(resource_type, cls)).get_permissions()
+
+
+def iam_actions(service):
+    import botocore.session
+    try:
+        model = botocore.session.get_session().get_service_model(service)
+    except Exception:   # no such service: no action of it is real
+        return set()
+    return set(model.operation_names)
+
+
+ELEMENTS = plugin_elements()
+
+
+def test_the_plugin_registers_what_the_lint_walks():
+    assert {q for q, *_ in ELEMENTS} == {
+        'iam-user.filters.unused-access-keys', 'iam-user.filters.marked-access-keys',
+        'iam-user.actions.retire-access-keys', 'iam-user.source.describe-parallel',
+        'iam-user.source.list-users'}
+
+
+@pytest.mark.parametrize('qualified,resource_type,cls,element', ELEMENTS,
+                         ids=[e[0] for e in ELEMENTS])
+def test_each_element_declares_real_iam_actions(qualified, resource_type, cls, element):
+    perms = permissions_of(resource_type, cls, element)
+    assert isinstance(perms, (list, tuple, set)) and perms, 'Missing permissions on ' + qualified
+    invalid = [p for p in perms if ':' not in p
+               or p.split(':', 1)[1] not in iam_actions(p.split(':', 1)[0])]
+    assert not invalid, (qualified, invalid)
+
+
+def test_the_lint_catches_a_made_up_action():
+    """The name check is not vacuous: a misspelt action is not an IAM operation."""
+    assert 'ListAccessKeys' in iam_actions('iam')
+    assert 'ListAccessKey' not in iam_actions('iam') and not iam_actions('nosuchservice')

@@ -131,7 +131,8 @@ def day31(emu, tmp_path, env=None):
 
 
 def test_a_delete_whose_untag_fails_is_recorded_as_deleted(sandbox, tmp_path):
-    ivan, run = day31(sandbox, tmp_path, env=faults('UntagUser=ServiceFailure/ivan-deactivated-40d'))
+    ivan, run = day31(sandbox, tmp_path,
+                      env=faults('UntagUser=ServiceFailure/ivan-deactivated-40d'))
     assert run.returncode == 0, run.stderr
     assert steps(tmp_path / 'day31')[('ivan-deactivated-40d', ivan)] == 'deleted'
     assert PREFIX + ivan in run.stderr  # the warning names the leftover tag
@@ -143,7 +144,8 @@ def test_a_delete_whose_untag_fails_is_recorded_as_deleted(sandbox, tmp_path):
 
 
 def test_a_delete_whose_answer_is_lost_is_recorded_as_deleted(sandbox, tmp_path):
-    ivan, run = day31(sandbox, tmp_path, env=faults('DeleteAccessKey=Lost/ivan-deactivated-40d'))
+    ivan, run = day31(sandbox, tmp_path,
+                      env=faults('DeleteAccessKey=Lost/ivan-deactivated-40d'))
     assert run.returncode == 0, run.stderr
     assert steps(tmp_path / 'day31')[('ivan-deactivated-40d', ivan)] == 'deleted'
     assert state(sandbox)['ivan-deactivated-40d'] == ({}, {})

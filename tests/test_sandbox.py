@@ -136,3 +136,40 @@ def test_extra_users_and_a_chosen_port_then_sigterm_frees_it():
     code, out = stop(proc)
     assert code == 0 and '# stopped' in out
     assert port_is_free(port)
+
+
+@pytest.mark.parametrize('account', ACCOUNTS)
+def test_no_user_is_younger_than_its_oldest_key(served, account):
+    env, _ = served
+    iam = client(env, account)
+    users = iam.get_paginator('list_users').paginate().build_full_result()['Users']
+    for user in users:
+        keys = iam.list_access_keys(UserName=user['UserName'])['AccessKeyMetadata']
+        assert keys, user['UserName']
+        assert user['CreateDate'] <= min(k['CreateDate'] for k in keys), user['UserName']
+    dave = iam.get_user(UserName='dave-idle-400d')['User']
+    assert round(days_ago(dave['CreateDate'])) == 500
+
+
+@pytest.mark.parametrize('value', ['abc', '-1', '2.5'])
+def test_users_must_be_a_whole_number(capsys, value):
+    from c7n_unused_keys.cli import main
+    with pytest.raises(SystemExit) as exit:
+        main(['sandbox', '--users', value])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --users: expected a whole number of users, 0 or more, got %r" % value \
+        in err, err
+    assert '_count' not in err
+
+
+def test_the_sandbox_extra_refuses_the_moto_that_lacks_its_request_handler():
+    """c7n pins moto 5.2.2, whose werkzeug_app has no MotoRequestHandler (added in 5.2.5)."""
+    from importlib.metadata import requires
+    from packaging.requirements import Requirement
+    [moto] = [Requirement(r) for r in requires('c7n-unused-keys')
+              if r.startswith('moto') and 'sandbox' in r]
+    assert not moto.specifier.contains('5.2.2') and not moto.specifier.contains('5.2.4')
+    assert moto.specifier.contains('5.2.5')
+    from moto.moto_server import werkzeug_app
+    assert hasattr(werkzeug_app, 'MotoRequestHandler')

@@ -31,7 +31,7 @@ def plan_user(client, retry, user: str, matched: Sequence[str], m: markers.Marke
     for its other markers, from a fresh ListAccessKeys. Writes nothing."""
     try:
         by_id = {k.key_id: k for k in facts.list_keys(client, retry, user)}
-    except Exception as e:  # noqa: any failure here is this user's, not the run's
+    except Exception as e:  # any failure here is this user's, not the run's
         return [], [record(Plan(user=user, key_id=k, step=lifecycle.FAILED, at=now), _why(e))
                     for k in matched]
     plans = [lifecycle.plan_matched(user, k, by_id.get(k), m, now, opts, is_self(k))
@@ -54,7 +54,7 @@ def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -
             try:
                 retry(client.tag_user, UserName=plan.user,
                       Tags=[{'Key': k, 'Value': v} for k, v in plan.tag.items()])
-            except Exception as e:  # noqa: a lost answer may hide an applied write
+            except Exception as e:  # a lost answer may hide an applied write
                 if plan.deactivate and not _gone(e):
                     return _marker_not_confirmed(client, retry, plan, e, opts)
                 raise
@@ -71,7 +71,7 @@ def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -
             log.error('retire-access-keys: %s %s: %s failed: %s', plan.user, plan.key_id,
                       plan.step, _why(e))
             return record(plan, _why(e))
-    except Exception as e:  # noqa: a connection error or timeout fails this key only
+    except Exception as e:  # a connection error or timeout fails this key only
         log.error('retire-access-keys: %s %s: %s failed: %s', plan.user, plan.key_id,
                   plan.step, _why(e))
         return record(plan, _why(e))
@@ -106,7 +106,7 @@ def _untag_after_delete(client, retry, plan: Plan) -> Dict:
     if plan.untag:
         try:
             retry(client.untag_user, UserName=plan.user, TagKeys=list(plan.untag))
-        except Exception as e:  # noqa: the delete stands; only the tags are left
+        except Exception as e:  # the delete stands; only the tags are left
             log.warning('retire-access-keys: %s %s: deleted, but its tags %s could not be '
                         'removed (%s); the next run removes them', plan.user, plan.key_id,
                         ', '.join(plan.untag), _why(e))
@@ -122,7 +122,7 @@ def _marker_not_confirmed(client, retry, plan: Plan, e: Exception,
     why = _why(e)
     try:
         written = _tag_value(client, retry, plan.user, d_tag)
-    except Exception as read:  # noqa: unknown whether the marker is there: stay Inactive
+    except Exception as read:  # unknown whether the marker is there: stay Inactive
         why += ('; the key stays Inactive and its marker could not be read back (%s); the '
                 'next run marks it or waits for it' % _why(read))
         log.error('retire-access-keys: %s %s: %s', plan.user, plan.key_id, why)
@@ -137,7 +137,7 @@ def _marker_not_confirmed(client, retry, plan: Plan, e: Exception,
     try:
         retry(client.update_access_key, UserName=plan.user, AccessKeyId=plan.key_id,
               Status='Active')
-    except Exception as undo:  # noqa: Inactive without a marker is marked next run
+    except Exception as undo:  # Inactive without a marker is marked next run
         why += '; the key stays Inactive without a marker (%s); the next run marks it' % (
             _why(undo))
         log.error('retire-access-keys: %s %s: %s', plan.user, plan.key_id, why)
@@ -148,7 +148,7 @@ def _marker_not_confirmed(client, retry, plan: Plan, e: Exception,
         if _tag_value(client, retry, plan.user, d_tag) is not None:
             retry(client.untag_user, UserName=plan.user, TagKeys=[d_tag])
             why += '; a marker written meanwhile by another run was removed'
-    except Exception as check:  # noqa: reported; the next run may read a reactivation
+    except Exception as check:  # reported; the next run may read a reactivation
         why += '; a marker written meanwhile could not be checked for (%s)' % _why(check)
     log.error('retire-access-keys: %s %s: %s', plan.user, plan.key_id, why)
     return record(plan, why)

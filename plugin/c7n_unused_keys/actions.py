@@ -13,7 +13,7 @@ from c7n.resources.iam import User
 from c7n.utils import local_session, type_schema
 
 from . import act, lifecycle, markers
-from .filters import ANNOTATION, MARKER_PREFIX, MARKER_PREFIX_SCHEMA, MarkedAccessKeys, \
+from .filters import MARKER_PREFIX, MARKER_PREFIX_SCHEMA, MarkedAccessKeys, \
     UnusedAccessKeys
 from .schema_check import check_schema
 from .sources import WORKERS
@@ -231,7 +231,7 @@ def own_key_ids(session, profile=None) -> set:
     for s in (session, boto3.Session(profile_name=profile) if profile else boto3.Session()):
         try:
             creds = s.get_credentials()
-        except Exception:  # noqa: no credentials configured is not our concern here
+        except Exception:  # no credentials configured is not our concern here
             creds = None
         if creds is not None:
             found.add(creds.get_frozen_credentials().access_key)

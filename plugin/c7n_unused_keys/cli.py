@@ -17,8 +17,8 @@ def main(argv=None) -> int:
     sb.add_argument('--port', type=int, default=0, help='port on 127.0.0.1 (default: a free one)')
     sb.add_argument('-c', '--config', default='custodian.yml',
                     help='c7n-org accounts file whose accounts are seeded (default: %(default)s)')
-    sb.add_argument('--users', type=_count, default=0,
-                    help='extra ordinary users to seed per account, for scale')
+    sb.add_argument('--users', type=_count, default=0, metavar='N',
+                    help='extra ordinary users to seed per account, for scale (default: 0)')
 
     demo = sub.add_parser('demo', help='run the policies org-wide against a fresh sandbox')
     demo.add_argument('-c', '--config', default='custodian.yml')
@@ -53,9 +53,14 @@ def main(argv=None) -> int:
 
 
 def _count(value: str) -> int:
-    n = int(value)
+    # argparse reports a ValueError with the function's name; say what is expected instead.
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
     if n < 0:
-        raise argparse.ArgumentTypeError('must be 0 or more')
+        raise argparse.ArgumentTypeError(
+            'expected a whole number of users, 0 or more, got %r' % value)
     return n
 
 

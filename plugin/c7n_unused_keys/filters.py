@@ -161,6 +161,7 @@ class UnusedAccessKeys(Filter):
             found = gathered.facts.get(r['UserName'], ())
             unused, exempt = decide.split_exempt(found, th, self.exemption(r), now)
             if exempt:
+                self.log_exemptions(r, exempt)
                 r[EXEMPT_ANNOTATION] = [
                     dict(annotation(f, v), Exemption=ex.raw,
                          ExemptUntil=ex.until.isoformat() if ex.until else None)
@@ -236,6 +237,14 @@ class UnusedAccessKeys(Filter):
             log.warning('unused-access-keys: user %s: ignoring malformed %s tag %r: %s',
                         resource['UserName'], tag, value, e)
             return None
+
+    def log_exemptions(self, resource, exempt):
+        # One line per key an exemption keeps, for audits: who is exempt, by what, how long.
+        tag = self.data.get('exempt-tag', DEFAULT_EXEMPT_TAG)
+        for f, _, ex in exempt:
+            log.info('unused-access-keys: exemption honoured: user=%s key=%s tag=%s value=%r '
+                     'until=%s', resource['UserName'], f.key_id, tag, ex.raw,
+                     ex.until.isoformat() if ex.until else 'none')
 
 
 def reads_tags(f) -> bool:

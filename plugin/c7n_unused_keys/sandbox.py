@@ -185,8 +185,8 @@ class Emulator:
     """The AWS emulator on 127.0.0.1, served from a thread of this process.
 
     `requests` counts the HTTP requests it has answered; with `count_operations`,
-    `operations` counts them per action (and `last_seen` times the last), and `latency` adds that many seconds to each
-    (benchmarks). Use as a context manager.
+    `operations` counts them per action (and `last_seen` times the last), and `latency`
+    adds that many seconds to each (benchmarks). Use as a context manager.
     """
 
     def __init__(self, port: int = 0):

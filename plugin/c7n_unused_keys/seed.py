@@ -109,10 +109,14 @@ def seed_account(emu, account: str, users: List[SeedUser], workers: int = 8) -> 
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(create, users))
+    backend = emu.backend(account)
     for user in users:
         for k in user.keys:
             emu.backdate_key(account, k.key_id, created_days=k.created, used_days=k.used,
                              never_used=k.used is None)
+        # A user exists before its keys: created with its oldest key, not today.
+        held = backend.users[user.name]
+        held.create_date = min([held.create_date] + [k.create_date for k in held.access_keys])
     return users
 
 

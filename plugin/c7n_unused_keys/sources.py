@@ -122,6 +122,5 @@ class Sources:
         return out
 
 
-
 def _slots_of(report: CredentialReport, users) -> int:
     return sum(len(report.slots.get(u, ())) for u in users)

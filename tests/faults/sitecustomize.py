@@ -6,8 +6,8 @@ of `Operation=ErrorCode[@N][~P][/UserName][%AccountName]`, e.g.
 for every operation. Calls of that IAM operation then fail with that error code
 without reaching the emulator: all of them, or only the first N in this process, a
 share P of them (seeded, so runs repeat), those for that user, or those made while
-c7n-org runs that account (it sets AccountName in the environment). Short-circuited calls skip botocore's
-own retries, so any retry seen is the caller's.
+c7n-org runs that account (it sets AccountName in the environment). Short-circuited
+calls skip botocore's own retries, so any retry seen is the caller's.
 
 Two codes model a write that is applied but whose response is lost: the request
 reaches the emulator, then the connection closes before the answer. `Lost` lets
