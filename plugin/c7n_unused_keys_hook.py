@@ -10,7 +10,7 @@ import os
 import sys
 
 TARGET = 'c7n.resources.iam'
-PLUGIN = 'c7n_unused_keys'
+PLUGIN = 'c7n_unused_keys.register'
 
 
 class _RegisteringLoader:
@@ -24,6 +24,10 @@ class _RegisteringLoader:
 
     def exec_module(self, module):
         self._loader.exec_module(module)
+        if _plugin_importing():
+            # A module of the plugin is importing c7n itself (someone imported it by
+            # hand): importing PLUGIN now would meet that module half-made.
+            return
         try:
             __import__(PLUGIN)
         except Exception as e:
@@ -35,6 +39,14 @@ class _RegisteringLoader:
         if name == '_loader':
             raise AttributeError(name)
         return getattr(self._loader, name)
+
+
+def _plugin_importing() -> bool:
+    for name, mod in list(sys.modules.items()):
+        if name == 'c7n_unused_keys' or name.startswith('c7n_unused_keys.'):
+            if getattr(getattr(mod, '__spec__', None), '_initializing', False):
+                return True
+    return False
 
 
 class PluginFinder:

@@ -116,7 +116,7 @@ def test_c7n_org_workers_need_the_hook_under_spawn(sandbox, tmp_path):
     """Negative control: the parent imports the plugin itself, the hook is off, and
     spawned workers (fresh interpreters) no longer know the filter."""
     seed_org(sandbox)
-    code = ('import sys, c7n_unused_keys; from c7n_org.cli import cli; '
+    code = ('import sys, c7n_unused_keys.register; from c7n_org.cli import cli; '
             'sys.argv[0] = "c7n-org"; cli()')
     run = run_command(['python', '-c', code, 'run', '-c', ROOT / 'custodian.yml', '-s',
                        tmp_path, '--cache-period', '0', '-u',

@@ -40,7 +40,8 @@ def state(emu):
 def run_as(emu, tmp_path, doc, policies=POLICIES):
     """Seed the sandbox account, then run the policies as a user holding `doc`."""
     from datetime import datetime, timezone
-    seed_account(emu, DEFAULT_ACCOUNT, organisation('dev', datetime.now(timezone.utc)))
+    seed_account(emu, DEFAULT_ACCOUNT, organisation('dev', datetime.now(timezone.utc)),
+                 through_api=False)
     c = emu.iam_client()
     c.create_user(UserName='runner')
     c.put_user_policy(UserName='runner', PolicyName='c7n-unused-keys',

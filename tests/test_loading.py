@@ -47,12 +47,33 @@ def test_disabling_the_hook_unloads_the_plugin(tmp_path):
 
 
 def test_import_registers_the_plugin_without_the_hook():
-    code = ('import c7n_unused_keys\n'
+    code = ('import c7n_unused_keys.register\n'
             'from c7n.resources.iam import User\n'
             'assert User.filter_registry.get("unused-access-keys") is not None\n'
             'import sys\n'
             'assert not any(type(f).__name__ == "PluginFinder" for f in sys.meta_path)\n')
     run = run_command([PY, '-c', code], None, extra_env={'C7N_UNUSED_KEYS_DISABLE': '1'})
+    assert run.returncode == 0, run.stderr
+
+
+def test_the_package_the_pure_modules_and_the_report_need_neither_c7n_nor_boto3():
+    code = ('import sys, c7n_unused_keys, c7n_unused_keys.decide, c7n_unused_keys.lifecycle, '
+            'c7n_unused_keys.markers, c7n_unused_keys.model, c7n_unused_keys.report, '
+            'c7n_unused_keys.cli\n'
+            'found = sorted(m for m in sys.modules if m.split(".")[0] in '
+            '("c7n", "boto3", "botocore"))\n'
+            'assert not found, found\n')
+    run = run_command([PY, '-c', code], None)
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_module_of_the_plugin_imported_by_hand_meets_no_half_made_plugin():
+    """filters imports c7n, which fires the hook while filters is half-made."""
+    code = ('import warnings; warnings.simplefilter("error", RuntimeWarning)\n'
+            'import c7n_unused_keys.filters, c7n_unused_keys.register\n'
+            'from c7n.resources.iam import User\n'
+            'assert User.action_registry.get("retire-access-keys")\n')
+    run = run_command([PY, '-c', code], None)
     assert run.returncode == 0, run.stderr
 
 
@@ -115,7 +136,7 @@ def test_a_regular_install_loads_the_plugin_through_its_pth(wheel, tmp_path):
 def declared(source):
     from c7n.config import Config
     from c7n.policy import Policy
-    import c7n_unused_keys  # noqa: F401
+    import c7n_unused_keys.register  # noqa: F401
     return set(Policy(unused_keys_policy('perms', {'days': 45, 'source': source}),
                       Config.empty()).get_permissions())
 

@@ -18,7 +18,7 @@ def test_notify_policy_validates():
 def test_template_names_each_key_step_date_and_how_to_keep_it(sandbox, tmp_path):
     from c7n_mailer.utils import get_rendered_jinja
     config = ROOT / 'custodian.yml'
-    seed_organisation(sandbox, load_accounts(config))
+    seed_organisation(sandbox, load_accounts(config), through_api=False)
     policy = ROOT / 'policies' / 'unused-access-keys-retire.yml'
     run = run_command(['c7n-org', 'run', '-c', config, '-s', tmp_path, '--cache-period', '0',
                        '-u', policy, '-a', 'dev'], sandbox)

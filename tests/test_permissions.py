@@ -70,7 +70,7 @@ def _lint_manager(resource_type, cls, **data):
 def plugin_elements():
     """(qualified name, manager, element class) for each filter, action and source that
     the plugin registers, found by module on every AWS resource."""
-    import c7n_unused_keys  # noqa: F401  (registers the plugin)
+    import c7n_unused_keys.register  # noqa: F401
     from c7n.provider import clouds
     from c7n.query import sources
     from c7n.resources import load_resources

@@ -38,7 +38,7 @@ def outputs(emulator, tmp_path_factory):
     """Real outputs: one seeded organisation, run in the order a rollout takes."""
     tmp = tmp_path_factory.mktemp('outputs')
     emulator.reset()
-    seed_organisation(emulator, load_accounts(CONFIG))
+    seed_organisation(emulator, load_accounts(CONFIG), through_api=False)
     runs = {
         'report': org_run(emulator, tmp / 'report', REPORT),
         'dryrun': org_run(emulator, tmp / 'dryrun', RETIRE, '--dryrun'),
@@ -164,7 +164,7 @@ def test_exit_codes(outputs, which, fail_on, code):
 
 def test_a_policy_that_never_ran_is_a_failure(emulator, tmp_path):
     """c7n-org only warns and exits 0 when workers cannot load a policy."""
-    code = ('import sys, c7n_unused_keys; from c7n_org.cli import cli; '
+    code = ('import sys, c7n_unused_keys.register; from c7n_org.cli import cli; '
             'sys.argv[0] = "c7n-org"; cli()')
     run = run_command(['python', '-c', code, 'run', '-c', CONFIG, '-s', tmp_path, '-u', REPORT,
                        '--cache-period', '0'], emulator,
@@ -191,7 +191,7 @@ def test_accounts_without_output_are_failures(outputs, tmp_path):
 def test_leftovers_of_an_earlier_run_in_the_same_folder_are_not_trusted(emulator, tmp_path):
     """c7n overwrites files but never clears the folder."""
     emulator.reset()
-    seed_organisation(emulator, {'111111111111': 'dev'})
+    seed_organisation(emulator, {'111111111111': 'dev'}, through_api=False)
     out = tmp_path / 'out'
     real = org_run(emulator, out, RETIRE, '-a', 'dev')
     assert real.returncode == 0, real.stderr
@@ -212,7 +212,7 @@ def test_leftovers_of_an_earlier_run_in_the_same_folder_are_not_trusted(emulator
 def test_a_tripped_circuit_breaker_is_a_failure(sandbox, tmp_path):
     from c7n_unused_keys.seed import SeedKey, SeedUser, seed_account
     seed_account(sandbox, '123456789012', [SeedUser('stale-%02d' % i, [SeedKey(300, used=100)])
-                                          for i in range(25)])
+                                          for i in range(25)], through_api=False)
     run = custodian_run(sandbox, tmp_path, RETIRE)
     assert run.returncode != 0
     data, rep = as_json(tmp_path)
@@ -231,7 +231,8 @@ def ahead(folder, hours=1):
 
 
 def test_leftovers_are_not_trusted_whatever_the_file_times(sandbox, tmp_path):
-    seed_account(sandbox, DEFAULT_ACCOUNT, lifecycle_cases(datetime.now(timezone.utc)))
+    seed_account(sandbox, DEFAULT_ACCOUNT, lifecycle_cases(datetime.now(timezone.utc)),
+                 through_api=False)
     name = 'unused-access-keys-retire'
     # A real run with one failed key: action records, ERROR lines in the log, exit 2.
     real = custodian_run(sandbox, tmp_path, RETIRE,
@@ -327,7 +328,7 @@ def test_an_action_that_fails_the_run_is_a_failure_with_its_reason(sandbox, tmp_
     with its traceback under `custodian run`; c7n-org mutes that, so there the reason
     reaches custodian-run.log only when the action logs it."""
     seed_account(sandbox, DEFAULT_ACCOUNT if command == 'custodian' else IDS['dev'],
-                 lifecycle_cases(datetime.now(timezone.utc)))
+                 lifecycle_cases(datetime.now(timezone.utc)), through_api=False)
     policy = failing_policy(tmp_path / 'policy.yml', log)
     env = {'PYTHONPATH': str(ROOT / 'tests' / 'failing_action')}
     out = tmp_path / 'out'
@@ -355,7 +356,7 @@ def test_a_tripped_circuit_breaker_under_c7n_org_names_its_reason(sandbox, tmp_p
     dev = load_accounts(CONFIG)
     dev_id = next(a for a, n in dev.items() if n == 'dev')
     seed_account(sandbox, dev_id, [SeedUser('stale-%02d' % i, [SeedKey(300, used=100)])
-                                   for i in range(25)])
+                                   for i in range(25)], through_api=False)
     before = {u.name: [k.status for k in u.access_keys]
               for u in sandbox.backend(dev_id).users.values()}
     run = org_run(sandbox, tmp_path, RETIRE)

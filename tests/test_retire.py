@@ -114,7 +114,7 @@ def test_timeline(sandbox, tmp_path):
 
 def declared_permissions():
     import yaml
-    import c7n_unused_keys  # noqa: F401
+    import c7n_unused_keys.register  # noqa: F401
     from c7n.config import Config
     from c7n.manager import iter_filters
     from c7n.policy import Policy

@@ -20,7 +20,7 @@ def test_the_runners_own_key_is_skipped(sandbox, monkeypatch, tmp_path):
     monkeypatch.setenv('AWS_ACCESS_KEY_ID', keys['robot']['AccessKeyId'])
     monkeypatch.setenv('AWS_SECRET_ACCESS_KEY', keys['robot']['SecretAccessKey'])
 
-    import c7n_unused_keys  # noqa: F401
+    import c7n_unused_keys.register  # noqa: F401
     from c7n.config import Config
     from c7n.policy import Policy
     data = yaml.safe_load((ROOT / 'policies' / 'unused-access-keys-retire.yml').read_text())

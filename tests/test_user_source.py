@@ -11,7 +11,8 @@ from conftest import (DEFAULT_ACCOUNT, custodian_run, read_json, run_command,
 
 
 def test_same_resources_and_calls_as_the_stock_listing(sandbox, tmp_path):
-    seed_account(sandbox, DEFAULT_ACCOUNT, organisation('dev', datetime.now(timezone.utc)))
+    seed_account(sandbox, DEFAULT_ACCOUNT, organisation('dev', datetime.now(timezone.utc)),
+                 through_api=False)
     options = {'days': 45, 'never-used-days': 30}
     stock = unused_keys_policy('stock', options)
     parallel = dict(unused_keys_policy('parallel', options), source='describe-parallel')
@@ -43,7 +44,8 @@ OPTIONS = {'days': 45, 'never-used-days': 30}
 
 
 def run_policies(sandbox, tmp_path, *policies):
-    seed_account(sandbox, DEFAULT_ACCOUNT, organisation('dev', datetime.now(timezone.utc)))
+    seed_account(sandbox, DEFAULT_ACCOUNT, organisation('dev', datetime.now(timezone.utc)),
+                 through_api=False)
     run = custodian_run(sandbox, tmp_path / 'out', write_policies(tmp_path / 'p.yml', *policies))
     assert run.returncode == 0, run.stderr
 

@@ -108,6 +108,24 @@ BAD = [
 IDS = ['%d-%s' % (i, re.sub(r'\W+', '-', names)[:40]) for i, (_, names) in enumerate(BAD)]
 
 
+@pytest.fixture(autouse=True, scope='module')
+def schema_of_iam_users_only():
+    """The schema a fresh `custodian validate` builds for these policies: aws.iam-user's
+    alone. In this process other tests may have loaded every AWS resource, which makes
+    each call build and check against the whole schema (about a second)."""
+    from c7n import schema
+    made, generate = {}, schema.generate
+
+    def iam_users_only(resource_types=()):
+        key = tuple(resource_types) or ('aws.iam-user',)
+        if key not in made:
+            made[key] = generate(key)
+        return made[key]
+    schema.generate = iam_users_only
+    yield
+    schema.generate = generate
+
+
 def custodian_validate(tmp_path, caplog, *policies) -> str:
     """c7n's `custodian validate` command, in-process; its log, or '' when valid."""
     path = write_policies(tmp_path / 'p.yml', *policies)

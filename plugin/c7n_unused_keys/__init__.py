@@ -1,11 +1,8 @@
 """c7n-unused-keys: find unused IAM access keys and retire them safely.
 
-Importing this package registers, on aws.iam-user, the `unused-access-keys` and
-`marked-access-keys` filters, the `retire-access-keys` action and the
-`describe-parallel` and `list-users` sources. Stock
-`custodian` and `c7n-org` import it through the start-up hook in
-`c7n_unused_keys_hook`, installed by the package's `.pth` file.
+Importing the package registers nothing and imports neither c7n nor boto3, so that
+the pure modules (`decide`, `lifecycle`, `markers`, `model`) and the report load
+fast. `import c7n_unused_keys.register` registers the plugin with c7n; stock
+`custodian` and `c7n-org` do that through the start-up hook.
 """
-from . import filters, actions, user_source  # noqa: F401  (they register on import)
-
 __version__ = '0.1.0'

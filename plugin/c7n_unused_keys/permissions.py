@@ -22,7 +22,7 @@ def policy_files(paths: Iterable[str]) -> List[Path]:
 
 
 def needed(paths: Iterable[str]) -> Set[str]:
-    import c7n_unused_keys  # noqa: F401  (registers the plugin)
+    import c7n_unused_keys.register  # noqa: F401
     from c7n.config import Config
     from c7n.manager import iter_filters
     from c7n.policy import Policy

@@ -87,29 +87,53 @@ def organisation(account_name: str, now: datetime, ordinary: int = 30,
     return users
 
 
-def seed_account(emu, account: str, users: List[SeedUser], workers: int = 8) -> List[SeedUser]:
-    """Create the users through the API, then move their dates back. Returns them, with ids."""
-    client = emu.iam_client(account)
+def seed_account(emu, account: str, users: List[SeedUser], workers: int = 8,
+                 through_api: bool = True) -> List[SeedUser]:
+    """Create the users, then move their dates back. Returns them, with ids.
+
+    Through the IAM API by default, as c7n-org reaches an account; `through_api=False`
+    writes the emulator's objects directly, for thousands of users in a test.
+    """
     now = datetime.now(timezone.utc)
+    backend = emu.backend(account)
+    client = emu.iam_client(account) if through_api else None
+
+    def tags_of(user: SeedUser) -> Dict[str, str]:
+        tags = dict(user.tags)
+        for k in user.keys:
+            if k.marker is not None:
+                tags[markers.deactivated_tag(MARKER_PREFIX, k.key_id)] = \
+                    markers.format_time(now - timedelta(days=k.marker))
+        return tags
 
     def create(user: SeedUser):
         client.create_user(UserName=user.name)
-        tags = dict(user.tags)
         for k in user.keys:
             k.key_id = client.create_access_key(UserName=user.name)['AccessKey']['AccessKeyId']
             if k.status != 'Active':
                 client.update_access_key(UserName=user.name, AccessKeyId=k.key_id,
                                          Status=k.status)
-            if k.marker is not None:
-                tags[markers.deactivated_tag(MARKER_PREFIX, k.key_id)] = \
-                    markers.format_time(now - timedelta(days=k.marker))
+        tags = tags_of(user)
         if tags:
             client.tag_user(UserName=user.name,
                             Tags=[{'Key': t, 'Value': v} for t, v in tags.items()])
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(create, users))
-    backend = emu.backend(account)
+    def create_directly(user: SeedUser):
+        backend.create_user('us-east-1', user.name)
+        for k in user.keys:
+            k.key_id = backend.create_access_key(user.name).access_key_id
+            if k.status != 'Active':
+                backend.update_access_key(user.name, k.key_id, k.status)
+        tags = tags_of(user)
+        if tags:
+            backend.tag_user(user.name, [{'Key': t, 'Value': v} for t, v in tags.items()])
+
+    if not through_api:
+        for user in users:
+            create_directly(user)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(create, users))
     for user in users:
         for k in user.keys:
             emu.backdate_key(account, k.key_id, created_days=k.created, used_days=k.used,
@@ -121,8 +145,9 @@ def seed_account(emu, account: str, users: List[SeedUser], workers: int = 8) -> 
 
 
 def seed_organisation(emu, accounts: Dict[str, str], ordinary: int = 30,
-                      extra: int = 0) -> Dict[str, List[SeedUser]]:
+                      extra: int = 0, through_api: bool = True) -> Dict[str, List[SeedUser]]:
     """Seed each account {account_id: name}; returns the users per account id."""
     now = datetime.now(timezone.utc)
-    return {account: seed_account(emu, account, organisation(name, now, ordinary, extra))
+    return {account: seed_account(emu, account, organisation(name, now, ordinary, extra),
+                                  through_api=through_api)
             for account, name in accounts.items()}
