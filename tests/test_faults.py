@@ -60,6 +60,24 @@ def test_twenty_percent_throttling_changes_nothing(sandbox, tmp_path):
 snapshot = account_state
 
 
+def test_lost_answers_to_every_kind_of_write_change_nothing(sandbox, tmp_path):
+    """Each write is applied and its first answer lost; botocore's retry then meets the
+    write already made (a delete: NoSuchEntity)."""
+    seeded(sandbox, ordinary=0)
+    clean = custodian_run(sandbox, tmp_path / 'clean', RETIRE)
+    assert clean.returncode == 0, clean.stderr
+    expected = shape(sandbox), steps(tmp_path / 'clean')
+
+    seeded(sandbox, ordinary=0)
+    before = snapshot(sandbox)
+    lost = custodian_run(sandbox, tmp_path / 'lost', RETIRE, env=faults(
+        'UpdateAccessKey=Lost,TagUser=Lost,UntagUser=Lost,DeleteAccessKey=Lost'))
+    assert lost.returncode == 0, lost.stderr
+    invariants(before, snapshot(sandbox))
+    assert (shape(sandbox), steps(tmp_path / 'lost')) == expected
+    assert {'deactivated', 'deleted', 'reactivated'} <= {s for _, s in expected[1]}
+
+
 def invariants(before, after, crashed=False):
     """No key deleted but the one whose marker is 40 days old; no Active key deleted.
     After a run that was not killed, also: every key this run deactivated carries its
@@ -246,10 +264,11 @@ def test_killed_after_every_call_a_clean_rerun_converges(sandbox, tmp_path):
 
 
 def state_read_by_a_run(emu, account):
-    """What a run reads, with key ids and times replaced by their place: per user its
-    keys by age (status, created, last used) and its tags (marker values rounded to
-    the day, which is all the lifecycle compares them by), and whether the account has
-    a credential report."""
+    """What a run reads, with key ids replaced by their place: per user its keys by age
+    (status, created and last used, to the day) and its tags (marker values to the day),
+    and whether the account has a credential report. Times to the day: the markers a
+    kill leaves are written within the test's minutes, days away from every threshold
+    the lifecycle compares them with (30 days to delete, 45 of reactivation grace)."""
     b = emu.backend(account)
     out = []
     for u in sorted(b.users.values(), key=lambda u: u.name):

@@ -4,6 +4,7 @@ spent markers, stale annotations and the `max-deactivations` circuit breaker.
 Every test asserts the emulator's final state, not only what a run printed.
 """
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import yaml
@@ -318,3 +319,49 @@ def test_the_breaker_counts_a_percent_of_the_keys_seen(sandbox, tmp_path):
     assert run.returncode == 0, run.stderr
     assert sum(1 for keys, _ in state(sandbox).values()
                for s in keys.values() if s == 'Inactive') == 5
+
+
+def test_keys_switched_off_by_hand_count_against_the_breaker(sandbox, tmp_path):
+    """Marking starts the deletion clock as a deactivation does."""
+    ids = many_stale(sandbox)
+    c = iam_client(sandbox)
+    for name, key in ids.items():
+        if name.startswith('stale'):
+            c.update_access_key(UserName=name, AccessKeyId=key, Status='Inactive')
+    before = state(sandbox)
+    run = custodian_run(sandbox, tmp_path / 'out', RETIRE)
+    assert run.returncode != 0
+    assert 'circuit breaker: 25 deactivations planned of 55 keys seen' in run.stderr
+    assert state(sandbox) == before
+
+
+def test_a_delete_with_no_answer_at_all_is_recorded_as_deleted(sandbox, tmp_path):
+    """No botocore retry: the key is read back, and it is gone."""
+    ivan, run = day31(sandbox, tmp_path,
+                      env=dict(faults('DeleteAccessKey=Lost/ivan-deactivated-40d'),
+                               AWS_MAX_ATTEMPTS='1'))
+    assert run.returncode == 0, run.stderr
+    assert steps(tmp_path / 'day31')[('ivan-deactivated-40d', ivan)] == 'deleted'
+    assert state(sandbox)['ivan-deactivated-40d'] == ({}, {})
+
+
+def test_one_user_s_writes_are_made_one_after_another(sandbox, tmp_path):
+    """IAM may refuse concurrent writes to one user (ConcurrentModification)."""
+    c = iam_client(sandbox)
+    c.create_user(UserName='two-idle')
+    for created in (300, 200):
+        key = c.create_access_key(UserName='two-idle')['AccessKey']['AccessKeyId']
+        sandbox.backdate_key(DEFAULT_ACCOUNT, key, created_days=created, used_days=100)
+    seen = []
+    sandbox.on_request('TagUser', lambda: seen.append(time.monotonic()), user='two-idle',
+                       times=2)
+    # Each answer takes at least this long: writes made one after another start at least
+    # this far apart; concurrent ones start together.
+    sandbox.latency = 0.3
+    try:
+        run = custodian_run(sandbox, tmp_path / 'out', RETIRE)
+    finally:
+        sandbox.latency = 0.0
+    assert run.returncode == 0, run.stderr
+    assert len(seen) == 2 and seen[1] - seen[0] >= 0.3, seen
+    assert set(state(sandbox)['two-idle'][0].values()) == {'Inactive'}

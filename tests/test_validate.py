@@ -76,6 +76,13 @@ BAD = [
     (retire_policy({'marker-tag-prefix': ''}), "On instance['marker-tag-prefix']"),
     (retire_policy({'marker-tag-prefix': 'has spaces!'}), "On instance['marker-tag-prefix']"),
     (retire_policy({'marker-tag-prefix': 7}), "On instance['marker-tag-prefix']"),
+    (dict(retire_policy(), filters=[{'or': [
+        {'and': [{'type': 'unused-access-keys', 'days': 45}, {'tag:Team': 'data'}]},
+        {'type': 'marked-access-keys'}]}]),
+     'its unused-access-keys filter must be a top-level filter or sit directly in a '
+     'top-level or'),
+    (dict(retire_policy(), filters=[{'not': [{'type': 'unused-access-keys', 'days': 45}]}]),
+     'its unused-access-keys filter must be a top-level filter'),
     (retire_policy({'max-deactivations': {}}), "On instance['max-deactivations']"),
     (retire_policy({'max-deactivations': 20}), "On instance['max-deactivations']"),
     (retire_policy({'max-deactivations': {'op': 'and'}}),

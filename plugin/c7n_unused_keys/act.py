@@ -99,6 +99,16 @@ def _delete(client, retry, plan: Plan):
             raise
         log.warning('retire-access-keys: %s %s: DeleteAccessKey was retried and found the '
                     'key gone: an earlier attempt deleted it', plan.user, plan.key_id)
+    except Exception as e:  # no answer at all: the delete may have been applied
+        try:
+            still = any(k.key_id == plan.key_id
+                        for k in facts.list_keys(client, retry, plan.user))
+        except Exception:  # unknown: report the delete's own error
+            raise e
+        if still:
+            raise
+        log.warning('retire-access-keys: %s %s: DeleteAccessKey got no answer, and the key '
+                    'is gone: it was deleted', plan.user, plan.key_id)
 
 
 def _untag_after_delete(client, retry, plan: Plan) -> Dict:
@@ -116,17 +126,20 @@ def _untag_after_delete(client, retry, plan: Plan) -> Dict:
 def _marker_not_confirmed(client, retry, plan: Plan, e: Exception,
                           opts: lifecycle.Options) -> Dict:
     """TagUser failed after a deactivation. Leave a state the next run reads right:
-    Inactive with its marker, Inactive without one (marked next run), or Active without
-    one. Never Active with a marker, which would read as its owner's reactivation."""
+    Inactive with its marker (waiting), Inactive without one (marked next run), or Active
+    without one. Never Active with a marker, which reads as its owner's reactivation.
+
+    Only a definite refusal (an error answer to a call made once) proves the marker was
+    not written, and only then is the key put back. After a lost answer the write may
+    have been applied, and a read straight after a write may not show it yet (IAM is
+    eventually consistent), so the key stays Inactive; the read only sets the record.
+    """
     d_tag = markers.deactivated_tag(opts.prefix, plan.key_id)
     why = _why(e)
     try:
         written = _tag_value(client, retry, plan.user, d_tag)
-    except Exception as read:  # unknown whether the marker is there: stay Inactive
-        why += ('; the key stays Inactive and its marker could not be read back (%s); the '
-                'next run marks it or waits for it' % _why(read))
-        log.error('retire-access-keys: %s %s: %s', plan.user, plan.key_id, why)
-        return record(plan, why)
+    except Exception as read:  # the state stands either way; only the record is unsure
+        written, why = None, why + '; its marker could not be read back (%s)' % _why(read)
     if written is not None:
         # The write was applied and only its answer lost, or another run marked the key.
         marked = markers.parse_time(written, plan.at) or plan.at
@@ -134,6 +147,11 @@ def _marker_not_confirmed(client, retry, plan: Plan, e: Exception,
                     'there; the key stays deactivated', plan.user, plan.key_id, why, d_tag,
                     written)
         return _done(replace(plan, delete_on=marked + opts.delete_after))
+    if not _refused(e):
+        why += ('; the key stays Inactive, with or without its marker; the next run waits '
+                'for it or marks it')
+        log.error('retire-access-keys: %s %s: %s', plan.user, plan.key_id, why)
+        return record(plan, why)
     try:
         retry(client.update_access_key, UserName=plan.user, AccessKeyId=plan.key_id,
               Status='Active')
@@ -152,6 +170,16 @@ def _marker_not_confirmed(client, retry, plan: Plan, e: Exception,
         why += '; a marker written meanwhile could not be checked for (%s)' % _why(check)
     log.error('retire-access-keys: %s %s: %s', plan.user, plan.key_id, why)
     return record(plan, why)
+
+
+def _refused(e: Exception) -> bool:
+    """An error answer (4xx, not throttling) to a call sent once: nothing was applied."""
+    if not isinstance(e, ClientError):
+        return False
+    meta = e.response.get('ResponseMetadata', {})
+    code = e.response.get('Error', {}).get('Code', '')
+    return (meta.get('RetryAttempts', 0) == 0 and meta.get('HTTPStatusCode', 500) < 500
+            and 'Throttl' not in code)
 
 
 def _tag_value(client, retry, user: str, key: str) -> Optional[str]:

@@ -8,6 +8,7 @@ import boto3
 from c7n import cache, utils
 from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
+from c7n.filters.core import Or
 from c7n.manager import iter_filters
 from c7n.resources.iam import User
 from c7n.utils import local_session, type_schema
@@ -121,7 +122,17 @@ class RetireAccessKeys(BaseAction):
             raise PolicyValidationError(
                 'retire-access-keys acts on the keys that an unused-access-keys filter '
                 'matched; add one to the filters of %s' % self.manager.data.get('name'))
+        top = list(self.manager.filters)
+        placed = {id(f) for f in top} | {id(c) for f in top if isinstance(f, Or)
+                                         for c in f.filters}
         for f in found:
+            if id(f) not in placed:
+                # In an and/not, a user it matched may be dropped there and still reach
+                # the action by another branch (marked-access-keys), with those matches.
+                raise PolicyValidationError(
+                    'retire-access-keys: its unused-access-keys filter must be a top-level '
+                    'filter or sit directly in a top-level or, not in an and/not block, on '
+                    '%s' % self.manager.data.get('name'))
             if f.data.get('status', 'any') != 'any' or 'max-days' in f.data:
                 raise PolicyValidationError(
                     'retire-access-keys: its unused-access-keys filter must keep matching '
@@ -182,11 +193,16 @@ class RetireAccessKeys(BaseAction):
                  len(resources), opts.delete_after.days)
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             planned = list(pool.map(plan, resources))
-        plans = [p for ps, _ in planned for p in ps]
-        self.check_breaker(plans, seen)
+        self.check_breaker([p for ps, _ in planned for p in ps], seen)
+
+        def execute(user_plans):
+            # One user's steps one after another: IAM may refuse concurrent writes to
+            # one user (ConcurrentModification).
+            return [act.execute(client, self.manager.retry, p, now, opts) for p in user_plans]
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            records = [rec for _, failed in planned for rec in failed] + list(pool.map(
-                lambda p: act.execute(client, self.manager.retry, p, now, opts), plans))
+            records = [rec for _, failed in planned for rec in failed] + [
+                rec for recs in pool.map(execute, [ps for ps, _ in planned if ps])
+                for rec in recs]
         for rec in records:
             # The report reads only the records of the run metadata.json describes.
             rec['ExecutionId'] = run
@@ -214,7 +230,9 @@ class RetireAccessKeys(BaseAction):
     def check_breaker(self, plans, seen: int):
         """Before any write: fail the run when the planned deactivations exceed the limit."""
         breaker = self.breaker()
-        planned = sum(1 for p in plans if p.deactivate)
+        # A key found Inactive without a marker is marked: that starts its deletion
+        # clock as a deactivation does (keys switched off by hand, exemptions ending).
+        planned = sum(1 for p in plans if p.deactivate or p.step == lifecycle.MARKED)
         if breaker is None or not breaker.tripped(planned, seen):
             return
         message = ('retire-access-keys: circuit breaker: %d deactivations planned of %d keys '
