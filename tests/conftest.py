@@ -79,7 +79,8 @@ def custodian_run(emu, out, policy, *extra, env=None) -> Run:
 
 def faults(spec: str) -> dict:
     """Environment that loads tests/faults into a subprocess (see its docstring)."""
-    return {'PYTHONPATH': str(ROOT / 'tests' / 'faults'), 'C7N_TEST_FAULTS': spec}
+    return {'PYTHONPATH': str(ROOT / 'tests' / 'faults'), 'C7N_TEST_FAULTS': spec,
+            'C7N_TEST_SLEEP_SCALE': '0.05'}
 
 
 def account_state(emu, account: str = DEFAULT_ACCOUNT) -> dict:

@@ -9,6 +9,8 @@ share P of them (seeded, so runs repeat), those for that user, or those made whi
 c7n-org runs that account (it sets AccountName in the environment). Short-circuited
 calls skip botocore's own retries, so any retry seen is the caller's.
 
+`C7N_TEST_SLEEP_SCALE` shortens every wait (retry backoff) by that factor.
+
 Two codes model a write that is applied but whose response is lost: the request
 reaches the emulator, then the connection closes before the answer. `Lost` lets
 botocore's own retries through (the retry of a delete then meets NoSuchEntity);
@@ -18,6 +20,14 @@ not applied.
 import os
 import random
 import threading
+
+# Waits (c7n's and botocore's retry backoff) are cut by this factor: what a fault test
+# checks is the final state, and the time a retry waits plays no part in it.
+SLEEP_SCALE = float(os.environ.get('C7N_TEST_SLEEP_SCALE', '1'))
+if SLEEP_SCALE != 1:
+    import time
+    _sleep = time.sleep
+    time.sleep = lambda seconds: _sleep(seconds * SLEEP_SCALE)
 
 FAULTS = dict(item.split('=', 1) for item in os.environ.get('C7N_TEST_FAULTS', '').split(',')
               if '=' in item)
