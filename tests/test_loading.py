@@ -56,6 +56,12 @@ def test_import_registers_the_plugin_without_the_hook():
     assert run.returncode == 0, run.stderr
 
 
+def python_passes(code, env=None):
+    """`code` in a fresh interpreter of the test venv (the .pth hook on) exits 0."""
+    run = run_command([PY, '-c', code], None, extra_env=env)
+    assert run.returncode == 0, run.stderr
+
+
 def test_the_package_the_pure_modules_and_the_report_need_neither_c7n_nor_boto3():
     code = ('import sys, c7n_unused_keys, c7n_unused_keys.decide, c7n_unused_keys.lifecycle, '
             'c7n_unused_keys.markers, c7n_unused_keys.model, c7n_unused_keys.report, '
@@ -63,8 +69,7 @@ def test_the_package_the_pure_modules_and_the_report_need_neither_c7n_nor_boto3(
             'found = sorted(m for m in sys.modules if m.split(".")[0] in '
             '("c7n", "boto3", "botocore"))\n'
             'assert not found, found\n')
-    run = run_command([PY, '-c', code], None)
-    assert run.returncode == 0, run.stderr
+    python_passes(code)
 
 
 def test_a_module_of_the_plugin_imported_by_hand_meets_no_half_made_plugin():
@@ -73,15 +78,13 @@ def test_a_module_of_the_plugin_imported_by_hand_meets_no_half_made_plugin():
             'import c7n_unused_keys.filters, c7n_unused_keys.register\n'
             'from c7n.resources.iam import User\n'
             'assert User.action_registry.get("retire-access-keys")\n')
-    run = run_command([PY, '-c', code], None)
-    assert run.returncode == 0, run.stderr
+    python_passes(code)
 
 
 def test_the_hook_does_not_import_c7n_by_itself():
     code = 'import sys; assert "c7n" not in sys.modules and "boto3" not in sys.modules'
     code += '; assert any(type(f).__name__ == "PluginFinder" for f in sys.meta_path)'
-    run = run_command([PY, '-c', code], None)
-    assert run.returncode == 0, run.stderr
+    python_passes(code)
 
 
 def hook_import_us(env=None):
