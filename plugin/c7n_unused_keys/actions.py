@@ -178,10 +178,11 @@ class RetireAccessKeys(BaseAction):
         matches, seen = {}, 0
         for f in self.unused_filters():
             found, keys_seen = f.run_matches(run)
-            seen += keys_seen
+            # Two filters in an `or` look at the same keys: count them once.
+            seen = max(seen, keys_seen)
             for user, key_ids in found.items():
-                matches.setdefault(user, []).extend(
-                    k for k in key_ids if k not in matches.get(user, ()))
+                known = matches.setdefault(user, [])
+                known.extend(k for k in key_ids if k not in known)
 
         def plan(r):
             m = markers.markers_of(r.get('Tags'), opts.prefix)
