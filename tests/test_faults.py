@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from c7n_unused_keys.seed import organisation, seed_account
 from conftest import (BIN, DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults,
-                      run_command)
+                      run_command, seeded)
 
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'
@@ -31,13 +31,6 @@ def shape(emu, account=DEFAULT_ACCOUNT):
 def steps(out):
     run = run_command(['c7n-unused-keys', 'report', out, '--format', 'json'], None)
     return sorted((r['user'], r['step']) for r in json.loads(run.stdout)['rows'])
-
-
-def seeded(emu, ordinary=30):
-    emu.reset()
-    seed_account(emu, DEFAULT_ACCOUNT,
-                 organisation('dev', datetime.now(timezone.utc), ordinary=ordinary),
-                 through_api=False)
 
 
 def same_as_a_clean_run(emu, tmp_path, spec):

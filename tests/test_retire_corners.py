@@ -10,29 +10,13 @@ from datetime import datetime, timedelta, timezone
 import yaml
 
 from c7n_unused_keys import markers
-from c7n_unused_keys.seed import organisation, seed_account
-from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, faults, iam_client, read_json,
-                      run_command)
+from conftest import (DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults, iam_client,
+                      read_json, run_command, seeded)
 
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'
 PREFIX = 'c7n-unused-keys:'
 R_PREFIX = 'c7n-unused-keys-reactivated:'
-
-
-def seeded(emu, ordinary=30):
-    emu.reset()
-    users = seed_account(emu, DEFAULT_ACCOUNT,
-                         organisation('dev', datetime.now(timezone.utc), ordinary=ordinary),
-                         through_api=False)
-    return {u.name: [k.key_id for k in u.keys] for u in users}
-
-
-def state(emu):
-    b = emu.backend(DEFAULT_ACCOUNT)
-    return {u.name: ({k.access_key_id: k.status for k in u.access_keys},
-                     {t['Key']: t['Value'] for t in b.list_user_tags(u.name)})
-            for u in b.users.values()}
 
 
 def steps(out):
@@ -58,10 +42,10 @@ def test_a_rerun_within_the_cache_period_waits(sandbox, tmp_path):
     cache = tmp_path / 'cache.sqlite'
     first = cached_run(sandbox, tmp_path / 'one', cache)
     assert first.returncode == 0, first.stderr
-    after_first = state(sandbox)
+    after_first = account_state(sandbox)
     second = cached_run(sandbox, tmp_path / 'two', cache)
     assert second.returncode == 0, second.stderr
-    assert state(sandbox) == after_first
+    assert account_state(sandbox) == after_first
     got = steps(tmp_path / 'two')
     deactivated = {k for k, s in steps(tmp_path / 'one').items() if s == 'deactivated'}
     assert deactivated and {k: got[k] for k in deactivated} == {k: 'waiting' for k in deactivated}
@@ -73,13 +57,13 @@ def test_a_key_its_owner_reactivated_stays_active_under_the_cache(sandbox, tmp_p
     cache = tmp_path / 'cache.sqlite'
     assert cached_run(sandbox, tmp_path / 'one', cache).returncode == 0
     bob = ids['bob-idle-50d'][0]
-    assert state(sandbox)['bob-idle-50d'][0] == {bob: 'Inactive'}
+    assert account_state(sandbox)['bob-idle-50d'][0] == {bob: 'Inactive'}
     iam_client(sandbox).update_access_key(UserName='bob-idle-50d', AccessKeyId=bob,
                                           Status='Active')
     again = cached_run(sandbox, tmp_path / 'two', cache)
     assert again.returncode == 0, again.stderr
     assert steps(tmp_path / 'two')[('bob-idle-50d', bob)] == 'reactivated'
-    keys, tags = state(sandbox)['bob-idle-50d']
+    keys, tags = account_state(sandbox)['bob-idle-50d']
     assert keys == {bob: 'Active'} and PREFIX + bob not in tags and R_PREFIX + bob in tags
 
 
@@ -94,7 +78,7 @@ def test_an_exemption_added_after_the_dry_run_is_honoured(sandbox, tmp_path):
     real = cached_run(sandbox, tmp_path / 'real', cache)
     assert real.returncode == 0, real.stderr
     carol = ids['carol-idle-120d'][0]
-    keys, tags = state(sandbox)['carol-idle-120d']
+    keys, tags = account_state(sandbox)['carol-idle-120d']
     assert keys == {carol: 'Active'} and not [t for t in tags if t.startswith(PREFIX)]
     assert ('carol-idle-120d', carol) not in steps(tmp_path / 'real')
 
@@ -119,7 +103,7 @@ def test_another_policy_s_matches_are_not_acted_on(sandbox, tmp_path):
     run = run_command(['custodian', 'run', '-s', tmp_path / 'out', '-f', 'memory', policies],
                       sandbox)
     assert run.returncode == 0, run.stderr
-    keys, tags = state(sandbox)['x']
+    keys, tags = account_state(sandbox)['x']
     assert keys == {idle: 'Active'} and tags == {}
 
 
@@ -138,11 +122,11 @@ def test_a_delete_whose_untag_fails_is_recorded_as_deleted(sandbox, tmp_path):
     assert run.returncode == 0, run.stderr
     assert steps(tmp_path / 'day31')[('ivan-deactivated-40d', ivan)] == 'deleted'
     assert PREFIX + ivan in run.stderr  # the warning names the leftover tag
-    keys, tags = state(sandbox)['ivan-deactivated-40d']
+    keys, tags = account_state(sandbox)['ivan-deactivated-40d']
     assert keys == {} and PREFIX + ivan in tags
     rerun = custodian_run(sandbox, tmp_path / 'next', RETIRE)
     assert rerun.returncode == 0, rerun.stderr
-    assert state(sandbox)['ivan-deactivated-40d'] == ({}, {})
+    assert account_state(sandbox)['ivan-deactivated-40d'] == ({}, {})
 
 
 def test_a_delete_whose_answer_is_lost_is_recorded_as_deleted(sandbox, tmp_path):
@@ -150,7 +134,7 @@ def test_a_delete_whose_answer_is_lost_is_recorded_as_deleted(sandbox, tmp_path)
                       env=faults('DeleteAccessKey=Lost/ivan-deactivated-40d'))
     assert run.returncode == 0, run.stderr
     assert steps(tmp_path / 'day31')[('ivan-deactivated-40d', ivan)] == 'deleted'
-    assert state(sandbox)['ivan-deactivated-40d'] == ({}, {})
+    assert account_state(sandbox)['ivan-deactivated-40d'] == ({}, {})
     report = run_command(['c7n-unused-keys', 'report', tmp_path / 'day31', '--fail-on',
                           'actions'], None)
     assert report.returncode == 1, report.stdout + report.stderr
@@ -165,7 +149,7 @@ def next_step_of_bob(emu, tmp_path, env=None, hook=None):
         hook()
     bob = ids['bob-idle-50d'][0]
     first = custodian_run(emu, tmp_path / 'first', RETIRE, env=env)
-    after_first = state(emu)['bob-idle-50d']
+    after_first = account_state(emu)['bob-idle-50d']
     second = custodian_run(emu, tmp_path / 'second', RETIRE)
     assert second.returncode == 0, second.stderr
     return bob, first, after_first, steps(tmp_path / 'second').get(('bob-idle-50d', bob))
@@ -182,7 +166,7 @@ def test_a_marker_applied_with_its_answer_lost_is_not_read_as_a_reactivation(san
     assert (keys[bob], PREFIX + bob in tags) in (('Inactive', True), ('Inactive', False),
                                                  ('Active', False)), after_first
     assert step in ('waiting', 'marked', 'deactivated'), step
-    keys, tags = state(sandbox)['bob-idle-50d']
+    keys, tags = account_state(sandbox)['bob-idle-50d']
     assert keys == {bob: 'Inactive'} and PREFIX + bob in tags and R_PREFIX + bob not in tags
 
 
@@ -200,7 +184,7 @@ def test_a_concurrent_run_s_marker_is_not_read_as_a_reactivation(sandbox, tmp_pa
                                         user='bob-idle-50d'))
     assert after_first[0] == {bob: 'Inactive'} and PREFIX + bob in after_first[1]
     assert step == 'waiting'
-    assert R_PREFIX + bob not in state(sandbox)['bob-idle-50d'][1]
+    assert R_PREFIX + bob not in account_state(sandbox)['bob-idle-50d'][1]
 
 
 def test_a_marker_that_lands_during_the_undo_is_removed(sandbox, tmp_path):
@@ -228,7 +212,7 @@ def test_a_reactivation_tag_is_removed_once_its_grace_has_passed(sandbox, tmp_pa
     run = custodian_run(sandbox, tmp_path / 'day0', RETIRE)
     assert run.returncode == 0, run.stderr
     assert steps(tmp_path / 'day0')[('judy-reactivated', judy)] == 'reactivated'
-    assert R_PREFIX + judy in state(sandbox)['judy-reactivated'][1]
+    assert R_PREFIX + judy in account_state(sandbox)['judy-reactivated'][1]
     # Within the grace, with the key in use, judy's markers need no work.
     sandbox.backdate_key(DEFAULT_ACCOUNT, judy, used_days=0)
     run = custodian_run(sandbox, tmp_path / 'day1', RETIRE)
@@ -239,7 +223,7 @@ def test_a_reactivation_tag_is_removed_once_its_grace_has_passed(sandbox, tmp_pa
     sandbox.backdate_key(DEFAULT_ACCOUNT, judy, used_days=1)
     run = custodian_run(sandbox, tmp_path / 'day46', RETIRE)
     assert run.returncode == 0, run.stderr
-    assert state(sandbox)['judy-reactivated'] == ({judy: 'Active'}, {})
+    assert account_state(sandbox)['judy-reactivated'] == ({judy: 'Active'}, {})
     run = custodian_run(sandbox, tmp_path / 'day46b', RETIRE)
     assert run.returncode == 0, run.stderr
     assert 'judy-reactivated' not in matched_users(tmp_path / 'day46b')
@@ -252,7 +236,7 @@ def test_a_reactivation_tag_is_removed_when_its_key_is_gone(sandbox, tmp_path):
     iam_client(sandbox).delete_access_key(UserName='judy-reactivated', AccessKeyId=judy)
     run = custodian_run(sandbox, tmp_path / 'day1', RETIRE)
     assert run.returncode == 0, run.stderr
-    assert state(sandbox)['judy-reactivated'] == ({}, {})
+    assert account_state(sandbox)['judy-reactivated'] == ({}, {})
 
 
 # -- 4. the circuit breaker counts deactivations ----------------------------------------
@@ -280,11 +264,11 @@ def with_breaker(tmp_path, name, **limit):
 
 def test_the_breaker_trips_on_planned_deactivations_and_writes_nothing(sandbox, tmp_path):
     many_stale(sandbox)
-    before = state(sandbox)
+    before = account_state(sandbox)
     run = custodian_run(sandbox, tmp_path / 'out', RETIRE)
     assert run.returncode != 0
     assert 'retire-access-keys: circuit breaker: 25 deactivations planned' in run.stderr
-    assert state(sandbox) == before
+    assert account_state(sandbox) == before
     report = run_command(['c7n-unused-keys', 'report', tmp_path / 'out', '--format', 'json'],
                          None)
     assert report.returncode == 2
@@ -302,22 +286,22 @@ def test_keys_waiting_out_their_grace_do_not_trip_the_breaker(sandbox, tmp_path)
     day5 = custodian_run(sandbox, tmp_path / 'day5', RETIRE)
     assert day5.returncode == 0, day5.stderr
     assert set(steps(tmp_path / 'day5').values()) == {'waiting'}
-    assert {n: s[0] for n, s in state(sandbox).items() if n.startswith('stale')} == \
+    assert {n: s[0] for n, s in account_state(sandbox).items() if n.startswith('stale')} == \
         {n: {ids[n]: 'Inactive'} for n in ids if n.startswith('stale')}
 
 
 def test_the_breaker_counts_a_percent_of_the_keys_seen(sandbox, tmp_path):
     many_stale(sandbox, stale=5, fresh=10)
-    before = state(sandbox)
+    before = account_state(sandbox)
     tight = with_breaker(tmp_path, 'tight.yml', percent=30)
     run = custodian_run(sandbox, tmp_path / 'out', tight)
     assert run.returncode != 0
     assert '5 deactivations planned of 15 keys seen' in run.stderr
-    assert state(sandbox) == before
+    assert account_state(sandbox) == before
     loose = with_breaker(tmp_path, 'loose.yml', percent=40)
     run = custodian_run(sandbox, tmp_path / 'out2', loose)
     assert run.returncode == 0, run.stderr
-    assert sum(1 for keys, _ in state(sandbox).values()
+    assert sum(1 for keys, _ in account_state(sandbox).values()
                for s in keys.values() if s == 'Inactive') == 5
 
 
@@ -328,11 +312,11 @@ def test_keys_switched_off_by_hand_count_against_the_breaker(sandbox, tmp_path):
     for name, key in ids.items():
         if name.startswith('stale'):
             c.update_access_key(UserName=name, AccessKeyId=key, Status='Inactive')
-    before = state(sandbox)
+    before = account_state(sandbox)
     run = custodian_run(sandbox, tmp_path / 'out', RETIRE)
     assert run.returncode != 0
     assert 'circuit breaker: 25 deactivations planned of 55 keys seen' in run.stderr
-    assert state(sandbox) == before
+    assert account_state(sandbox) == before
 
 
 def test_a_delete_with_no_answer_at_all_is_recorded_as_deleted(sandbox, tmp_path):
@@ -342,7 +326,7 @@ def test_a_delete_with_no_answer_at_all_is_recorded_as_deleted(sandbox, tmp_path
                                AWS_MAX_ATTEMPTS='1'))
     assert run.returncode == 0, run.stderr
     assert steps(tmp_path / 'day31')[('ivan-deactivated-40d', ivan)] == 'deleted'
-    assert state(sandbox)['ivan-deactivated-40d'] == ({}, {})
+    assert account_state(sandbox)['ivan-deactivated-40d'] == ({}, {})
 
 
 def test_one_user_s_writes_are_made_one_after_another(sandbox, tmp_path):
@@ -364,4 +348,4 @@ def test_one_user_s_writes_are_made_one_after_another(sandbox, tmp_path):
         sandbox.latency = 0.0
     assert run.returncode == 0, run.stderr
     assert len(seen) == 2 and seen[1] - seen[0] >= 0.3, seen
-    assert set(state(sandbox)['two-idle'][0].values()) == {'Inactive'}
+    assert set(account_state(sandbox)['two-idle'][0].values()) == {'Inactive'}

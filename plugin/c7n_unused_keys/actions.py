@@ -116,8 +116,7 @@ class RetireAccessKeys(BaseAction):
                 'on %s' % self.manager.data.get('name'))
         refuse_without_tags(self.manager, 'retire-access-keys keeps its markers in user tags '
                             'and needs every user\'s')
-        found = [f for f in iter_filters(self.manager.filters)
-                 if isinstance(f, UnusedAccessKeys)]
+        found = self.unused_filters()
         if not found:
             raise PolicyValidationError(
                 'retire-access-keys acts on the keys that an unused-access-keys filter '
@@ -150,8 +149,7 @@ class RetireAccessKeys(BaseAction):
         return self.data.get('marker-tag-prefix', MARKER_PREFIX)
 
     def options(self) -> lifecycle.Options:
-        unused = next(f for f in iter_filters(self.manager.filters)
-                      if isinstance(f, UnusedAccessKeys))
+        unused = self.unused_filters()[0]
         return lifecycle.Options(
             delete_after=timedelta(days=self.data.get('delete-after-days', 30)),
             prefix=self.prefix(),

@@ -204,8 +204,9 @@ def failure_reason(run_dir: Path, meta: dict, layout: Optional[str]) -> str:
     traceback: an action that fails a run logs its reason itself)."""
     entries = log_entries(run_dir, meta)
     for level, message, more in reversed(entries):
-        if level == 'ERROR' and message == RAISED and exception_of(more):
-            return exception_of(more)[:300]
+        raised_with = exception_of(more) if level == 'ERROR' and message == RAISED else None
+        if raised_with:
+            return raised_with[:300]
     errors = [m for level, m, _ in entries if level == 'ERROR' and m != RAISED]
     if errors:
         return errors[0][:300]
