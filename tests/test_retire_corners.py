@@ -349,3 +349,28 @@ def test_one_user_s_writes_are_made_one_after_another(sandbox, tmp_path):
     assert run.returncode == 0, run.stderr
     assert len(seen) == 2 and seen[1] - seen[0] >= 0.3, seen
     assert set(account_state(sandbox)['two-idle'][0].values()) == {'Inactive'}
+
+
+def test_an_owner_s_reactivation_holds_under_c7n_org_s_default_cache(sandbox, tmp_path):
+    """`c7n-org run` as the README writes it: its 15-minute cache on, rerun at once."""
+    from c7n_unused_keys.accounts import load_accounts
+    from c7n_unused_keys.seed import organisation, seed_account
+    config = ROOT / 'custodian.yml'
+    dev = next(a for a, n in load_accounts(config).items() if n == 'dev')
+    users = seed_account(sandbox, dev, organisation('dev', datetime.now(timezone.utc)),
+                         through_api=False)
+    bob = next(u.keys[0].key_id for u in users if u.name == 'bob-idle-50d')
+    (tmp_path / 'cache').mkdir()
+    org = ['c7n-org', 'run', '-c', config, '--cache-path', tmp_path / 'cache', '-u', RETIRE]
+    first = run_command(org + ['-s', tmp_path / 'one'], sandbox)
+    assert first.returncode == 0, first.stderr
+    assert account_state(sandbox, dev)['bob-idle-50d'][0] == {bob: 'Inactive'}
+    iam_client(sandbox, dev).update_access_key(UserName='bob-idle-50d', AccessKeyId=bob,
+                                               Status='Active')
+    again = run_command(org + ['-s', tmp_path / 'two'], sandbox)
+    assert again.returncode == 0, again.stderr
+    [records] = (tmp_path / 'two' / 'dev').glob('*/%s/action-retire-access-keys' % NAME)
+    assert {(r['AccessKeyId'], r['Step']) for r in read_json(records)
+            if r['UserName'] == 'bob-idle-50d'} == {(bob, 'reactivated')}
+    keys, tags = account_state(sandbox, dev)['bob-idle-50d']
+    assert keys == {bob: 'Active'} and PREFIX + bob not in tags and R_PREFIX + bob in tags
