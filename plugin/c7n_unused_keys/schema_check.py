@@ -4,14 +4,32 @@
 `c7n-org run` and the Lambda handler only call each element's validate(). So each
 filter and action of the plugin checks its data against its `schema` there too, with
 the message `custodian validate` gives, which names the field (`On instance['days']`).
+
+Inside a Lambda function there is no jsonschema (the runtime has boto3 and botocore
+only), and c7n's handler validates without it. The function runs the policy that
+`custodian run` or `c7n-org run` checked, with jsonschema, before deploying it; there
+the schema check is skipped, and the cross-field checks of validate() still run.
 """
+import logging
+
 from c7n.exceptions import PolicyValidationError
-from c7n.schema import JsonSchemaValidator, is_c7n_placeholder, specific_error
+
+from .lambda_mode import check_lambda_mode
+
+log = logging.getLogger('custodian.unused-keys')
 
 
 def check_schema(element):
     """Raise PolicyValidationError on the first error of `element.data` against
-    `element.schema`, as `custodian validate` reports it."""
+    `element.schema`, as `custodian validate` reports it, or when the policy runs in
+    Lambda without the plugin in its function (lambda_mode)."""
+    if element.manager is not None:
+        check_lambda_mode(element.manager.data)
+    try:
+        from c7n.schema import JsonSchemaValidator, is_c7n_placeholder, specific_error
+    except ImportError:  # no jsonschema: in a Lambda function
+        log.debug('no jsonschema: %s checked where it was deployed', element.type)
+        return
     for error in JsonSchemaValidator(element.schema).iter_errors(element.data):
         error = specific_error(error)
         # As c7n does: `custodian validate` sees variables before they are expanded.

@@ -18,6 +18,7 @@ from c7n.query import sources
 from c7n.resources.iam import DescribeUser, User
 from c7n.utils import local_session
 
+from .lambda_mode import check_lambda_mode
 from .sources import WORKERS
 
 PARALLEL = 'describe-parallel'
@@ -32,6 +33,7 @@ class _UsersOnly(DescribeUser):
         if not isinstance(manager, User):
             raise PolicyValidationError(
                 'source: %s is for aws.iam-user only, not %s' % (self.name, manager.type))
+        check_lambda_mode(manager.data)
         super().__init__(manager)
 
 
