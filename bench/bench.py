@@ -325,7 +325,7 @@ def hook(runs=15):
 
 
 def markdown(saved):
-    """The tables of a saved run (.bench/results.json), for the README."""
+    """The tables of a saved run (.bench/results.json), for docs/performance.md."""
     lines = []
     for r in saved['results']:
         m = r['methods']
