@@ -149,6 +149,8 @@ def custodian_validate(tmp_path, caplog, *policies) -> str:
 
 def org_run_validate(*policies, variables=None):
     """What `c7n-org run` checks before it runs a policy: validate() alone, no schema."""
+    from c7n.resources import load_resources
+    load_resources(('aws.iam-user',))
     config = Config.empty(region='us-east-1', account_id='123456789012', dryrun=True)
     # Through YAML, as the command reads it, so that messages show the same instance.
     data = yaml.safe_load(yaml.safe_dump({'policies': list(policies)}))
@@ -258,3 +260,103 @@ def test_c7n_org_run_refuses_a_bad_option(sandbox, tmp_path, policy, names, extr
     assert all(names in entry for entry in refused.values()), run.stderr
     assert sandbox.requests == before
     assert not list((tmp_path / 'out').glob('**/resources.json'))
+
+
+# Lambda modes: without `packages` and `handler` the function could never load the plugin.
+LAMBDA_OPTIONS = {'packages': ['c7n_unused_keys'], 'handler': 'c7n_unused_keys.handler.run'}
+LAMBDA_FIX = ('add `packages: [c7n_unused_keys]` and `handler: c7n_unused_keys.handler.run` '
+              'to its mode')
+MODE_EXTRA = {
+    'periodic': {'schedule': 'rate(1 day)'},
+    'schedule': {'schedule': 'rate(1 day)', 'group-name': 'default'},
+    'cloudtrail': {'events': [{'source': 'iam.amazonaws.com', 'event': 'CreateAccessKey',
+                               'ids': 'requestParameters.userName'}]},
+    'config-poll-rule': {'schedule': 'One_Hour'},
+}
+# Modes that c7n itself refuses on aws.iam-user, whatever the options.
+REFUSED_BY_C7N = {'phd', 'config-poll-rule', 'guard-duty'}
+
+
+def lambda_modes():
+    import c7n.resources.securityhub  # noqa: F401  (registers the hub-* modes)
+    from c7n.policy import LambdaMode, execution
+    return sorted(k for k, m in execution.items() if issubclass(m, LambdaMode))
+
+
+def in_lambda(policy, mode_type, **options):
+    return dict(policy, mode=dict({'type': mode_type, 'role': 'arn:aws:iam::123456789012:role/x'},
+                                  **MODE_EXTRA.get(mode_type, {}), **options))
+
+
+def test_every_lambda_mode_is_covered():
+    # c7n 0.9.53's eleven Lambda modes; a new one appears here first.
+    assert lambda_modes() == sorted([
+        'asg-instance-state', 'cloudtrail', 'config-poll-rule', 'config-rule',
+        'ec2-instance-state', 'guard-duty', 'hub-action', 'hub-finding', 'periodic', 'phd',
+        'schedule'])
+
+
+@pytest.mark.parametrize('mode_type', lambda_modes())
+def test_a_lambda_mode_without_packages_and_handler_is_refused(tmp_path, caplog, mode_type):
+    policies = [unused({'days': 45}), retire_policy(),
+                # A plugin source alone needs the plugin in the function too.
+                {'name': 'source-only', 'resource': 'aws.iam-user', 'source': 'list-users',
+                 'filters': [{'type': 'value', 'key': 'UserName', 'value': 'x'}]}]
+    for policy in policies:
+        bad = in_lambda(policy, mode_type)
+        # guard-duty: c7n raises a ValueError of its own.
+        with pytest.raises((PolicyValidationError, ValueError)) as alone:
+            org_run_validate(bad)
+        by_command = custodian_validate(tmp_path, caplog, bad)
+        assert by_command
+        if mode_type in REFUSED_BY_C7N:
+            continue
+        for text in (str(alone.value), by_command):
+            assert 'mode %s runs in AWS Lambda' % mode_type in text
+            assert LAMBDA_FIX in text and 'missing: packages, handler' in text
+        # Either option alone is not enough, and the message says which is missing.
+        for given, missing in (('packages', 'handler'), ('handler', 'packages')):
+            half = in_lambda(policy, mode_type, **{given: LAMBDA_OPTIONS[given]})
+            with pytest.raises(PolicyValidationError, match='missing: %s\\)' % missing):
+                org_run_validate(half)
+        good = in_lambda(policy, mode_type, **LAMBDA_OPTIONS)
+        org_run_validate(good)
+        assert custodian_validate(tmp_path, caplog, good) == ''
+
+
+def test_a_custom_handler_is_accepted(tmp_path, caplog):
+    """A handler of the user's own (that imports c7n_unused_keys.register) is fine."""
+    good = in_lambda(unused({'days': 45}), 'periodic', packages=['c7n_unused_keys', 'ours'],
+                     handler='ours.handler.run')
+    org_run_validate(good)
+    assert custodian_validate(tmp_path, caplog, good) == ''
+
+
+def lambda_functions(emu, account='123456789012'):
+    from c7n_unused_keys.lambda_local import account_client
+    fns = []
+    for region in ('us-east-1', 'us-west-2'):
+        fns += account_client(emu.env(), account, region, 'lambda').list_functions()['Functions']
+    return fns
+
+
+def test_custodian_run_of_a_lambda_policy_without_the_options_deploys_nothing(sandbox, tmp_path):
+    path = write_policies(tmp_path / 'p.yml', in_lambda(unused({'days': 45}), 'periodic'))
+    before = sandbox.requests
+    run = custodian_run(sandbox, tmp_path / 'out', path)
+    assert run.returncode != 0 and LAMBDA_FIX in run.stderr, run.stderr
+    assert sandbox.requests == before
+    assert lambda_functions(sandbox) == []
+
+
+def test_c7n_org_run_of_a_lambda_policy_without_the_options_deploys_nothing(sandbox, tmp_path):
+    path = write_policies(tmp_path / 'p.yml', dict(
+        in_lambda(unused({'days': 45}), 'periodic'),
+        conditions=[{'type': 'value', 'key': 'region', 'value': 'us-east-1'}]))
+    before = sandbox.requests
+    run = run_command(['c7n-org', 'run', '-c', ROOT / 'custodian.yml', '-s', tmp_path / 'out',
+                       '-u', path], sandbox)
+    assert run.stderr.count(LAMBDA_FIX) == 6, run.stderr   # 3 accounts x 2 regions
+    assert sandbox.requests == before
+    assert all(lambda_functions(sandbox, a) == []
+               for a in ('111111111111', '222222222222', '333333333333'))
