@@ -227,7 +227,7 @@ def functions(emu, account, region):
 ORG = {'dev': '111111111111', 'staging': '222222222222', 'prod': '333333333333'}
 
 
-def test_c7n_org_deploys_one_function_per_account_in_us_east_1_and_updates_it(
+def test_c7n_org_deploys_one_function_per_account_in_us_east_1_updates_and_removes_it(
         sandbox, tmp_path):
     reset_services()
     for account in ORG.values():
@@ -271,4 +271,34 @@ def test_c7n_org_deploys_one_function_per_account_in_us_east_1_and_updates_it(
         config = json.loads(zipfile.ZipFile(io.BytesIO(
             deployed_code(account, 'us-east-1', name))).read('config.json'))
         assert config['policies'][0]['filters'][0]['days'] == 60
+
+    # Removed: a dry run first, then one account, then the rest.
+    remove = ['c7n-unused-keys', 'remove-functions', '-c', accounts, LAMBDA]
+    run = run_command(remove + ['--dryrun'], sandbox)
+    assert run.returncode == 0, run.stderr
+    assert sorted(run.stdout.splitlines()[:-1]) == sorted(
+        'would remove %s us-east-1 %s' % (a, name) for a in ORG)
+    assert all(list(functions(sandbox, a, 'us-east-1')[0]) == [name] for a in ORG.values())
+    run = run_command(remove + ['-a', 'dev'], sandbox)
+    assert run.returncode == 0 and run.stdout.splitlines() == [
+        'removing dev us-east-1 %s' % name, 'removed 1 function(s)'], run.stderr
+    assert functions(sandbox, ORG['dev'], 'us-east-1') == ({}, [])
+    assert list(functions(sandbox, ORG['prod'], 'us-east-1')[0]) == [name]
+    run = run_command(remove, sandbox)
+    assert run.returncode == 0 and run.stdout.splitlines()[-1] == 'removed 2 function(s)'
+    assert all(functions(sandbox, a, r) == ({}, [])
+               for a in ORG.values() for r in ('us-east-1', 'us-west-2'))
     reset_services()
+
+
+@pytest.mark.parametrize('args,says', [
+    (['policies'], 'no Lambda-mode policy in policies'),
+    (['lambda', '-a', 'nosuch'], 'no account of custodian.yml is named nosuch'),
+    (['nosuch.yml'], 'no such file or folder: nosuch.yml'),
+    (['lambda', '-c', 'nosuch.yml'], 'no such file or folder: nosuch.yml'),
+])
+def test_remove_functions_refuses_bad_input_and_touches_nothing(sandbox, args, says):
+    before = sandbox.requests
+    run = run_command(['c7n-unused-keys', 'remove-functions'] + args, sandbox)
+    assert run.returncode == 1 and says in run.stderr, run.stderr
+    assert sandbox.requests == before

@@ -38,6 +38,15 @@ def main(argv=None) -> int:
     pm.add_argument('paths', nargs='*', default=['policies'],
                     help='policy files or folders (default: policies)')
 
+    rm = sub.add_parser('remove-functions',
+                        help="remove the Lambda functions of policies from every account")
+    rm.add_argument('paths', nargs='+', help='policy files or folders (e.g. lambda)')
+    rm.add_argument('-c', '--config', default='custodian.yml',
+                    help='c7n-org accounts file (default: %(default)s)')
+    rm.add_argument('-a', '--accounts', action='append', default=[], metavar='NAME',
+                    help='only these accounts (name or id; repeatable)')
+    rm.add_argument('--dryrun', action='store_true', help='list what would be removed')
+
     args = parser.parse_args(argv)
     if args.command == 'sandbox':
         from .sandbox import serve
@@ -45,6 +54,9 @@ def main(argv=None) -> int:
     if args.command == 'demo':
         from .demo import run_demo
         return run_demo(args.config, args.policies, args.output_dir)
+    if args.command == 'remove-functions':
+        from .lambda_remove import run_remove
+        return run_remove(args.config, args.paths, args.accounts, args.dryrun)
     if args.command == 'permissions':
         from .permissions import run_permissions
         return run_permissions(args.paths)

@@ -1,0 +1,78 @@
+"""`c7n-unused-keys remove-functions`: remove the functions that `c7n-org run` deployed.
+
+c7n-org deploys a Lambda-mode policy into every account, but has no command to take it
+out again (c7n's `mugc` is not installed with it). This walks the same accounts file
+with c7n-org's own sessions, and removes each policy's function with c7n's own
+`LambdaManager.remove`, which also deletes its schedule rule and targets.
+"""
+import logging
+import sys
+from typing import List
+
+log = logging.getLogger('c7n_unused_keys.remove')
+
+
+def _functions(paths):
+    """PolicyLambda of every Lambda-mode policy in `paths`, without building a zip."""
+    import c7n_unused_keys.register  # noqa: F401
+    import yaml
+    from c7n.config import Config
+    from c7n.mu import PolicyLambda
+    from c7n.policy import PolicyCollection
+    from c7n.resources import load_resources
+
+    from .lambda_mode import runs_in_lambda
+    from .permissions import policy_files
+
+    class Deployed(PolicyLambda):
+        def __init__(self, policy):
+            self.policy = policy   # only named and removed: no archive
+
+    found = []
+    for path in policy_files(paths):
+        data = yaml.safe_load(path.read_text()) or {}
+        load_resources(tuple({p['resource'] for p in data.get('policies', ())}))
+        for p in PolicyCollection.from_data(data, Config.empty()):
+            if runs_in_lambda(p.data.get('mode', {}).get('type', 'pull')):
+                found.append(Deployed(p))
+    return found
+
+
+def run_remove(config_path: str, paths: List[str], names: List[str], dryrun: bool) -> int:
+    import yaml
+    from c7n.mu import LambdaManager
+    from c7n_org.cli import accounts_iterator, filter_accounts, get_session, resolve_regions
+
+    from pathlib import Path
+    missing = [p for p in paths + [config_path] if not Path(p).exists()]
+    if missing:
+        print('c7n-unused-keys remove-functions: no such file or folder: %s' % ' '.join(missing),
+              file=sys.stderr)
+        return 1
+    functions = _functions(paths)
+    if not functions:
+        print('c7n-unused-keys remove-functions: no Lambda-mode policy in %s' % ' '.join(paths),
+              file=sys.stderr)
+        return 1
+    with open(config_path) as fh:
+        accounts_config = {'accounts': list(accounts_iterator(yaml.safe_load(fh) or {}))}
+    filter_accounts(accounts_config, [], names)
+    if not accounts_config['accounts']:
+        print('c7n-unused-keys remove-functions: no account of %s is named %s' % (
+            config_path, ', '.join(names)), file=sys.stderr)
+        return 1
+    done = 0
+    for account in accounts_config['accounts']:
+        for region in resolve_regions(account.get('regions'), account):
+            session = get_session(account, 'c7n-unused-keys-remove', region)
+            manager = LambdaManager(lambda *a, **k: session)
+            for func in functions:
+                if not manager.get(func.name):
+                    continue
+                print('%s %s %s %s' % ('would remove' if dryrun else 'removing',
+                                       account['name'], region, func.name), flush=True)
+                if not dryrun:
+                    manager.remove(func)
+                done += 1
+    print('%s %d function(s)' % ('would remove' if dryrun else 'removed', done))
+    return 0
