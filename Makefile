@@ -29,6 +29,7 @@ test: install
 # Benchmarks print numbers; they assert nothing (BENCH_SIZES, BENCH_LATENCY_MS).
 bench: install
 	$(PY) bench/bench.py
+	$(PY) bench/lambda_bench.py
 
 clean:
 	rm -rf $(VENV) build dist plugin/*.egg-info .pytest_cache .demo

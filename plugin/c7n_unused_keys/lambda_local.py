@@ -4,7 +4,8 @@ The emulator stores a function's zip but cannot invoke it without docker. So the
 is unpacked into a folder and its handler is called in a clean interpreter
 (`python -I -S`): on `sys.path` only that folder and boto3 with its dependencies, which
 is what Lambda's Python runtime provides. Site-packages is never there, so a package
-missing from the zip fails here as it would in AWS.
+missing from the zip fails here as it would in AWS. Nor is bytecode written (`-B`): the
+zip holds none and /var/task is read-only, so every cold start compiles its imports.
 """
 import importlib.metadata
 import io
@@ -102,7 +103,7 @@ def invoke(task: Path, runtime: Path, handler: str, event: dict, env: Dict[str, 
                           event=json.dumps(event))
     run_env = {'PATH': os.environ.get('PATH', ''), 'LAMBDA_TASK_ROOT': str(task)}
     run_env.update(env)
-    return subprocess.run([sys.executable, '-I', '-S', '-c', code], cwd=task, env=run_env,
+    return subprocess.run([sys.executable, '-I', '-S', '-B', '-c', code], cwd=task, env=run_env,
                           capture_output=True, text=True, timeout=timeout)
 
 
