@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: demo test bench install clean
+.PHONY: demo demo-lambda test bench install clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -18,6 +18,11 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/c7n-unused-keys demo -c custodian.yml --policies policies -s .demo
 
+# The lambda/ policies deployed to the sandbox's accounts with c7n-org, each function
+# invoked once as Lambda would run it, and the report read back from S3.
+demo-lambda: install
+	$(VENV)/bin/c7n-unused-keys demo-lambda -c custodian.yml --policies lambda -s .demo-lambda
+
 test: install
 	$(VENV)/bin/ruff check
 	# An editable install leaves no bytecode: without it the start-up hook compiles every run.
@@ -32,4 +37,4 @@ bench: install
 	$(PY) bench/lambda_bench.py
 
 clean:
-	rm -rf $(VENV) build dist plugin/*.egg-info .pytest_cache .demo
+	rm -rf $(VENV) build dist plugin/*.egg-info .pytest_cache .demo .demo-lambda

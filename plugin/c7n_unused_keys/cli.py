@@ -25,6 +25,13 @@ def main(argv=None) -> int:
     demo.add_argument('--policies', default='policies', help='folder of the policy files')
     demo.add_argument('-s', '--output-dir', default='.demo', help='where runs write')
 
+    dl = sub.add_parser('demo-lambda',
+                        help='deploy and invoke the lambda/ policies in a fresh sandbox')
+    dl.add_argument('-c', '--config', default='custodian.yml')
+    dl.add_argument('--policies', default='lambda', help='folder of the Lambda policy files')
+    dl.add_argument('-s', '--output-dir', default='.demo-lambda',
+                    help="where c7n-org's deployments write")
+
     rp = sub.add_parser('report', help='one row per key from a custodian or c7n-org output dir')
     rp.add_argument('output_dir')
     rp.add_argument('--format', choices=('table', 'csv', 'json', 'markdown'), default='table')
@@ -54,6 +61,9 @@ def main(argv=None) -> int:
     if args.command == 'demo':
         from .demo import run_demo
         return run_demo(args.config, args.policies, args.output_dir)
+    if args.command == 'demo-lambda':
+        from .lambda_demo import run_demo_lambda
+        return run_demo_lambda(args.config, args.policies, args.output_dir)
     if args.command == 'remove-functions':
         from .lambda_remove import run_remove
         return run_remove(args.config, args.paths, args.accounts, args.dryrun)
