@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from c7n_unused_keys.seed import organisation, seed_account
+from c7n_unused_keys.sandbox.seed import organisation, seed_account
 from conftest import (BIN, DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults,
                       run_command, seeded)
 
@@ -307,7 +307,7 @@ def recheck_case(emu, tmp_path, change):
 
 def test_recheck_keeps_a_key_used_after_its_marker(sandbox, tmp_path):
     from moto.iam.models import AccessKeyLastUsed
-    from c7n_unused_keys.sandbox import utcnow_naive
+    from c7n_unused_keys.sandbox.server import utcnow_naive
 
     def used(key):
         key.last_used = AccessKeyLastUsed(utcnow_naive(), 's3', 'us-east-1')

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from c7n_unused_keys.seed import organisation, seed_account
+from c7n_unused_keys.sandbox.seed import organisation, seed_account
 from conftest import DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, run_command
 
 POLICIES = sorted((ROOT / 'policies').glob('*.yml'))

@@ -4,7 +4,7 @@ import logging
 import yaml
 
 from c7n_unused_keys.accounts import load_accounts
-from c7n_unused_keys.seed import seed_organisation
+from c7n_unused_keys.sandbox.seed import seed_organisation
 from conftest import ROOT, read_json, run_command
 
 MAILER = ROOT / 'mailer'

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from c7n_unused_keys.sandbox import iam_client
+from c7n_unused_keys.sandbox.server import iam_client
 from conftest import ROOT
 
 ACCOUNTS = ('111111111111', '222222222222', '333333333333')

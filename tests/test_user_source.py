@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from c7n_unused_keys.seed import organisation, seed_account
+from c7n_unused_keys.sandbox.seed import organisation, seed_account
 from conftest import (DEFAULT_ACCOUNT, custodian_run, read_json, run_command,
                       unused_keys_policy, write_policies)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional
 
-from . import markers
+from .. import markers
 
 EXEMPT_TAG = 'c7n-unused-keys-exempt'
 MARKER_PREFIX = 'c7n-unused-keys'
