@@ -30,3 +30,15 @@ def test_without_the_sandbox_extra_the_command_names_it(command, tmp_path):
     assert 'moto' in lines[0]
     # The demo stops before it starts anything.
     assert not (tmp_path / 'demo').exists()
+
+
+def test_the_plugin_never_imports_the_local_tooling():
+    """The subpackage travels in a Lambda zip; registering the plugin leaves it alone."""
+    code = ('import sys, c7n_unused_keys.register\n'
+            'from c7n.resources.iam import User\n'
+            'assert User.action_registry.get("retire-access-keys")\n'
+            'found = sorted(m for m in sys.modules if m.startswith("c7n_unused_keys.sandbox")'
+            ' or m.split(".")[0] == "moto")\n'
+            'assert not found, found\n')
+    run = run_command([sys.executable, '-c', code], None)
+    assert run.returncode == 0, run.stderr
