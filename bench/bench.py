@@ -33,6 +33,7 @@ import yaml
 
 from c7n_unused_keys.sandbox.server import Emulator, iam_client
 from c7n_unused_keys.sandbox.seed import ordinary_users, seed_account
+from c7n_unused_keys.names import UNUSED_ANNOTATION
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / '.bench'
@@ -94,7 +95,7 @@ def custodian(emu, account, policy, out):
 
 
 def our_keys(resources):
-    return {k['AccessKeyId'] for r in resources for k in r.get('c7n:unused-access-keys', ())}
+    return {k['AccessKeyId'] for r in resources for k in r.get(UNUSED_ANNOTATION, ())}
 
 
 def stock_keys(emu, account, resources):

@@ -14,15 +14,13 @@ from c7n.resources.iam import User
 from c7n.utils import local_session, type_schema
 
 from . import act, lifecycle, markers
-from .filters import MARKER_PREFIX, MARKER_PREFIX_SCHEMA, MarkedAccessKeys, \
-    UnusedAccessKeys
+from .filters import MARKER_PREFIX_SCHEMA, MarkedAccessKeys, UnusedAccessKeys
+from .names import MARKER_PREFIX, RESULTS_ANNOTATION
 from .schema_check import check_schema
 from .sources import WORKERS
 from .user_source import refuse_without_tags
 
 log = logging.getLogger('custodian.retire-access-keys')
-
-RESULTS_ANNOTATION = 'c7n:retire-access-keys'
 
 
 @User.action_registry.register('retire-access-keys')

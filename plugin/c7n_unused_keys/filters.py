@@ -14,16 +14,13 @@ from c7n.utils import local_session, type_schema
 from . import decide, facts, lifecycle, markers
 from .credential_report import ReportUnavailable, fetch_report
 from .model import Exemption, KeyFacts, Thresholds, Verdict
+from .names import EXEMPT_ANNOTATION, EXEMPT_TAG, MARKER_PREFIX, UNUSED_ANNOTATION
 from .schema_check import check_schema
 from .sources import WORKERS, Gathered, Sources
 from .user_source import LIST_ONLY, listed_without_tags, refuse_without_tags
 
 log = logging.getLogger('custodian.unused-access-keys')
 
-DEFAULT_EXEMPT_TAG = 'c7n-unused-keys-exempt'
-ANNOTATION = 'c7n:unused-access-keys'
-EXEMPT_ANNOTATION = 'c7n:exempt-access-keys'
-MARKER_PREFIX = 'c7n-unused-keys'
 # IAM tag keys: letters, digits, spaces and _.:/=+-@ ; room is left for ':<AccessKeyId>'.
 MARKER_PREFIX_SCHEMA = {'type': 'string', 'pattern': r'^[\w.:/=+@-]{1,80}$'}
 
@@ -156,7 +153,7 @@ class UnusedAccessKeys(Filter):
         for r in resources:
             # Set or cleared on every user looked at: with c7n's in-memory cache, user
             # objects (and what earlier policies annotated) are shared.
-            r.pop(ANNOTATION, None)
+            r.pop(UNUSED_ANNOTATION, None)
             r.pop(EXEMPT_ANNOTATION, None)
             found = gathered.facts.get(r['UserName'], ())
             unused, exempt = decide.split_exempt(found, th, self.exemption(r), now)
@@ -167,11 +164,11 @@ class UnusedAccessKeys(Filter):
                          ExemptUntil=ex.until.isoformat() if ex.until else None)
                     for f, v, ex in exempt]
             if unused:
-                r[ANNOTATION] = [annotation(f, v) for f, v in unused]
+                r[UNUSED_ANNOTATION] = [annotation(f, v) for f, v in unused]
                 found_now[0][r['UserName']] = [f.key_id for f, _ in unused]
                 matched.append(r)
         log.info('unused-access-keys: %d of %d users have unused keys (%d keys)',
-                 len(matched), len(resources), sum(len(r[ANNOTATION]) for r in matched))
+                 len(matched), len(resources), sum(len(r[UNUSED_ANNOTATION]) for r in matched))
         return matched
 
     def __init__(self, data, manager=None):
@@ -227,7 +224,7 @@ class UnusedAccessKeys(Filter):
                 r['Tags'] = found[r['UserName']]
 
     def exemption(self, resource) -> Optional[Exemption]:
-        tag = self.data.get('exempt-tag', DEFAULT_EXEMPT_TAG)
+        tag = self.data.get('exempt-tag', EXEMPT_TAG)
         value = next((t['Value'] for t in resource.get('Tags', ()) if t['Key'] == tag), None)
         if value is None:
             return None
@@ -240,7 +237,7 @@ class UnusedAccessKeys(Filter):
 
     def log_exemptions(self, resource, exempt):
         # One line per key an exemption keeps, for audits: who is exempt, by what, how long.
-        tag = self.data.get('exempt-tag', DEFAULT_EXEMPT_TAG)
+        tag = self.data.get('exempt-tag', EXEMPT_TAG)
         for f, _, ex in exempt:
             log.info('unused-access-keys: exemption honoured: user=%s key=%s tag=%s value=%r '
                      'until=%s', resource['UserName'], f.key_id, tag, ex.raw,
