@@ -16,7 +16,7 @@ from .credential_report import ReportUnavailable, fetch_report
 from .model import Exemption, KeyFacts, Thresholds, Verdict
 from .names import EXEMPT_ANNOTATION, EXEMPT_TAG, MARKER_PREFIX, UNUSED_ANNOTATION
 from .schema_check import check_schema
-from .sources import WORKERS, Gathered, Sources
+from .sources import SOURCE_NAMES, WORKERS, Gathered, Sources
 from .user_source import LIST_ONLY, listed_without_tags, refuse_without_tags
 
 log = logging.getLogger('custodian.unused-access-keys')
@@ -75,7 +75,7 @@ class UnusedAccessKeys(Filter):
             'never-used-days': {'type': 'integer', 'minimum': 0},
             'max-days': {'type': 'integer', 'minimum': 2},
             'status': {'enum': ['Active', 'Inactive', 'any']},
-            'source': {'enum': ['hybrid', 'api', 'credential-report']},
+            'source': {'enum': list(SOURCE_NAMES)},
             'report-max-age-hours': {'type': 'number', 'minimum': 0},
             # Renamed, as c7n's own report_max_age is in seconds: the schema refuses the old
             # name with a message that names the new one.
@@ -191,26 +191,19 @@ class UnusedAccessKeys(Filter):
     def gather(self, users, th: Thresholds, now: datetime) -> Gathered:
         client = local_session(self.manager.session_factory).client('iam')
         sources = Sources(client, self.manager.retry, th, now)
-        source = self.data.get('source', 'hybrid')
-        log.info('unused-access-keys: checking %d users with source: %s', len(users), source)
-        if source == 'api':
-            return sources.api(users)
-        try:
-            report = fetch_report(
+        source = self.data.get('source', SOURCE_NAMES[0])
+
+        def report():
+            return fetch_report(
                 client, self.manager.retry, now,
                 max_age=timedelta(hours=self.data.get('report-max-age-hours', 4)),
                 timeout=self.data.get('report-timeout', 300))
+        try:
+            return sources.gather(source, users, report)
         except ReportUnavailable as e:
-            if source == 'credential-report':
-                raise PolicyExecutionError(
-                    'unused-access-keys: no credential report for source: '
-                    'credential-report: %s' % e)
-            log.warning('unused-access-keys: no credential report (%s); '
-                        'falling back to source: api', e)
-            return sources.api(users)
-        if source == 'credential-report':
-            return sources.credential_report(users, report)
-        return sources.hybrid(users, report)
+            raise PolicyExecutionError(
+                'unused-access-keys: no credential report for source: '
+                'credential-report: %s' % e)
 
     def read_tags(self, resources, gathered: Gathered, th: Thresholds, now: datetime):
         """Tags for the users that have unused keys before exemptions, which need them."""

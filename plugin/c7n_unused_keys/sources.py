@@ -12,12 +12,16 @@ from datetime import datetime
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import decide, facts
-from .model import CredentialReport, KeyFacts, ListedKey, Thresholds
+from .credential_report import ReportUnavailable
+from .model import SOURCE_API, SOURCE_REPORT, CredentialReport, KeyFacts, ListedKey, Thresholds
 
 log = logging.getLogger('custodian.unused-access-keys')
 
 WORKERS = 8
 PROGRESS_EVERY = 1000
+HYBRID = 'hybrid'
+# The filter's `source` values; the first is the default.
+SOURCE_NAMES = (HYBRID, SOURCE_API, SOURCE_REPORT)
 
 
 @dataclass
@@ -34,6 +38,31 @@ class Sources:
     def __init__(self, client, retry, th: Thresholds, now: datetime, workers: int = WORKERS):
         self.client, self.retry, self.th, self.now = client, retry, th, now
         self.workers = workers
+
+    def gather(self, source: str, users: Sequence[str],
+               fetch_report: Callable[[], CredentialReport]) -> Gathered:
+        """Facts for `users` from the source named `source`.
+
+        `fetch_report` returns the credential report or raises ReportUnavailable. Without
+        a report, `hybrid` falls back to `api` with a warning; `credential-report` lets
+        ReportUnavailable through, as it has nothing to fall back on.
+        """
+        if source not in SOURCE_NAMES:
+            raise ValueError('unknown source %r, not one of %s' % (source, SOURCE_NAMES))
+        log.info('unused-access-keys: checking %d users with source: %s', len(users), source)
+        if source == SOURCE_API:
+            return self.api(users)
+        try:
+            report = fetch_report()
+        except ReportUnavailable as e:
+            if source == SOURCE_REPORT:
+                raise
+            log.warning('unused-access-keys: no credential report (%s); '
+                        'falling back to source: api', e)
+            return self.api(users)
+        if source == SOURCE_REPORT:
+            return self.credential_report(users, report)
+        return self.hybrid(users, report)
 
     # -- the three sources -------------------------------------------------
     def api(self, users: Sequence[str]) -> Gathered:
