@@ -13,7 +13,7 @@ from c7n.utils import local_session, type_schema
 
 from . import decide, facts, lifecycle, markers
 from .credential_report import ReportUnavailable, fetch_report
-from .model import Exemption, KeyFacts, Thresholds, Verdict
+from .model import SOURCE_API, Exemption, KeyFacts, Thresholds, Verdict
 from .names import EXEMPT_ANNOTATION, EXEMPT_TAG, MARKER_PREFIX, UNUSED_ANNOTATION
 from .schema_check import check_schema
 from .sources import SOURCE_NAMES, WORKERS, Gathered, Sources
@@ -23,6 +23,13 @@ log = logging.getLogger('custodian.unused-access-keys')
 
 # IAM tag keys: letters, digits, spaces and _.:/=+-@ ; room is left for ':<AccessKeyId>'.
 MARKER_PREFIX_SCHEMA = {'type': 'string', 'pattern': r'^[\w.:/=+@-]{1,80}$'}
+
+# What each source of key data calls: every source lists keys and asks for last uses...
+KEY_PERMISSIONS = ('iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed')
+# ...and all but `api` read the credential report.
+REPORT_PERMISSIONS = ('iam:GenerateCredentialReport', 'iam:GetCredentialReport')
+# Under `source: list-users`, the tags of the users matched.
+TAG_PERMISSIONS = ('iam:ListUserTags',)
 
 
 @User.filter_registry.register('unused-access-keys')
@@ -84,8 +91,7 @@ class UnusedAccessKeys(Filter):
             'exempt-tag': {'type': 'string', 'minLength': 1},
         })
     schema_alias = False
-    permissions = ('iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed',
-                   'iam:GenerateCredentialReport', 'iam:GetCredentialReport')
+    permissions = KEY_PERMISSIONS + REPORT_PERMISSIONS
 
     def validate(self):
         # Also catches {type: ...} without days, which c7n's schema lets pass as `valuekv`.
@@ -124,11 +130,11 @@ class UnusedAccessKeys(Filter):
         return self.manager.data.get('name', 'this policy') if self.manager else 'this policy'
 
     def get_permissions(self):
-        perms = self.permissions
-        if self.data.get('source', 'hybrid') == 'api':
-            perms = perms[:2]
+        perms = KEY_PERMISSIONS
+        if self.data.get('source', SOURCE_NAMES[0]) != SOURCE_API:
+            perms += REPORT_PERMISSIONS
         if listed_without_tags(self.manager):
-            perms += ('iam:ListUserTags',)
+            perms += TAG_PERMISSIONS
         return perms
 
     def thresholds(self) -> Thresholds:
