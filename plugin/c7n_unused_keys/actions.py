@@ -1,6 +1,5 @@
 """The `retire-access-keys` action on aws.iam-user: the c7n shell around lifecycle and act."""
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -188,7 +187,7 @@ class RetireAccessKeys(BaseAction):
 
         log.info('retire-access-keys: planning %d users, delete after %s days',
                  len(resources), opts.delete_after.days)
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with self.executor_factory(max_workers=WORKERS) as pool:
             planned = list(pool.map(plan, resources))
         self.check_breaker([p for ps, _ in planned for p in ps], seen)
 
@@ -196,7 +195,7 @@ class RetireAccessKeys(BaseAction):
             # One user's steps one after another: IAM may refuse concurrent writes to
             # one user (ConcurrentModification).
             return [act.execute(client, self.manager.retry, p, now, opts) for p in user_plans]
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with self.executor_factory(max_workers=WORKERS) as pool:
             records = [rec for _, failed in planned for rec in failed] + [
                 rec for recs in pool.map(execute, [ps for ps, _ in planned if ps])
                 for rec in recs]

@@ -1,6 +1,5 @@
 """The `unused-access-keys` filter on aws.iam-user: the c7n shell around sources and decide."""
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -196,7 +195,8 @@ class UnusedAccessKeys(Filter):
 
     def gather(self, users, th: Thresholds, now: datetime) -> Gathered:
         client = local_session(self.manager.session_factory).client('iam')
-        sources = Sources(client, self.manager.retry, th, now)
+        sources = Sources(client, self.manager.retry, th, now,
+                          executor_factory=self.executor_factory)
         source = self.data.get('source', SOURCE_NAMES[0])
 
         def report():
@@ -216,7 +216,8 @@ class UnusedAccessKeys(Filter):
         wanted = [r for r in resources if decide.split_exempt(
             gathered.facts.get(r['UserName'], ()), th, None, now)[0]]
         client = local_session(self.manager.session_factory).client('iam')
-        found = Sources(client, self.manager.retry, th, now).tags(
+        found = Sources(client, self.manager.retry, th, now,
+                        executor_factory=self.executor_factory).tags(
             [r['UserName'] for r in wanted])
         for r in wanted:
             if found[r['UserName']]:
@@ -330,7 +331,7 @@ class MarkedAccessKeys(Filter):
                 present = {k.key_id for k in
                            facts.list_keys(client, self.manager.retry, r['UserName'])}
                 return bool(lifecycle.keys_needing_work(m, present, now, grace))
-            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            with self.executor_factory(max_workers=WORKERS) as pool:
                 wanted |= {r['UserName'] for (r, _), gone in
                            zip(unsure, pool.map(key_gone, unsure)) if gone}
         log.info('marked-access-keys: %d of %d users carry markers, %d of them need work',
