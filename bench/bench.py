@@ -4,7 +4,7 @@ Not a test: it prints a table and writes .bench/results.json. Every figure is me
 in this run, and ratios compare methods of the same run.
 
 The job: active keys unused for 45 days or more, never-used keys counted by age (30
-days). Each size gets an account of its own, seeded with `c7n_unused_keys.seed`
+days). Each size gets an account of its own, seeded with `c7n_unused_keys.sandbox.seed`
 (1.5 keys a user, about 10% of keys unused). Each request to the emulator waits a fixed
 latency (BENCH_LATENCY_MS, default 30 ms, about an IAM round trip), so wall time
 reflects round trips and concurrency rather than the emulator's own speed. The
@@ -31,8 +31,9 @@ from pathlib import Path
 
 import yaml
 
-from c7n_unused_keys.sandbox import Emulator, iam_client
-from c7n_unused_keys.seed import ordinary_users, seed_account
+from c7n_unused_keys.sandbox.server import Emulator, iam_client
+from c7n_unused_keys.sandbox.seed import ordinary_users, seed_account
+from c7n_unused_keys.names import UNUSED_ANNOTATION
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / '.bench'
@@ -94,7 +95,7 @@ def custodian(emu, account, policy, out):
 
 
 def our_keys(resources):
-    return {k['AccessKeyId'] for r in resources for k in r.get('c7n:unused-access-keys', ())}
+    return {k['AccessKeyId'] for r in resources for k in r.get(UNUSED_ANNOTATION, ())}
 
 
 def stock_keys(emu, account, resources):

@@ -7,6 +7,8 @@ takes cannot move them across.
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from c7n_unused_keys.names import EXEMPT_TAG
+
 H = 1 / 24
 OTHER_KEY = 'AKIAZZZZZZZZZZZZZZZZ'
 
@@ -78,7 +80,7 @@ def seed(client, emu, account: str, users: List[U]) -> Dict[str, U]:
         if u.exempt_tag is not None:
             value = u.exempt_tag.format(key0=u.keys[0].key_id if u.keys else '')
             client.tag_user(UserName=u.name,
-                            Tags=[{'Key': 'c7n-unused-keys-exempt', 'Value': value}])
+                            Tags=[{'Key': EXEMPT_TAG, 'Value': value}])
     return {u.name: u for u in users}
 
 

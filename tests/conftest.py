@@ -10,7 +10,7 @@ from typing import Optional
 import yaml
 import pytest
 
-from c7n_unused_keys.sandbox import DEFAULT_ACCOUNT, Emulator
+from c7n_unused_keys.sandbox.server import DEFAULT_ACCOUNT, Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -87,7 +87,7 @@ def seeded(emu, ordinary=30) -> dict:
     """A fresh DEFAULT_ACCOUNT holding the sandbox's lifecycle cases and `ordinary`
     users; {user: [key ids]}."""
     from datetime import datetime, timezone
-    from c7n_unused_keys.seed import organisation, seed_account
+    from c7n_unused_keys.sandbox.seed import organisation, seed_account
     emu.reset()
     users = seed_account(emu, DEFAULT_ACCOUNT,
                          organisation('dev', datetime.now(timezone.utc), ordinary=ordinary),

@@ -3,6 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from c7n_unused_keys.names import UNUSED_ANNOTATION
 import cases
 from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, faults, iam_client, read_json,
                       run_command, unused_keys_policy, write_policies)
@@ -17,7 +18,7 @@ def check_key_by_key(resources, users, now, status='Active'):
     seeded = {k.key_id: (u, k) for u in users for k in u.keys}
     got = {}
     for r in resources:
-        for ann in r['c7n:unused-access-keys']:
+        for ann in r[UNUSED_ANNOTATION]:
             got[ann['AccessKeyId']] = ann
             u, k = seeded[ann['AccessKeyId']]
             assert r['UserName'] == u.name
@@ -48,7 +49,7 @@ def test_custodian_run_on_the_policies_directory(sandbox, tmp_path):
         in run.stderr
     # The retire policy's filter (status any) lists every unused key before acting.
     retire = [r for r in read_json(tmp_path / RETIRE / 'resources.json')
-              if 'c7n:unused-access-keys' in r]
+              if UNUSED_ANNOTATION in r]
     check_key_by_key(retire, users, now, status=None)
     # c7n runs a directory's files in no set order. The report (status Active) sees
     # every unused key if it ran first, and none once retire has deactivated them.
@@ -72,7 +73,7 @@ def report_run(emu, out, users):
     assert run.returncode == 0, run.stderr
     # `custodian report` reads the same output; the annotation needs a quoted JMESPath.
     report = run_command(['custodian', 'report', '-s', out, '--format', 'csv', '--field',
-                          'Keys="c7n:unused-access-keys"[].AccessKeyId', policy], emu)
+                          'Keys="%s"[].AccessKeyId' % UNUSED_ANNOTATION, policy], emu)
     assert report.returncode == 0, report.stderr
     for key_id in cases.expected(users)[0]:
         assert key_id in report.stdout
@@ -153,7 +154,7 @@ def test_hybrid_falls_back_to_api_when_the_report_is_denied(sandbox, tmp_path):
     assert 'no credential report (AccessDenied: injected by the tests); falling back to ' \
         'source: api' in run.stderr
     resources = read_json(tmp_path / POLICY / 'resources.json')
-    assert {k['AccessKeyId'] for r in resources for k in r['c7n:unused-access-keys']} == \
+    assert {k['AccessKeyId'] for r in resources for k in r[UNUSED_ANNOTATION]} == \
         cases.expected(users)[0]
     stats = read_json(tmp_path / POLICY / 'metadata.json')['api-stats']
     assert stats['iam.ListAccessKeys'] == len(users)
@@ -178,7 +179,7 @@ def test_throttled_calls_are_retried_to_the_same_answer(sandbox, tmp_path):
         'ListAccessKeys=Throttling@2,GetAccessKeyLastUsed=Throttling@3'))
     assert run.returncode == 0, run.stderr
     resources = read_json(tmp_path / 'out' / 'throttled' / 'resources.json')
-    assert {k['AccessKeyId'] for r in resources for k in r['c7n:unused-access-keys']} == \
+    assert {k['AccessKeyId'] for r in resources for k in r[UNUSED_ANNOTATION]} == \
         cases.expected(users)[0]
 
 
@@ -199,6 +200,6 @@ def test_credential_report_source_asks_the_api_when_slots_are_ambiguous(sandbox,
     assert 'rotated: report slots do not map to keys one to one; asking the API' in run.stderr
     out = tmp_path / 'out' / 'report-source'
     [user] = read_json(out / 'resources.json')
-    [ann] = user['c7n:unused-access-keys']
+    [ann] = user[UNUSED_ANNOTATION]
     assert (ann['AccessKeyId'], ann['IdleDays'], ann['Source']) == (new, 90, 'api')
     assert read_json(out / 'metadata.json')['api-stats']['iam.GetAccessKeyLastUsed'] == 1

@@ -3,8 +3,8 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from conftest import DEFAULT_ACCOUNT, account_state, custodian_run, write_policies
+from c7n_unused_keys.names import EXEMPT_TAG
 
-EXEMPT_TAG = 'c7n-unused-keys-exempt'
 POLICY = {
     'name': 'retire', 'resource': 'aws.iam-user',
     'filters': [{'or': [{'type': 'unused-access-keys', 'days': 45},

@@ -7,9 +7,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from c7n_unused_keys.seed import organisation, seed_account
+from c7n_unused_keys.names import MARKER_PREFIX
+from c7n_unused_keys.sandbox.seed import organisation, seed_account
 from conftest import (BIN, DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults,
                       run_command, seeded)
+
+PREFIX = MARKER_PREFIX + ':'
 
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'
@@ -22,7 +25,7 @@ def shape(emu, account=DEFAULT_ACCOUNT):
     for u in b.users.values():
         tags = {t['Key'] for t in b.list_user_tags(u.name)}
         keys = sorted(u.access_keys, key=lambda k: k.create_date)
-        out[u.name] = ([(k.status, 'c7n-unused-keys:' + k.access_key_id in tags)
+        out[u.name] = ([(k.status, PREFIX + k.access_key_id in tags)
                         for k in keys],
                        sorted(t.split(':')[0] for t in tags))
     return out
@@ -75,9 +78,9 @@ def invariants(before, after, crashed=False):
             break
         for key_id, status in keys.items():
             if status == 'Inactive' and before[user][0][key_id] == 'Active':
-                assert 'c7n-unused-keys:' + key_id in tags, (user, key_id)
+                assert PREFIX + key_id in tags, (user, key_id)
         for tag in tags:
-            if tag.startswith('c7n-unused-keys:'):
+            if tag.startswith(PREFIX):
                 assert tag.split(':', 1)[1] in keys, (user, tag)
     for user, (keys, _) in before.items():
         for key_id, status in keys.items():
@@ -307,7 +310,7 @@ def recheck_case(emu, tmp_path, change):
 
 def test_recheck_keeps_a_key_used_after_its_marker(sandbox, tmp_path):
     from moto.iam.models import AccessKeyLastUsed
-    from c7n_unused_keys.sandbox import utcnow_naive
+    from c7n_unused_keys.sandbox.server import utcnow_naive
 
     def used(key):
         key.last_used = AccessKeyLastUsed(utcnow_naive(), 's3', 'us-east-1')

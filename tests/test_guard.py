@@ -12,13 +12,13 @@ import pytest
 import yaml
 
 from c7n_unused_keys import markers
-from c7n_unused_keys.filters import DEFAULT_EXEMPT_TAG, MARKER_PREFIX
+from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
 from conftest import ROOT
 
 FILES = [ROOT / 'guard' / 'scp.json', ROOT / 'guard' / 'iam-policy.json']
 KEY = 'AKIAIOSFODNN7EXAMPLE'
 # Every tag key the plugin's decisions rest on, built by the plugin's own code.
-PLUGIN_TAGS = [DEFAULT_EXEMPT_TAG, markers.deactivated_tag(MARKER_PREFIX, KEY),
+PLUGIN_TAGS = [EXEMPT_TAG, markers.deactivated_tag(MARKER_PREFIX, KEY),
                markers.reactivated_tag(MARKER_PREFIX, KEY)]
 BASE_OPERATORS = {
     'StringEquals', 'StringNotEquals', 'StringEqualsIgnoreCase', 'StringNotEqualsIgnoreCase',

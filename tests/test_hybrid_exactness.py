@@ -1,4 +1,5 @@
 """Hybrid stays exact when IAM changed after the credential report was made."""
+from c7n_unused_keys.names import UNUSED_ANNOTATION
 from conftest import (DEFAULT_ACCOUNT, custodian_run, iam_client, read_json,
                       unused_keys_policy, write_policies)
 
@@ -18,7 +19,7 @@ def run_all(emu, tmp_path):
     for source in SOURCES:
         resources = read_json(tmp_path / 'out' / ('unused-' + source) / 'resources.json')
         found[source] = {k['AccessKeyId'] for r in resources
-                         for k in r['c7n:unused-access-keys']}
+                         for k in r[UNUSED_ANNOTATION]}
     return found, run
 
 

@@ -1,7 +1,8 @@
 """Inputs at the edges: no users, a user with two keys, users with paths, >1,000 users."""
 import random
 
-from c7n_unused_keys.seed import SeedKey, SeedUser, ordinary_users, seed_account
+from c7n_unused_keys.sandbox.seed import SeedKey, SeedUser, ordinary_users, seed_account
+from c7n_unused_keys.names import UNUSED_ANNOTATION
 from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, read_json
 
 REPORT = ROOT / 'policies' / 'unused-access-keys-report.yml'
@@ -44,7 +45,7 @@ def test_more_than_a_thousand_users_are_paged(sandbox, tmp_path):
     assert run.returncode == 0, run.stderr
     out = tmp_path / REPORT.stem
     resources = read_json(out / 'resources.json')
-    found = {k['AccessKeyId'] for r in resources for k in r['c7n:unused-access-keys']}
+    found = {k['AccessKeyId'] for r in resources for k in r[UNUSED_ANNOTATION]}
     assert found == expected and len(expected) > 100
     assert 'last-one' in {r['UserName'] for r in resources}
     # The report policy lists with ListUsers alone and reads the matched users' tags.

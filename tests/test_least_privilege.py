@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from c7n_unused_keys.seed import organisation, seed_account
+from c7n_unused_keys.names import MARKER_PREFIX
+from c7n_unused_keys.sandbox.seed import organisation, seed_account
 from conftest import DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, run_command
 
 POLICIES = sorted((ROOT / 'policies').glob('*.yml'))
-PREFIX = 'c7n-unused-keys:'
+PREFIX = MARKER_PREFIX + ':'
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 REPORT = ROOT / 'policies' / 'unused-access-keys-report.yml'
 

@@ -6,12 +6,14 @@ import pytest
 from c7n_unused_keys import lifecycle as lc
 from c7n_unused_keys import markers
 from c7n_unused_keys.model import ListedKey
+from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
 
 NOW = datetime(2026, 11, 27, 17, 0, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
 KEY = 'AKIAAAAAAAAAAAAAAAAA'
-OPTS = lc.Options(delete_after=30 * DAY, prefix='c7n-unused-keys', reactivation_grace=45 * DAY)
-D_TAG, R_TAG = 'c7n-unused-keys:' + KEY, 'c7n-unused-keys-reactivated:' + KEY
+OPTS = lc.Options(delete_after=30 * DAY, prefix=MARKER_PREFIX, reactivation_grace=45 * DAY)
+# The tags as accounts hold them, spelled out: another shape would orphan their markers.
+D_TAG, R_TAG = MARKER_PREFIX + ':' + KEY, MARKER_PREFIX + '-reactivated:' + KEY
 
 
 def listed(status):
@@ -25,7 +27,7 @@ def tags(deactivated=None, reactivated=None):
     if reactivated is not None:
         t.append({'Key': R_TAG, 'Value': reactivated})
     t.append({'Key': 'team', 'Value': 'data'})
-    return markers.markers_of(t, 'c7n-unused-keys')
+    return markers.markers_of(t, MARKER_PREFIX)
 
 
 def plan(status, deactivated=None, reactivated=None, is_self=False):
@@ -51,8 +53,8 @@ class TestMarkers:
     def test_markers_of_reads_only_this_prefix(self):
         m = markers.markers_of([
             {'Key': D_TAG, 'Value': 'x'}, {'Key': R_TAG, 'Value': 'y'},
-            {'Key': 'other:' + KEY, 'Value': 'z'}, {'Key': 'c7n-unused-keys:', 'Value': ''},
-            {'Key': 'c7n-unused-keys-exempt', 'Value': '*'}], 'c7n-unused-keys')
+            {'Key': 'other:' + KEY, 'Value': 'z'}, {'Key': MARKER_PREFIX + ':', 'Value': ''},
+            {'Key': EXEMPT_TAG, 'Value': '*'}], MARKER_PREFIX)
         assert m.deactivated == {KEY: 'x'} and m.reactivated == {KEY: 'y'}
 
 

@@ -4,7 +4,8 @@ import logging
 import yaml
 
 from c7n_unused_keys.accounts import load_accounts
-from c7n_unused_keys.seed import seed_organisation
+from c7n_unused_keys.names import EXEMPT_TAG, RESULTS_ANNOTATION
+from c7n_unused_keys.sandbox.seed import seed_organisation
 from conftest import ROOT, read_json, run_command
 
 MAILER = ROOT / 'mailer'
@@ -28,7 +29,7 @@ def test_template_names_each_key_step_date_and_how_to_keep_it(sandbox, tmp_path)
     resources = read_json(out / 'resources.json')
     records = read_json(out / 'action-retire-access-keys')
     for r in resources:
-        r['c7n:retire-access-keys'] = [x for x in records if x['UserName'] == r['UserName']]
+        r[RESULTS_ANNOTATION] = [x for x in records if x['UserName'] == r['UserName']]
     action = yaml.safe_load((MAILER / 'unused-access-keys-notify.yml').read_text())[
         'policies'][0]['actions'][1]
     message = {'action': action, 'policy': {'name': 'unused-access-keys-retire-notify'},
@@ -44,6 +45,6 @@ def test_template_names_each_key_step_date_and_how_to_keep_it(sandbox, tmp_path)
         if rec['DeleteOn']:
             assert rec['DeleteOn'][:10] in html
     for words in ('deactivated now', 'inactive, waiting for deletion', 'deleted',
-                  'reactivated by its owner; kept', 'c7n-unused-keys-exempt',
+                  'reactivated by its owner; kept', EXEMPT_TAG,
                   'update-access-key', 'until=YYYY-MM-DD', 'never'):
         assert words in html, words

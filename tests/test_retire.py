@@ -3,12 +3,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from c7n_unused_keys.names import MARKER_PREFIX
 from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, faults, iam_client, read_json,
                       run_command)
 
 POLICY = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'
-PREFIX = 'c7n-unused-keys:'
+PREFIX = MARKER_PREFIX + ':'
 ACCOUNTS = {'dev': '111111111111', 'staging': '222222222222', 'prod': '333333333333'}
 
 

@@ -10,13 +10,14 @@ from datetime import datetime, timedelta, timezone
 import yaml
 
 from c7n_unused_keys import markers
+from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
 from conftest import (DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults, iam_client,
                       read_json, run_command, seeded)
 
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'
-PREFIX = 'c7n-unused-keys:'
-R_PREFIX = 'c7n-unused-keys-reactivated:'
+PREFIX = MARKER_PREFIX + ':'
+R_PREFIX = markers.reactivated_tag(MARKER_PREFIX, '')
 
 
 def steps(out):
@@ -74,7 +75,7 @@ def test_an_exemption_added_after_the_dry_run_is_honoured(sandbox, tmp_path):
     assert dry.returncode == 0, dry.stderr
     assert 'carol-idle-120d' in matched_users(tmp_path / 'dry')
     iam_client(sandbox).tag_user(UserName='carol-idle-120d', Tags=[
-        {'Key': 'c7n-unused-keys-exempt', 'Value': '*'}])
+        {'Key': EXEMPT_TAG, 'Value': '*'}])
     real = cached_run(sandbox, tmp_path / 'real', cache)
     assert real.returncode == 0, real.stderr
     carol = ids['carol-idle-120d'][0]
@@ -354,7 +355,7 @@ def test_one_user_s_writes_are_made_one_after_another(sandbox, tmp_path):
 def test_an_owner_s_reactivation_holds_under_c7n_org_s_default_cache(sandbox, tmp_path):
     """`c7n-org run` as the README writes it: its 15-minute cache on, rerun at once."""
     from c7n_unused_keys.accounts import load_accounts
-    from c7n_unused_keys.seed import organisation, seed_account
+    from c7n_unused_keys.sandbox.seed import organisation, seed_account
     config = ROOT / 'custodian.yml'
     dev = next(a for a, n in load_accounts(config).items() if n == 'dev')
     users = seed_account(sandbox, dev, organisation('dev', datetime.now(timezone.utc)),

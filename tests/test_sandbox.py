@@ -9,7 +9,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from c7n_unused_keys.sandbox import iam_client
+from c7n_unused_keys import markers
+from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
+from c7n_unused_keys.sandbox.server import iam_client
 from conftest import ROOT
 
 ACCOUNTS = ('111111111111', '222222222222', '333333333333')
@@ -115,11 +117,11 @@ def test_every_lifecycle_case_answers_through_the_api(served, account):
                                       ('judy-reactivated', 10, 'Active')):
         [k] = keys(user)
         assert k['Status'] == status
-        value = tags(user)['c7n-unused-keys:' + k['AccessKeyId']]
+        value = tags(user)[markers.deactivated_tag(MARKER_PREFIX, k['AccessKeyId'])]
         marked = datetime.strptime(value, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=timezone.utc)
         assert round(days_ago(marked)) == marker_days
-    assert tags('mallory-exempt') == {'c7n-unused-keys-exempt': '*'}
-    until = tags('oscar-exemption-expired')['c7n-unused-keys-exempt'].split('until=')[1]
+    assert tags('mallory-exempt') == {EXEMPT_TAG: '*'}
+    until = tags('oscar-exemption-expired')[EXEMPT_TAG].split('until=')[1]
     assert datetime.fromisoformat(until).date() < datetime.now(timezone.utc).date()
 
 

@@ -6,6 +6,8 @@ and the real action runs, in-process, with that key's credentials.
 """
 import yaml
 
+from c7n_unused_keys.names import RESULTS_ANNOTATION
+
 from conftest import DEFAULT_ACCOUNT, ROOT, iam_client
 
 
@@ -39,7 +41,7 @@ def test_the_runners_own_key_is_skipped(sandbox, monkeypatch, tmp_path):
     assert b.users['robot'].access_keys[0].status == 'Active'
     assert b.users['other'].access_keys[0].status == 'Inactive'
     assert b.list_user_tags('robot') == []
-    assert resources[0]['c7n:retire-access-keys'][0]['Step'] == 'skipped-self'
+    assert resources[0][RESULTS_ANNOTATION][0]['Step'] == 'skipped-self'
 
 
 def test_the_profile_a_role_is_assumed_from_counts_as_self(tmp_path, monkeypatch):

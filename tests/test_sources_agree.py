@@ -1,6 +1,7 @@
 """The three sources match the same keys on one seeded account, through the real `custodian`."""
 import pytest
 
+from c7n_unused_keys.names import EXEMPT_ANNOTATION, EXEMPT_TAG, UNUSED_ANNOTATION
 import cases
 from conftest import (DEFAULT_ACCOUNT, custodian_run, iam_client, read_json,
                       unused_keys_policy, write_policies)
@@ -27,7 +28,7 @@ def agreed(emulator, tmp_path_factory):
     emulator.reset()
 
 
-def matched(out, source, key='c7n:unused-access-keys'):
+def matched(out, source, key=UNUSED_ANNOTATION):
     resources = read_json(out / ('unused-%s' % source) / 'resources.json')
     return {k['AccessKeyId']: (r['UserName'], k) for r in resources for k in r.get(key, ())}
 
@@ -55,7 +56,7 @@ def test_exempt_keys_are_listed_not_matched(agreed, source):
     users, out, _ = agreed
     _, exempt = cases.expected(users)
     resources = read_json(out / ('unused-%s' % source) / 'resources.json')
-    listed = {k['AccessKeyId']: k for r in resources for k in r.get('c7n:exempt-access-keys', ())}
+    listed = {k['AccessKeyId']: k for r in resources for k in r.get(EXEMPT_ANNOTATION, ())}
     # Users whose every unused key is exempt do not match, so only the user with
     # one exempt and one unused key shows its exempt key in resources.json.
     by_name = {u.name: u for u in users}
@@ -119,7 +120,7 @@ def test_every_matched_key_says_why(agreed):
 
 def test_malformed_exemption_is_logged(agreed):
     _, _, run = agreed
-    assert "exempt-malformed: ignoring malformed c7n-unused-keys-exempt tag 'forever please'" \
+    assert "exempt-malformed: ignoring malformed %s tag 'forever please'" % EXEMPT_TAG \
         in run.stderr
 
 

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from c7n_unused_keys.seed import organisation, seed_account
+from c7n_unused_keys.names import EXEMPT_ANNOTATION, EXEMPT_TAG, UNUSED_ANNOTATION
+from c7n_unused_keys.sandbox.seed import organisation, seed_account
 from conftest import (DEFAULT_ACCOUNT, custodian_run, read_json, run_command,
                       unused_keys_policy, write_policies)
 
@@ -25,7 +26,7 @@ def test_same_resources_and_calls_as_the_stock_listing(sandbox, tmp_path):
                       key=lambda r: r['UserName'])
     assert users('parallel') == users('stock') and len(users('stock')) == 9
     [oscar] = [r for r in users('parallel') if r['UserName'] == 'oscar-exemption-expired']
-    assert [t['Key'] for t in oscar['Tags']] == ['c7n-unused-keys-exempt']
+    assert [t['Key'] for t in oscar['Tags']] == [EXEMPT_TAG]
     stats = read_json(tmp_path / 'out' / 'parallel' / 'metadata.json')['api-stats']
     assert stats['iam.ListUsers'] == 1 and stats['iam.GetUser'] == 42
 
@@ -71,9 +72,9 @@ def test_list_users_matches_the_same_keys_with_the_same_tags(sandbox, tmp_path):
     stock, ours = users('stock'), users('listed')
     assert sorted(ours) == sorted(stock) and len(stock) == 9
     for name, r in stock.items():
-        for field in ('c7n:unused-access-keys', 'c7n:exempt-access-keys', 'Tags'):
+        for field in (UNUSED_ANNOTATION, EXEMPT_ANNOTATION, 'Tags'):
             assert ours[name].get(field) == r.get(field), (name, field)
-    assert ours['oscar-exemption-expired']['Tags'][0]['Key'] == 'c7n-unused-keys-exempt'
+    assert ours['oscar-exemption-expired']['Tags'][0]['Key'] == EXEMPT_TAG
     # No GetUser; ListUserTags only for users with unused keys (mallory's are exempt).
     assert 'mallory-exempt' in users('unexempted') and 'mallory-exempt' not in ours
     calls = stats('listed')
@@ -82,7 +83,7 @@ def test_list_users_matches_the_same_keys_with_the_same_tags(sandbox, tmp_path):
 
 
 def test_list_users_tag_filters_after_ours_see_the_tags(sandbox, tmp_path):
-    tagged = {'tag:c7n-unused-keys-exempt': 'present'}
+    tagged = {'tag:' + EXEMPT_TAG: 'present'}
     users, _ = run_policies(
         sandbox, tmp_path,
         dict(unused_keys_policy('stock', OPTIONS),

@@ -1,6 +1,5 @@
 """The `retire-access-keys` action on aws.iam-user: the c7n shell around lifecycle and act."""
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -14,15 +13,13 @@ from c7n.resources.iam import User
 from c7n.utils import local_session, type_schema
 
 from . import act, lifecycle, markers
-from .filters import MARKER_PREFIX, MARKER_PREFIX_SCHEMA, MarkedAccessKeys, \
-    UnusedAccessKeys
+from .filters import MARKER_PREFIX_SCHEMA, MarkedAccessKeys, UnusedAccessKeys
+from .names import MARKER_PREFIX, RESULTS_ANNOTATION
 from .schema_check import check_schema
 from .sources import WORKERS
 from .user_source import refuse_without_tags
 
 log = logging.getLogger('custodian.retire-access-keys')
-
-RESULTS_ANNOTATION = 'c7n:retire-access-keys'
 
 
 @User.action_registry.register('retire-access-keys')
@@ -190,7 +187,7 @@ class RetireAccessKeys(BaseAction):
 
         log.info('retire-access-keys: planning %d users, delete after %s days',
                  len(resources), opts.delete_after.days)
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with self.executor_factory(max_workers=WORKERS) as pool:
             planned = list(pool.map(plan, resources))
         self.check_breaker([p for ps, _ in planned for p in ps], seen)
 
@@ -198,7 +195,7 @@ class RetireAccessKeys(BaseAction):
             # One user's steps one after another: IAM may refuse concurrent writes to
             # one user (ConcurrentModification).
             return [act.execute(client, self.manager.retry, p, now, opts) for p in user_plans]
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with self.executor_factory(max_workers=WORKERS) as pool:
             records = [rec for _, failed in planned for rec in failed] + [
                 rec for recs in pool.map(execute, [ps for ps, _ in planned if ps])
                 for rec in recs]

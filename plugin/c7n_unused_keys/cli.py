@@ -55,11 +55,18 @@ def main(argv=None) -> int:
     rm.add_argument('--dryrun', action='store_true', help='list what would be removed')
 
     args = parser.parse_args(argv)
+    if args.command in ('sandbox', 'demo'):
+        from .sandbox import MissingExtra, require_extra
+        try:
+            require_extra()
+        except MissingExtra as e:
+            print('c7n-unused-keys %s: %s' % (args.command, e), file=sys.stderr)
+            return 1
     if args.command == 'sandbox':
-        from .sandbox import serve
+        from .sandbox.server import serve
         return serve(args.port, args.config, args.users)
     if args.command == 'demo':
-        from .demo import run_demo
+        from .sandbox.demo import run_demo
         return run_demo(args.config, args.policies, args.output_dir)
     if args.command == 'demo-lambda':
         from .lambda_demo import run_demo_lambda

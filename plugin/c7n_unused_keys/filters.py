@@ -1,6 +1,5 @@
 """The `unused-access-keys` filter on aws.iam-user: the c7n shell around sources and decide."""
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -13,19 +12,23 @@ from c7n.utils import local_session, type_schema
 
 from . import decide, facts, lifecycle, markers
 from .credential_report import ReportUnavailable, fetch_report
-from .model import Exemption, KeyFacts, Thresholds, Verdict
+from .model import SOURCE_API, Exemption, KeyFacts, Thresholds, Verdict
+from .names import EXEMPT_ANNOTATION, EXEMPT_TAG, MARKER_PREFIX, UNUSED_ANNOTATION
 from .schema_check import check_schema
-from .sources import WORKERS, Gathered, Sources
+from .sources import SOURCE_NAMES, WORKERS, Gathered, Sources
 from .user_source import LIST_ONLY, listed_without_tags, refuse_without_tags
 
 log = logging.getLogger('custodian.unused-access-keys')
 
-DEFAULT_EXEMPT_TAG = 'c7n-unused-keys-exempt'
-ANNOTATION = 'c7n:unused-access-keys'
-EXEMPT_ANNOTATION = 'c7n:exempt-access-keys'
-MARKER_PREFIX = 'c7n-unused-keys'
 # IAM tag keys: letters, digits, spaces and _.:/=+-@ ; room is left for ':<AccessKeyId>'.
 MARKER_PREFIX_SCHEMA = {'type': 'string', 'pattern': r'^[\w.:/=+@-]{1,80}$'}
+
+# What each source of key data calls: every source lists keys and asks for last uses...
+KEY_PERMISSIONS = ('iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed')
+# ...and all but `api` read the credential report.
+REPORT_PERMISSIONS = ('iam:GenerateCredentialReport', 'iam:GetCredentialReport')
+# Under `source: list-users`, the tags of the users matched.
+TAG_PERMISSIONS = ('iam:ListUserTags',)
 
 
 @User.filter_registry.register('unused-access-keys')
@@ -78,7 +81,7 @@ class UnusedAccessKeys(Filter):
             'never-used-days': {'type': 'integer', 'minimum': 0},
             'max-days': {'type': 'integer', 'minimum': 2},
             'status': {'enum': ['Active', 'Inactive', 'any']},
-            'source': {'enum': ['hybrid', 'api', 'credential-report']},
+            'source': {'enum': list(SOURCE_NAMES)},
             'report-max-age-hours': {'type': 'number', 'minimum': 0},
             # Renamed, as c7n's own report_max_age is in seconds: the schema refuses the old
             # name with a message that names the new one.
@@ -87,8 +90,7 @@ class UnusedAccessKeys(Filter):
             'exempt-tag': {'type': 'string', 'minLength': 1},
         })
     schema_alias = False
-    permissions = ('iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed',
-                   'iam:GenerateCredentialReport', 'iam:GetCredentialReport')
+    permissions = KEY_PERMISSIONS + REPORT_PERMISSIONS
 
     def validate(self):
         # Also catches {type: ...} without days, which c7n's schema lets pass as `valuekv`.
@@ -127,11 +129,11 @@ class UnusedAccessKeys(Filter):
         return self.manager.data.get('name', 'this policy') if self.manager else 'this policy'
 
     def get_permissions(self):
-        perms = self.permissions
-        if self.data.get('source', 'hybrid') == 'api':
-            perms = perms[:2]
+        perms = KEY_PERMISSIONS
+        if self.data.get('source', SOURCE_NAMES[0]) != SOURCE_API:
+            perms += REPORT_PERMISSIONS
         if listed_without_tags(self.manager):
-            perms += ('iam:ListUserTags',)
+            perms += TAG_PERMISSIONS
         return perms
 
     def thresholds(self) -> Thresholds:
@@ -156,7 +158,7 @@ class UnusedAccessKeys(Filter):
         for r in resources:
             # Set or cleared on every user looked at: with c7n's in-memory cache, user
             # objects (and what earlier policies annotated) are shared.
-            r.pop(ANNOTATION, None)
+            r.pop(UNUSED_ANNOTATION, None)
             r.pop(EXEMPT_ANNOTATION, None)
             found = gathered.facts.get(r['UserName'], ())
             unused, exempt = decide.split_exempt(found, th, self.exemption(r), now)
@@ -167,11 +169,11 @@ class UnusedAccessKeys(Filter):
                          ExemptUntil=ex.until.isoformat() if ex.until else None)
                     for f, v, ex in exempt]
             if unused:
-                r[ANNOTATION] = [annotation(f, v) for f, v in unused]
+                r[UNUSED_ANNOTATION] = [annotation(f, v) for f, v in unused]
                 found_now[0][r['UserName']] = [f.key_id for f, _ in unused]
                 matched.append(r)
         log.info('unused-access-keys: %d of %d users have unused keys (%d keys)',
-                 len(matched), len(resources), sum(len(r[ANNOTATION]) for r in matched))
+                 len(matched), len(resources), sum(len(r[UNUSED_ANNOTATION]) for r in matched))
         return matched
 
     def __init__(self, data, manager=None):
@@ -193,41 +195,36 @@ class UnusedAccessKeys(Filter):
 
     def gather(self, users, th: Thresholds, now: datetime) -> Gathered:
         client = local_session(self.manager.session_factory).client('iam')
-        sources = Sources(client, self.manager.retry, th, now)
-        source = self.data.get('source', 'hybrid')
-        log.info('unused-access-keys: checking %d users with source: %s', len(users), source)
-        if source == 'api':
-            return sources.api(users)
-        try:
-            report = fetch_report(
+        sources = Sources(client, self.manager.retry, th, now,
+                          executor_factory=self.executor_factory)
+        source = self.data.get('source', SOURCE_NAMES[0])
+
+        def report():
+            return fetch_report(
                 client, self.manager.retry, now,
                 max_age=timedelta(hours=self.data.get('report-max-age-hours', 4)),
                 timeout=self.data.get('report-timeout', 300))
+        try:
+            return sources.gather(source, users, report)
         except ReportUnavailable as e:
-            if source == 'credential-report':
-                raise PolicyExecutionError(
-                    'unused-access-keys: no credential report for source: '
-                    'credential-report: %s' % e)
-            log.warning('unused-access-keys: no credential report (%s); '
-                        'falling back to source: api', e)
-            return sources.api(users)
-        if source == 'credential-report':
-            return sources.credential_report(users, report)
-        return sources.hybrid(users, report)
+            raise PolicyExecutionError(
+                'unused-access-keys: no credential report for source: '
+                'credential-report: %s' % e)
 
     def read_tags(self, resources, gathered: Gathered, th: Thresholds, now: datetime):
         """Tags for the users that have unused keys before exemptions, which need them."""
         wanted = [r for r in resources if decide.split_exempt(
             gathered.facts.get(r['UserName'], ()), th, None, now)[0]]
         client = local_session(self.manager.session_factory).client('iam')
-        found = Sources(client, self.manager.retry, th, now).tags(
+        found = Sources(client, self.manager.retry, th, now,
+                        executor_factory=self.executor_factory).tags(
             [r['UserName'] for r in wanted])
         for r in wanted:
             if found[r['UserName']]:
                 r['Tags'] = found[r['UserName']]
 
     def exemption(self, resource) -> Optional[Exemption]:
-        tag = self.data.get('exempt-tag', DEFAULT_EXEMPT_TAG)
+        tag = self.data.get('exempt-tag', EXEMPT_TAG)
         value = next((t['Value'] for t in resource.get('Tags', ()) if t['Key'] == tag), None)
         if value is None:
             return None
@@ -240,7 +237,7 @@ class UnusedAccessKeys(Filter):
 
     def log_exemptions(self, resource, exempt):
         # One line per key an exemption keeps, for audits: who is exempt, by what, how long.
-        tag = self.data.get('exempt-tag', DEFAULT_EXEMPT_TAG)
+        tag = self.data.get('exempt-tag', EXEMPT_TAG)
         for f, _, ex in exempt:
             log.info('unused-access-keys: exemption honoured: user=%s key=%s tag=%s value=%r '
                      'until=%s', resource['UserName'], f.key_id, tag, ex.raw,
@@ -334,7 +331,7 @@ class MarkedAccessKeys(Filter):
                 present = {k.key_id for k in
                            facts.list_keys(client, self.manager.retry, r['UserName'])}
                 return bool(lifecycle.keys_needing_work(m, present, now, grace))
-            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            with self.executor_factory(max_workers=WORKERS) as pool:
                 wanted |= {r['UserName'] for (r, _), gone in
                            zip(unsure, pool.map(key_gone, unsure)) if gone}
         log.info('marked-access-keys: %d of %d users carry markers, %d of them need work',

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Dict, Iterable, Mapping, Optional
 
+from .names import REACTIVATED_SUFFIX
+
 _VALUE = re.compile(r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$')
 # A marker this far ahead of now was not written by a run: treat it as malformed.
 FUTURE_SKEW = timedelta(hours=1)
@@ -30,7 +32,7 @@ def deactivated_tag(prefix: str, key_id: str) -> str:
 
 
 def reactivated_tag(prefix: str, key_id: str) -> str:
-    return '%s-reactivated:%s' % (prefix, key_id)
+    return '%s%s:%s' % (prefix, REACTIVATED_SUFFIX, key_id)
 
 
 def format_time(when: datetime) -> str:
@@ -50,7 +52,7 @@ def parse_time(value: Optional[str], now: datetime) -> Optional[datetime]:
 
 def markers_of(tags: Iterable[dict], prefix: str) -> Markers:
     found: Dict[str, Dict[str, str]] = {'d': {}, 'r': {}}
-    heads = {'d': prefix + ':', 'r': prefix + '-reactivated:'}
+    heads = {'d': deactivated_tag(prefix, ''), 'r': reactivated_tag(prefix, '')}
     for tag in tags or ():
         for kind, head in heads.items():
             if tag['Key'].startswith(head) and len(tag['Key']) > len(head):

@@ -12,12 +12,16 @@ from datetime import datetime
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import decide, facts
-from .model import CredentialReport, KeyFacts, ListedKey, Thresholds
+from .credential_report import ReportUnavailable
+from .model import SOURCE_API, SOURCE_REPORT, CredentialReport, KeyFacts, ListedKey, Thresholds
 
 log = logging.getLogger('custodian.unused-access-keys')
 
 WORKERS = 8
 PROGRESS_EVERY = 1000
+HYBRID = 'hybrid'
+# The filter's `source` values; the first is the default.
+SOURCE_NAMES = (HYBRID, SOURCE_API, SOURCE_REPORT)
 
 
 @dataclass
@@ -29,11 +33,41 @@ class Gathered:
 
 
 class Sources:
-    """Gathers facts with one IAM client, a retry wrapper and bounded concurrency."""
+    """Gathers facts with one IAM client, a retry wrapper and bounded concurrency.
 
-    def __init__(self, client, retry, th: Thresholds, now: datetime, workers: int = WORKERS):
+    `executor_factory` makes the thread pools: the filter passes c7n's (which c7n's own
+    tests swap for one that runs on the main thread); without c7n, concurrent.futures'.
+    """
+
+    def __init__(self, client, retry, th: Thresholds, now: datetime, workers: int = WORKERS,
+                 executor_factory: Callable = ThreadPoolExecutor):
         self.client, self.retry, self.th, self.now = client, retry, th, now
-        self.workers = workers
+        self.workers, self.executor_factory = workers, executor_factory
+
+    def gather(self, source: str, users: Sequence[str],
+               fetch_report: Callable[[], CredentialReport]) -> Gathered:
+        """Facts for `users` from the source named `source`.
+
+        `fetch_report` returns the credential report or raises ReportUnavailable. Without
+        a report, `hybrid` falls back to `api` with a warning; `credential-report` lets
+        ReportUnavailable through, as it has nothing to fall back on.
+        """
+        if source not in SOURCE_NAMES:
+            raise ValueError('unknown source %r, not one of %s' % (source, SOURCE_NAMES))
+        log.info('unused-access-keys: checking %d users with source: %s', len(users), source)
+        if source == SOURCE_API:
+            return self.api(users)
+        try:
+            report = fetch_report()
+        except ReportUnavailable as e:
+            if source == SOURCE_REPORT:
+                raise
+            log.warning('unused-access-keys: no credential report (%s); '
+                        'falling back to source: api', e)
+            return self.api(users)
+        if source == SOURCE_REPORT:
+            return self.credential_report(users, report)
+        return self.hybrid(users, report)
 
     # -- the three sources -------------------------------------------------
     def api(self, users: Sequence[str]) -> Gathered:
@@ -60,7 +94,7 @@ class Sources:
 
     def tags(self, users: Sequence[str]) -> Dict[str, List[dict]]:
         """The tags of each user (for users listed without them)."""
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+        with self.executor_factory(max_workers=self.workers) as pool:
             found = dict(zip(users, pool.map(
                 lambda u: facts.user_tags(self.client, self.retry, u), users)))
         log.info('unused-access-keys: read the tags of %d users', len(users))
@@ -106,7 +140,7 @@ class Sources:
     def _run(self, users: Sequence[str], per_user: Callable) -> Gathered:
         out = Gathered()
         start = time.monotonic()
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+        with self.executor_factory(max_workers=self.workers) as pool:
             for n, (user, result) in enumerate(
                     zip(users, pool.map(per_user, users)), 1):
                 user_facts, fell_back, seen = result

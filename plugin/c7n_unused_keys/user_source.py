@@ -11,8 +11,6 @@ another (`DescribeUser.augment`).
   see no tags, so validation refuses tag filters there, and policies that need every
   user's tags (`marked-access-keys`, `retire-access-keys`) refuse this source.
 """
-from concurrent.futures import ThreadPoolExecutor
-
 from c7n.exceptions import PolicyValidationError
 from c7n.query import sources
 from c7n.resources.iam import DescribeUser, User
@@ -50,7 +48,7 @@ class ParallelDescribeUser(_UsersOnly):
                                        ignore_err_codes=('NoSuchEntity',))
             return found['User'] if found else None
 
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with self.manager.executor_factory(max_workers=WORKERS) as pool:
             return [u for u in pool.map(get_user, resources) if u]
 
 

@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional
 
-from . import markers
-
-EXEMPT_TAG = 'c7n-unused-keys-exempt'
-MARKER_PREFIX = 'c7n-unused-keys'
+from .. import markers
+from ..names import EXEMPT_TAG, MARKER_PREFIX
 
 
 @dataclass

@@ -369,7 +369,7 @@ class Emulator:
 def serve(port: int, config_path: str, extra_users: int) -> int:
     """Start, seed, print the environment, and serve until SIGINT or SIGTERM."""
     import signal
-    from .accounts import load_accounts
+    from ..accounts import load_accounts
     from .seed import seed_organisation
     accounts = load_accounts(config_path)
     emu = Emulator(port=port).start()

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Dict
 
-from .accounts import load_accounts
-from .report import read, render
+from ..accounts import load_accounts
+from ..report import read, render
 
 POLICIES = ('unused-access-keys-report', 'unused-access-keys-retire')
 READY_TIMEOUT = 180

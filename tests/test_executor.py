@@ -1,0 +1,57 @@
+"""The plugin's thread pools come from c7n's `executor_factory`, as c7n's own elements' do.
+
+c7n's tests swap `executor_factory` for `MainThreadExecutor`; every pool of the plugin
+must then run on the main thread too.
+"""
+import json
+import sys
+
+from c7n_unused_keys.sources import WORKERS
+from conftest import ROOT, run_command, seeded
+
+# `custodian` in-process, with c7n's executor swapped for one that records what it maps.
+CUSTODIAN = '''
+import json, sys
+from c7n import element, manager
+from c7n.executor import MainThreadExecutor
+mapped = []
+
+class Recording(MainThreadExecutor):
+    def map(self, func, iterable):
+        mapped.append([func.__qualname__, self.kw.get('max_workers')])
+        return super().map(func, iterable)
+
+element.Element.executor_factory = Recording
+manager.ResourceManager.executor_factory = Recording
+from c7n.cli import main
+sys.argv[0] = 'custodian'
+try:
+    main()
+finally:
+    print(json.dumps(mapped))
+'''
+OURS = {
+    'ParallelDescribeUser.augment.<locals>.get_user',
+    'Sources.hybrid.<locals>.<lambda>',
+    'Sources.tags.<locals>.<lambda>',
+    'MarkedAccessKeys.process.<locals>.key_gone',
+    'RetireAccessKeys.process.<locals>.plan',
+    'RetireAccessKeys.process.<locals>.execute',
+}
+
+
+def mapped_by(emu, out, policy):
+    run = run_command([sys.executable, '-c', CUSTODIAN, 'run', '-s', out,
+                       '--cache-period', '0', policy], emu)
+    assert run.returncode == 0, run.stderr
+    return [tuple(m) for m in json.loads(run.stdout.strip().splitlines()[-1])]
+
+
+def test_every_pool_of_the_plugin_is_c7ns(sandbox, tmp_path):
+    seeded(sandbox)
+    found = []
+    for n, policy in enumerate(['report', 'retire', 'retire']):
+        found += mapped_by(sandbox, tmp_path / str(n),
+                           ROOT / 'policies' / ('unused-access-keys-%s.yml' % policy))
+    assert OURS <= {name for name, _ in found}, found
+    assert {workers for name, workers in found if name in OURS} == {WORKERS}
