@@ -15,10 +15,11 @@ WITHOUT_MOTO = ("import sys; sys.modules['moto'] = None\n"
 @pytest.mark.parametrize('command', [
     ['sandbox', '-c', ROOT / 'custodian.yml'],
     ['demo', '-c', ROOT / 'custodian.yml', '--policies', ROOT / 'policies'],
+    ['demo-lambda', '-c', ROOT / 'custodian.yml', '--policies', ROOT / 'lambda'],
 ])
 def test_without_the_sandbox_extra_the_command_names_it(command, tmp_path):
     args = [sys.executable, '-c', WITHOUT_MOTO] + command
-    if command[0] == 'demo':
+    if command[0].startswith('demo'):
         args += ['-s', tmp_path / 'demo']
     run = run_command(args, None, timeout=60)
     assert run.returncode == 1, run.stdout + run.stderr

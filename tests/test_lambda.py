@@ -12,12 +12,12 @@ from datetime import datetime, timezone
 import pytest
 import yaml
 
-from c7n_unused_keys.lambda_local import (FUNCTION_ROLE, OUTPUT_BUCKET, deployed_code,
+from c7n_unused_keys.sandbox.functions import (FUNCTION_ROLE, OUTPUT_BUCKET, deployed_code,
                                           function_env, invoke, prepare_account,
                                           prepare_bucket, runtime_folder, scheduled_event,
                                           unpack)
 from c7n_unused_keys.lambda_mode import HANDLER, PACKAGE
-from c7n_unused_keys.seed import organisation, seed_account
+from c7n_unused_keys.sandbox.seed import organisation, seed_account
 from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, read_json, run_command
 
 LAMBDA = ROOT / 'lambda'
@@ -216,7 +216,7 @@ def test_without_packages_the_handler_is_not_in_the_zip(twins, tmp_path, runtime
 
 
 def functions(emu, account, region):
-    from c7n_unused_keys.lambda_local import account_client
+    from c7n_unused_keys.sandbox.functions import account_client
     fns = {f['FunctionName']: f for f in account_client(
         emu.env(), account, region, 'lambda').list_functions()['Functions']}
     rules = [r['Name'] for r in account_client(

@@ -333,7 +333,7 @@ def test_a_custom_handler_is_accepted(tmp_path, caplog):
 
 
 def lambda_functions(emu, account='123456789012'):
-    from c7n_unused_keys.lambda_local import account_client
+    from c7n_unused_keys.sandbox.functions import account_client
     fns = []
     for region in ('us-east-1', 'us-west-2'):
         fns += account_client(emu.env(), account, region, 'lambda').list_functions()['Functions']

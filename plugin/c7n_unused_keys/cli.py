@@ -1,4 +1,5 @@
-"""The `c7n-unused-keys` command: `sandbox`, `demo`, `report` and `permissions`.
+"""The `c7n-unused-keys` command: `sandbox`, `demo`, `demo-lambda`, `report`, `permissions`
+and `remove-functions`.
 
 The filter and the action need no command of their own: stock `custodian` and
 `c7n-org` load them. This command holds what sits around them.
@@ -55,7 +56,7 @@ def main(argv=None) -> int:
     rm.add_argument('--dryrun', action='store_true', help='list what would be removed')
 
     args = parser.parse_args(argv)
-    if args.command in ('sandbox', 'demo'):
+    if args.command in ('sandbox', 'demo', 'demo-lambda'):
         from .sandbox import MissingExtra, require_extra
         try:
             require_extra()
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
         from .sandbox.demo import run_demo
         return run_demo(args.config, args.policies, args.output_dir)
     if args.command == 'demo-lambda':
-        from .lambda_demo import run_demo_lambda
+        from .sandbox.demo_lambda import run_demo_lambda
         return run_demo_lambda(args.config, args.policies, args.output_dir)
     if args.command == 'remove-functions':
         from .lambda_remove import run_remove

@@ -1,4 +1,6 @@
-"""Local tooling: the AWS emulator (`server`), its seeding (`seed`) and `make demo` (`demo`).
+"""Local tooling: the AWS emulator (`server`), its seeding (`seed`), `make demo` (`demo`),
+Lambda functions run here as Lambda runs them (`functions`) and `make demo-lambda`
+(`demo_lambda`).
 
 Nothing here runs in an account: the filters, the action and the Lambda handler never
 import this package, though it travels in the function's zip with the rest. It needs

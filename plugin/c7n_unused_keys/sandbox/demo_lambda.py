@@ -3,7 +3,7 @@
 Starts the emulator in this process and seeds it as `make demo` does, with each
 account's function role and the output bucket. Then, per policy: `c7n-org run` deploys
 it to every account; each account's function is invoked once (the zip the emulator
-stored, run as Lambda runs it: see `lambda_local`); and `c7n-unused-keys report` reads
+stored, run as Lambda runs it: see `functions`); and `c7n-unused-keys report` reads
 the results back from S3. The emulator stops whatever happened.
 """
 import os
@@ -12,8 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .accounts import load_accounts
-from .lambda_local import (OUTPUT_BUCKET, deployed_code, function_env, invoke,
+from ..accounts import load_accounts
+from .functions import (OUTPUT_BUCKET, deployed_code, function_env, invoke,
                            prepare_account, prepare_bucket, runtime_folder, scheduled_event,
                            unpack)
 
@@ -22,8 +22,8 @@ HANDLER = 'c7n_unused_keys.handler.run'
 
 
 def run_demo_lambda(config: str, lambda_dir: str, output_dir: str) -> int:
-    from .sandbox import Emulator
     from .seed import seed_organisation
+    from .server import Emulator
     accounts = load_accounts(config)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
