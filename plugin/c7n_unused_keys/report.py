@@ -224,7 +224,9 @@ def read(out: Path, accounts: Optional[Dict[str, str]] = None,
                            .get('execution-options', {}).get('output_dir') or '')})
             continue
         if resources is None:
-            failure = 'the policy stopped before its filters finished: %s' % (
+            failure = '%s: %s' % (
+                'the deployment of its Lambda function failed' if deployment(run, meta)
+                else 'the policy stopped before its filters finished',
                 failure_reason(run, meta, layout))
         else:
             rows = rows_of(run.path, policy, meta, account, account_id, resources)
