@@ -28,12 +28,19 @@ def s3_url(prefix):
     return 's3://%s/%s?region=us-east-1' % (BUCKET, prefix)
 
 
-def client(emu, service):
+def client(emu, service, account=DEFAULT_ACCOUNT):
     env = emu.env()
-    return boto3.client(service, endpoint_url=env['AWS_ENDPOINT_URL'],
-                        region_name=env['AWS_DEFAULT_REGION'],
-                        aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
-                        aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
+    creds = dict(aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
+                 aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
+    kw = dict(endpoint_url=env['AWS_ENDPOINT_URL'], region_name=env['AWS_DEFAULT_REGION'])
+    if account != DEFAULT_ACCOUNT:
+        got = boto3.client('sts', **kw, **creds).assume_role(
+            RoleArn='arn:aws:iam::%s:role/report-tests' % account,
+            RoleSessionName='report-tests')['Credentials']
+        creds = dict(aws_access_key_id=got['AccessKeyId'],
+                     aws_secret_access_key=got['SecretAccessKey'],
+                     aws_session_token=got['SessionToken'])
+    return boto3.client(service, **kw, **creds)
 
 
 def keys_under(s3, prefix):
@@ -42,13 +49,14 @@ def keys_under(s3, prefix):
     return sorted(o['Key'] for page in pages for o in page.get('Contents', ()))
 
 
-def lambda_policy(path, name, role):
+def lambda_policy(path, name, role, account=DEFAULT_ACCOUNT):
     """A policy in a Lambda mode as the plugin's Lambda policies opt in (no filter of
-    the plugin: only the deployment is looked at)."""
+    the plugin: only the deployment is looked at), in us-east-1 only."""
     path.write_text(yaml.safe_dump({'policies': [{
         'name': name, 'resource': 'aws.iam-user',
+        'conditions': [{'type': 'value', 'key': 'region', 'value': 'us-east-1'}],
         'mode': {'type': 'periodic', 'schedule': 'rate(1 day)',
-                 'role': 'arn:aws:iam::%s:role/%s' % (DEFAULT_ACCOUNT, role),
+                 'role': 'arn:aws:iam::%s:role/%s' % (account, role),
                  'packages': ['c7n_unused_keys'],
                  'handler': 'c7n_unused_keys.handler.run',
                  'execution-options': {'output_dir': s3_url('lambda')}}}]}))
@@ -80,19 +88,26 @@ def outputs(emulator, tmp_path_factory):
     ran(custodian_run(emulator, s3_url('per-account/%s' % IDS['dev']), REPORT,
                       '--assume', 'arn:aws:iam::%s:role/c7n-unused-keys' % IDS['dev']))
     # A Lambda deployment, to S3 and to a folder; and one that fails (no such role).
-    emulator.iam_client().create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
-        'Version': '2012-10-17', 'Statement': [{
-            'Effect': 'Allow', 'Action': 'sts:AssumeRole',
-            'Principal': {'Service': 'lambda.amazonaws.com'}}]}))
+    for account in (DEFAULT_ACCOUNT, IDS['dev']):
+        emulator.iam_client(account).create_role(
+            RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
+                'Version': '2012-10-17', 'Statement': [{
+                    'Effect': 'Allow', 'Action': 'sts:AssumeRole',
+                    'Principal': {'Service': 'lambda.amazonaws.com'}}]}))
     deploy = lambda_policy(tmp / 'deploy.yml', DEPLOYED, ROLE)
     ran(custodian_run(emulator, s3_url('deploy'), deploy))
     ran(custodian_run(emulator, tmp / 'deploy', deploy))
+    ran(run_command(['c7n-org', 'run', '-c', CONFIG, '-a', 'dev', '-s', tmp / 'org-deploy',
+                     '-u', lambda_policy(tmp / 'org.yml', DEPLOYED, ROLE, '{account_id}')],
+                    emulator))
     bad = custodian_run(emulator, tmp / 'deploy-failed',
                         lambda_policy(tmp / 'bad.yml', DEPLOYED + '-bad', 'no-such-role'))
     assert bad.returncode != 0
     yield tmp, s3
-    events, functions = client(emulator, 'events'), client(emulator, 'lambda')
-    for name in ('custodian-' + DEPLOYED,):
+    name = 'custodian-' + DEPLOYED
+    for account in (DEFAULT_ACCOUNT, IDS['dev']):
+        events, functions = client(emulator, 'events', account), client(emulator, 'lambda',
+                                                                         account)
         targets = events.list_targets_by_rule(Rule=name)['Targets']
         events.remove_targets(Rule=name, Ids=[t['Id'] for t in targets])
         events.delete_rule(Name=name)
@@ -215,6 +230,18 @@ def test_a_per_account_prefix_names_its_account(outputs, emulator):
     assert run.returncode == 2
     assert {r['account'] for r in data['rows']} == {'dev'}
     assert sorted(f['account'] for f in data['failures']) == ['prod', 'staging']
+
+
+def test_a_c7n_org_deployment_is_deployed_per_account(outputs, emulator):
+    tmp, _ = outputs
+    data, run = report(tmp / 'org-deploy', '-c', CONFIG)
+    assert data['layout'] == 'c7n-org' and data['rows'] == []
+    assert data['deployed'] == [{'account': 'dev', 'policy': DEPLOYED, 'region': 'us-east-1',
+                                 'output': s3_url('lambda')}]
+    # Only the accounts the run left out fail, not the deployment.
+    assert run.returncode == 2
+    assert sorted(f['account'] for f in data['failures']) == ['prod', 'staging']
+    assert report(tmp / 'org-deploy')[1].returncode == 0
 
 
 @pytest.mark.parametrize('where', ['s3', 'folder'])
