@@ -12,7 +12,7 @@ import yaml
 from c7n_unused_keys.accounts import load_accounts
 from c7n_unused_keys.seed import SeedKey, SeedUser, seed_account, seed_organisation
 from c7n_unused_keys.seed import lifecycle_cases
-from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, run_command
+from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, faults, run_command
 
 CONFIG = ROOT / 'custodian.yml'
 REPORT = ROOT / 'policies' / 'unused-access-keys-report.yml'
@@ -218,6 +218,30 @@ def test_the_latest_dated_run_is_read(outputs, emulator, tmp_path):
     # A synced copy picks the same run.
     data, _ = report(download(s3, 'dated', tmp_path / 'copy'))
     assert [r['folder'] for r in data['runs']] == [shown['folder']]
+
+
+def test_runs_in_the_same_hour_share_a_folder_and_the_last_one_is_read(outputs, emulator):
+    """c7n names the folder by the hour: a later run of that hour overwrites the files it
+    writes and leaves the others. A fixed date in c7n's URL template puts both runs in
+    one folder, as two runs within an hour are."""
+    _, s3 = outputs
+    url = 's3://%s/same/{policy_name}/2030/01/01/00?region=us-east-1' % BUCKET
+    ran(custodian_run(emulator, url, REPORT))
+    folder = 'same/%s/2030/01/01/00' % POLICY
+    assert folder + '/resources.json.gz' in keys_under(s3, 'same')
+    failed = custodian_run(emulator, url, REPORT, env=faults('ListUsers=AccessDenied'))
+    assert failed.returncode != 0
+    # The first run's resources.json is still there, and is not this run's.
+    assert folder + '/resources.json.gz' in keys_under(s3, 'same')
+    data, run = report('s3://%s/same' % BUCKET, emu=emulator, env={'TZ': 'JST-9'})
+    assert run.returncode == 2 and data['rows'] == []
+    assert data['failures'] == [{
+        'account': DEFAULT_ACCOUNT, 'policy': POLICY,
+        'reason': 'the policy stopped before its filters finished: ClientError: An error '
+                  'occurred (AccessDenied) when calling the ListUsers operation: injected '
+                  'by the tests'}]
+    assert [(r['folder'], r['older']) for r in data['runs']] == [
+        (folder.split('/', 1)[1], 0)]
 
 
 def test_a_per_account_prefix_names_its_account(outputs, emulator):
