@@ -303,11 +303,11 @@ def test_an_unreadable_bucket_is_an_error(emulator):
     assert 'cannot read s3://no-such-bucket-here/x' in run.stderr and 'NoSuchBucket' in run.stderr
 
 
+# The report in a fresh interpreter: argv[1] the output, argv[2:] packages it must not import.
 CHECK = ('import sys\n'
          'from c7n_unused_keys.cli import main\n'
          'code = main(["report", sys.argv[1], "--format", "json"])\n'
-         'found = sorted(m for m in sys.modules if m.split(".")[0] in '
-         '("c7n", "boto3", "botocore"))\n'
+         'found = sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2:])\n'
          'assert not found, found\n'
          'sys.exit(code)\n')
 
@@ -316,6 +316,14 @@ def test_a_local_report_imports_neither_c7n_nor_boto3(outputs, tmp_path):
     """In a fresh interpreter, on a folder and on a gzipped copy of an S3 output."""
     tmp, s3 = outputs
     for out in (tmp / 'org', download(s3, 'org', tmp_path / 'copy')):
-        run = run_command([sys.executable, '-c', CHECK, out], None)
+        run = run_command([sys.executable, '-c', CHECK, out, 'c7n', 'boto3', 'botocore'], None)
         assert run.returncode == 0, run.stderr
         assert len(json.loads(run.stdout)['rows']) == 21
+
+
+def test_an_s3_report_imports_boto3_but_not_c7n(outputs, emulator):
+    run = run_command([sys.executable, '-c', CHECK, 's3://%s/org' % BUCKET, 'c7n'], emulator)
+    assert run.returncode == 0, run.stderr
+    assert len(json.loads(run.stdout)['rows']) == 21
+    run = run_command([sys.executable, '-c', CHECK, 's3://%s/org' % BUCKET, 'boto3'], emulator)
+    assert run.returncode != 0 and "['boto3'" in run.stderr
