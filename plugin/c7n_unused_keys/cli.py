@@ -34,7 +34,9 @@ def main(argv=None) -> int:
                     help="where c7n-org's deployments write")
 
     rp = sub.add_parser('report', help='one row per key from a custodian or c7n-org output dir')
-    rp.add_argument('output_dir')
+    rp.add_argument('output_dir', help='the -s folder of the runs, or an s3://bucket/prefix URL '
+                    '(read with boto3, which takes AWS_ENDPOINT_URL and credentials from the '
+                    'environment)')
     rp.add_argument('--format', choices=('table', 'csv', 'json', 'markdown'), default='table')
     rp.add_argument('--fail-on', choices=('unused', 'actions', 'errors'), action='append',
                     default=[], help='exit non-zero when the output has any (repeatable)')
