@@ -27,8 +27,9 @@ from typing import Dict, Iterable, List, Optional
 
 from . import lifecycle, markers
 from .model import ListedKey
+from .names import MARKER_PREFIX, UNUSED_ANNOTATION
 
-ANNOTATION = 'c7n:unused-access-keys'
+ANNOTATION = UNUSED_ANNOTATION
 ACTION = 'retire-access-keys'
 ACTION_FILE = 'action-' + ACTION
 ACTED = (lifecycle.DEACTIVATED, lifecycle.MARKED, lifecycle.DELETED)
@@ -400,7 +401,7 @@ def would_step(row: Row, resource: dict, policy: dict, meta: dict, ann: dict):
     action = action_settings(policy)
     opts = lifecycle.Options(
         delete_after=timedelta(days=action.get('delete-after-days', 30)),
-        prefix=action.get('marker-tag-prefix', 'c7n-unused-keys'),
+        prefix=action.get('marker-tag-prefix', MARKER_PREFIX),
         reactivation_grace=timedelta(days=filter_days(policy.get('filters')) or 0))
     now = datetime.fromtimestamp(meta['execution']['start'], timezone.utc)
     key = ListedKey(user=row.user, key_id=row.key_id, status=row.status,
