@@ -26,27 +26,16 @@ REPORT = 'unused-access-keys-report'
 RETIRE = 'unused-access-keys-retire'
 
 
-def reset_services():
-    from moto.awslambda.models import lambda_backends
-    from moto.events.models import events_backends
-    from moto.logs.models import logs_backends
-    from moto.s3.models import s3_backends
-    for backends in (lambda_backends, events_backends, logs_backends, s3_backends):
-        backends.reset()
-
-
 @pytest.fixture
 def twins(sandbox):
     """FUNCTION_ACCOUNT and DEFAULT_ACCOUNT seeded alike, a role for the functions, the
     output bucket."""
-    reset_services()
     now = datetime.now(timezone.utc)
     for account in (FUNCTION_ACCOUNT, DEFAULT_ACCOUNT):
         seed_account(sandbox, account, organisation('dev', now, ordinary=10), through_api=False)
     prepare_account(sandbox, FUNCTION_ACCOUNT)
     prepare_bucket(sandbox, FUNCTION_ACCOUNT)
-    yield sandbox
-    reset_services()
+    return sandbox
 
 
 @pytest.fixture(scope='module')
@@ -171,6 +160,15 @@ def test_the_report_function_finds_what_custodian_run_finds(twins, tmp_path, run
     assert expected, 'the seeding has unused keys'
     assert matched(out['resources.json']) == expected
 
+    # The report reads the function's output back from the bucket.
+    read = run_command(['c7n-unused-keys', 'report', 's3://%s' % OUTPUT_BUCKET,
+                        '--format', 'json'], twins)
+    assert read.returncode == 0, read.stderr
+    rows = json.loads(read.stdout)['rows']
+    assert {(r['account_id'], r['user'], r['key_id']) for r in rows} == {
+        (FUNCTION_ACCOUNT, r['UserName'], k['AccessKeyId'])
+        for r in out['resources.json'] for k in r['c7n:unused-access-keys']}
+
 
 def test_the_retire_function_retires_as_custodian_run_does(twins, tmp_path, runtime):
     code = build_zip(LAMBDA / (RETIRE + '.yml'))
@@ -229,7 +227,6 @@ ORG = {'dev': '111111111111', 'staging': '222222222222', 'prod': '333333333333'}
 
 def test_c7n_org_deploys_one_function_per_account_in_us_east_1_updates_and_removes_it(
         sandbox, tmp_path):
-    reset_services()
     for account in ORG.values():
         prepare_account(sandbox, account)
     prepare_bucket(sandbox, ORG['dev'])
@@ -288,7 +285,6 @@ def test_c7n_org_deploys_one_function_per_account_in_us_east_1_updates_and_remov
     assert run.returncode == 0 and run.stdout.splitlines()[-1] == 'removed 2 function(s)'
     assert all(functions(sandbox, a, r) == ({}, [])
                for a in ORG.values() for r in ('us-east-1', 'us-west-2'))
-    reset_services()
 
 
 @pytest.mark.parametrize('args,says', [

@@ -281,10 +281,16 @@ class Emulator:
     def reset(self):
         with self._lock:
             self._hooks.clear()
+        from moto.awslambda.models import lambda_backends
+        from moto.events.models import events_backends
         from moto.iam.models import iam_backends
+        from moto.logs.models import logs_backends
+        from moto.s3.models import s3_backends
         from moto.sts.models import sts_backends
-        iam_backends.reset()
-        sts_backends.reset()
+        # What the policies and their Lambda functions touch.
+        for backends in (iam_backends, sts_backends, lambda_backends, events_backends,
+                         logs_backends, s3_backends):
+            backends.reset()
 
     def env(self) -> Dict[str, str]:
         """What a shell needs to point boto3, custodian and c7n-org here."""
@@ -370,6 +376,7 @@ def serve(port: int, config_path: str, extra_users: int) -> int:
     """Start, seed, print the environment, and serve until SIGINT or SIGTERM."""
     import signal
     from ..accounts import load_accounts
+    from .functions import FUNCTION_ROLE, OUTPUT_BUCKET, prepare_account, prepare_bucket
     from .seed import seed_organisation
     accounts = load_accounts(config_path)
     emu = Emulator(port=port).start()
@@ -380,9 +387,14 @@ def serve(port: int, config_path: str, extra_users: int) -> int:
         print('# c7n-unused-keys sandbox: AWS emulator on %s' % emu.url, flush=True)
         seeded = seed_organisation(emu, accounts, extra=extra_users)
         for account, users in seeded.items():
-            print('# seeded %s (%s): %d users, %d keys' % (
-                account, accounts[account], len(users), sum(len(u.keys) for u in users)),
-                flush=True)
+            prepare_account(emu, account)
+            print('# seeded %s (%s): %d users, %d keys; role %s for Lambda functions' % (
+                account, accounts[account], len(users), sum(len(u.keys) for u in users),
+                FUNCTION_ROLE), flush=True)
+        if accounts:
+            prepare_bucket(emu, next(iter(accounts)))
+            print('# output bucket s3://%s (in %s)' % (OUTPUT_BUCKET, next(iter(accounts))),
+                  flush=True)
         for k, v in emu.env().items():
             print('export %s=%s' % (k, v))
         print('# ready; stop with Ctrl-C or SIGTERM', flush=True)
