@@ -41,6 +41,13 @@ def test_report_policy_alone():
     assert actions(doc) == REPORT
 
 
+def test_the_lambda_policies_need_what_the_pull_policies_need():
+    """The function's role: this document, plus its logs and its S3 output (docs/lambda.md)."""
+    run, doc = permissions(str(ROOT / 'lambda'))
+    assert run.returncode == 0, run.stderr
+    assert actions(doc) == RETIRE | REPORT
+
+
 def test_notify_adds_its_transport():
     _, doc = permissions(str(ROOT / 'mailer'))
     assert actions(doc) == RETIRE | {'sqs:SendMessage'}
