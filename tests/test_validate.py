@@ -332,6 +332,22 @@ def test_a_custom_handler_is_accepted(tmp_path, caplog):
     assert custodian_validate(tmp_path, caplog, good) == ''
 
 
+@pytest.mark.parametrize('mode,says', [
+    ({'packages': ['c7n_unused_keys'], 'handler': 'c7n_unused_keys.handlr.run'},
+     'missing: handler (the plugin has no handler c7n_unused_keys.handlr.run)'),
+    ({'packages': ['c7n_unused_keys'], 'handler': 'ours.handler.run'},
+     'missing: handler (ours.handler.run: its module is not in packages)'),
+    ({'handler': 'ours.handler.run'},
+     'missing: packages, handler (ours.handler.run: its module is not in packages)'),
+])
+def test_a_handler_that_cannot_load_is_refused(tmp_path, caplog, mode, says):
+    bad = in_lambda(unused({'days': 45}), 'periodic', **mode)
+    with pytest.raises(PolicyValidationError) as alone:
+        org_run_validate(bad)
+    assert says in str(alone.value) and LAMBDA_FIX in str(alone.value)
+    assert says in custodian_validate(tmp_path, caplog, bad)
+
+
 def lambda_functions(emu, account='123456789012'):
     from c7n_unused_keys.sandbox.functions import account_client
     fns = []
@@ -340,11 +356,15 @@ def lambda_functions(emu, account='123456789012'):
     return fns
 
 
-def test_custodian_run_of_a_lambda_policy_without_the_options_deploys_nothing(sandbox, tmp_path):
-    path = write_policies(tmp_path / 'p.yml', in_lambda(unused({'days': 45}), 'periodic'))
+@pytest.mark.parametrize('mode_type', [m for m in lambda_modes() if m not in REFUSED_BY_C7N])
+def test_custodian_run_refuses_each_lambda_mode_and_deploys_nothing(sandbox, tmp_path,
+                                                                    mode_type):
+    path = write_policies(tmp_path / 'p.yml', in_lambda(unused({'days': 45}), mode_type))
     before = sandbox.requests
     run = custodian_run(sandbox, tmp_path / 'out', path)
-    assert run.returncode != 0 and LAMBDA_FIX in run.stderr, run.stderr
+    assert run.returncode != 0
+    assert 'mode %s runs in AWS Lambda' % mode_type in run.stderr, run.stderr
+    assert LAMBDA_FIX in run.stderr
     assert sandbox.requests == before
     assert lambda_functions(sandbox) == []
 

@@ -22,11 +22,20 @@ def runs_in_lambda(mode_type: str) -> bool:
 def missing_options(mode: dict) -> list:
     """The options a Lambda-mode policy lacks to load the plugin in its function."""
     missing = []
-    if PACKAGE not in (mode.get('packages') or ()):
+    packages = mode.get('packages') or ()
+    if PACKAGE not in packages:
         missing.append('packages')
-    # A handler of the user's own that imports c7n_unused_keys.register is fine too.
-    if mode.get('handler', STOCK_HANDLER) == STOCK_HANDLER:
+    handler = mode.get('handler', STOCK_HANDLER)
+    if handler == STOCK_HANDLER:
         missing.append('handler')
+    elif handler == HANDLER:
+        pass
+    elif handler.startswith(PACKAGE + '.'):
+        missing.append('handler (the plugin has no handler %s)' % handler)
+    elif handler.split('.')[0] not in packages:
+        # A handler of the user's own (that imports c7n_unused_keys.register) is fine,
+        # if its module travels in the zip too.
+        missing.append('handler (%s: its module is not in packages)' % handler)
     return missing
 
 
