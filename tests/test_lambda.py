@@ -281,8 +281,17 @@ def test_c7n_org_deploys_one_function_per_account_in_us_east_1_updates_and_remov
         'removing dev us-east-1 %s' % name, 'removed 1 function(s)'], run.stderr
     assert functions(sandbox, ORG['dev'], 'us-east-1') == ({}, [])
     assert list(functions(sandbox, ORG['prod'], 'us-east-1')[0]) == [name]
-    run = run_command(remove, sandbox)
-    assert run.returncode == 0 and run.stdout.splitlines()[-1] == 'removed 2 function(s)'
+    # -r narrows the regions; an accounts file without `regions` means c7n-org's defaults.
+    run = run_command(remove + ['-r', 'us-west-2'], sandbox)
+    assert run.returncode == 0 and run.stdout.splitlines() == ['removed 0 function(s)']
+    regionless = yaml.safe_load(accounts.read_text())
+    for account in regionless['accounts']:
+        del account['regions']
+    (tmp_path / 'regionless.yml').write_text(yaml.safe_dump(regionless))
+    run = run_command(['c7n-unused-keys', 'remove-functions', '-c', tmp_path / 'regionless.yml',
+                       LAMBDA], sandbox)
+    assert run.returncode == 0 and run.stdout.splitlines()[-1] == 'removed 2 function(s)', \
+        run.stderr
     assert all(functions(sandbox, a, r) == ({}, [])
                for a in ORG.values() for r in ('us-east-1', 'us-west-2'))
 

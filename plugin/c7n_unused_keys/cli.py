@@ -55,6 +55,8 @@ def main(argv=None) -> int:
                     help='c7n-org accounts file (default: %(default)s)')
     rm.add_argument('-a', '--accounts', action='append', default=[], metavar='NAME',
                     help='only these accounts (name or id; repeatable)')
+    rm.add_argument('-r', '--region', action='append', default=[], dest='regions',
+                    help="only these regions (repeatable; default: each account's regions)")
     rm.add_argument('--dryrun', action='store_true', help='list what would be removed')
 
     args = parser.parse_args(argv)
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
         return run_demo_lambda(args.config, args.policies, args.output_dir)
     if args.command == 'remove-functions':
         from .lambda_remove import run_remove
-        return run_remove(args.config, args.paths, args.accounts, args.dryrun)
+        return run_remove(args.config, args.paths, args.accounts, args.dryrun, args.regions)
     if args.command == 'permissions':
         from .permissions import run_permissions
         return run_permissions(args.paths)

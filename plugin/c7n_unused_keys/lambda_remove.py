@@ -38,7 +38,8 @@ def _functions(paths):
     return found
 
 
-def run_remove(config_path: str, paths: List[str], names: List[str], dryrun: bool) -> int:
+def run_remove(config_path: str, paths: List[str], names: List[str], dryrun: bool,
+               regions: List[str] = ()) -> int:
     import yaml
     from c7n.mu import LambdaManager
     from c7n_org.cli import accounts_iterator, filter_accounts, get_session, resolve_regions
@@ -63,7 +64,9 @@ def run_remove(config_path: str, paths: List[str], names: List[str], dryrun: boo
         return 1
     done = 0
     for account in accounts_config['accounts']:
-        for region in resolve_regions(account.get('regions'), account):
+        # As c7n-org: -r overrides the file's regions, and no regions at all means its
+        # defaults (us-east-1 and us-west-2).
+        for region in resolve_regions(list(regions) or account.get('regions') or (), account):
             session = get_session(account, 'c7n-unused-keys-remove', region)
             manager = LambdaManager(lambda *a, **k: session)
             for func in functions:
