@@ -134,7 +134,8 @@ def test_every_format(outputs, fmt):
     elif fmt == 'csv':
         rows = list(csv.reader(io.StringIO(text)))
         assert rows[0][:4] == ['account', 'user', 'key', 'status'] and len(rows) == 22
-        assert rows[0][-1] == 'error'
+        assert rows[0][-2:] == ['error', 'policy']
+        assert {r[-1] for r in rows[1:]} == {'unused-access-keys-report'}
     elif fmt == 'json':
         assert len(json.loads(text)['rows']) == 21
     else:
@@ -368,3 +369,43 @@ def test_a_tripped_circuit_breaker_under_c7n_org_names_its_reason(sandbox, tmp_p
                 'seen, above max-deactivations (amount 20 and percent 25); nothing was changed')]
     assert {u.name: [k.status for k in u.access_keys]
             for u in sandbox.backend(dev_id).users.values()} == before
+
+
+def test_two_policies_show_a_policy_column_and_count_a_key_once(outputs, tmp_path):
+    """The report and the retire policy in one output (as the Lambda functions write):
+    each row names its policy, and a key both matched counts once as unused."""
+    import shutil
+    tmp, _ = outputs
+    both = tmp_path / 'both'
+    shutil.copytree(tmp / 'report', both)
+    shutil.copytree(tmp / 'dryrun', both, dirs_exist_ok=True)
+    data, run = as_json(both)
+    policies = {r['policy'] for r in data['rows']}
+    assert policies == {'unused-access-keys-report', 'unused-access-keys-retire'}
+    for name in NAMES:
+        unused = {r['key_id'] for r in data['rows']
+                  if r['account'] == name and r['idle_days'] is not None}
+        assert data['totals'][name]['unused'] == len(unused)
+        assert len([r for r in data['rows'] if r['account'] == name]) > len(unused)
+    table = report(both, '--width', '200').stdout.splitlines()
+    assert table[0].split()[:3] == ['account', 'policy', 'user']
+    assert any('unused-access-keys-retire' in line for line in table[2:])
+    single = report(tmp / 'report', '--width', '200').stdout.splitlines()
+    assert single[0].split()[:2] == ['account', 'user']
+
+
+def test_output_of_another_layout_beside_is_named_not_dropped(outputs, tmp_path):
+    """A custodian run into the root of a c7n-org output folder: the report reads one
+    layout, and names the other as a failure instead of leaving it out unseen."""
+    import shutil
+    tmp, _ = outputs
+    mixed = tmp_path / 'mixed'
+    shutil.copytree(tmp / 'report', mixed)
+    shutil.copytree(tmp / 'custodian', mixed, dirs_exist_ok=True)
+    data, run = as_json(mixed)
+    assert run.returncode == 2
+    assert data['layout'] == 'custodian'
+    assert {(f['account'], f['reason'].split(';')[0]) for f in data['failures']} == {
+        ('*', 'not read: c7n-org output beside the custodian output read')}
+    assert {f['policy'] for f in data['failures']} == {
+        '%s/us-east-1/unused-access-keys-report' % n for n in NAMES}

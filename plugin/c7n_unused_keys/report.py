@@ -68,10 +68,14 @@ class Report:
 
     def totals(self) -> Dict[str, Dict[str, int]]:
         out: Dict[str, Dict[str, int]] = {}
+        # A key two policies both matched (the report and the retire policy) counts once.
+        unused = set()
         for r in self.rows:
             for scope in (r.account, 'all accounts'):
                 t = out.setdefault(scope, {'unused': 0})
-                t['unused'] += r.idle_days is not None
+                if r.idle_days is not None and (scope, r.account, r.key_id) not in unused:
+                    unused.add((scope, r.account, r.key_id))
+                    t['unused'] += 1
                 if r.step:
                     name = ('would ' if r.would else '') + r.step
                     t[name] = t.get(name, 0) + 1
@@ -131,7 +135,8 @@ def files_below(out: Path) -> List[str]:
 
 
 def runs_of(out: Path, files: Optional[Iterable[str]] = None):
-    """(layout, [RunDir]) of the output under `out`, layout None when there is none.
+    """(layout, [RunDir] read, [RunDir] of other layouts, not read) of the output under
+    `out`; layout None when there is none.
 
     A policy folder is one with a metadata.json or a custodian-run.log (or either
     gzipped): c7n opens the log before it can fail on credentials, and writes
@@ -161,10 +166,13 @@ def runs_of(out: Path, files: Optional[Iterable[str]] = None):
         else:
             best.older += 1
     if not latest:
-        return None, []
+        return None, [], []
     depth = min(len(parts) for parts in latest)
-    return LAYOUTS[depth], sorted((r for r in latest.values() if len(r.parts) == depth),
-                                  key=lambda r: r.parts)
+    runs = sorted(latest.values(), key=lambda r: r.parts)
+    # Output of another layout below the same folder (a test run into a bucket's root
+    # beside the Lambda functions' prefixes) is not read, and the report says so.
+    return (LAYOUTS[depth], [r for r in runs if len(r.parts) == depth],
+            [r for r in runs if len(r.parts) != depth])
 
 
 def found(run_dir: Path, name: str) -> Optional[Path]:
@@ -189,8 +197,13 @@ def json_of(run_dir: Path, name: str):
 
 def read(out: Path, accounts: Optional[Dict[str, str]] = None,
          files: Optional[Iterable[str]] = None) -> Report:
-    layout, runs = runs_of(out, files)
+    layout, runs, skipped = runs_of(out, files)
     report = Report(layout=layout or ('c7n-org' if accounts else 'none'))
+    for run in skipped:
+        report.failures.append({
+            'account': '*', 'policy': '/'.join(run.parts),
+            'reason': 'not read: %s output beside the %s output read; report on each '
+                      'folder on its own' % (LAYOUTS[len(run.parts)], layout)})
     seen = set()
     for run in runs:
         policy = run.policy
@@ -441,6 +454,17 @@ def cells(r: Row) -> List[str]:
             '' if r.idle_days is None else str(r.idle_days), step, (r.delete_on or '')[:10]]
 
 
+def with_policy(report: Report, header, rows):
+    """The table's columns, with the policy's after the account's when the rows come
+    from more than one policy (a key then shows once per policy that matched it)."""
+    if len({r.policy for r in report.rows}) < 2:
+        return header, rows, SHRINK, DROP
+    bump = tuple(i + (i >= 1) for i in SHRINK) + (1,)
+    return ((header[0], 'policy') + header[1:],
+            [[c[0], r.policy] + c[1:] for c, r in zip(rows, report.rows)],
+            bump, tuple(i + (i >= 1) for i in DROP))
+
+
 def render(report: Report, fmt: str, width: Optional[int] = None) -> str:
     if fmt == 'json':
         return json.dumps({'layout': report.layout, 'rows': [asdict(r) for r in report.rows],
@@ -449,11 +473,11 @@ def render(report: Report, fmt: str, width: Optional[int] = None) -> str:
     if fmt == 'csv':
         out = io.StringIO()
         w = csv.writer(out, lineterminator='\n')
-        w.writerow(COLUMNS + ('error',))
+        w.writerow(COLUMNS + ('error', 'policy'))
         for r in report.rows:
-            w.writerow(cells(r) + [r.error or ''])
+            w.writerow(cells(r) + [r.error or '', r.policy])
         return out.getvalue()
-    rows = [cells(r) for r in report.rows]
+    header, rows, shrink, drop = with_policy(report, COLUMNS, [cells(r) for r in report.rows])
     totals = [[scope] + ['%s %d' % kv for kv in t.items()]
               for scope, t in report.totals().items()]
     totals = [[t[0], ', '.join(t[1:])] for t in totals]
@@ -462,7 +486,7 @@ def render(report: Report, fmt: str, width: Optional[int] = None) -> str:
                 for d in report.deployed]
     runs = [[r['folder'], r['started'] or '', str(r['older'])] for r in report.runs]
     if fmt == 'markdown':
-        parts = [markdown(COLUMNS, rows), '', '**Totals**', '',
+        parts = [markdown(header, rows), '', '**Totals**', '',
                  markdown(('account', 'keys'), totals)]
         if failures:
             parts += ['', '**Failed**', '', markdown(('account', 'policy', 'reason'), failures)]
@@ -472,7 +496,7 @@ def render(report: Report, fmt: str, width: Optional[int] = None) -> str:
             parts += ['', '**Runs read**', '', markdown(RUNS, runs)]
         return '\n'.join(parts) + '\n'
     width = width or shutil.get_terminal_size((120, 24)).columns
-    parts = [table(COLUMNS, rows, width, shrink=SHRINK, drop=DROP), '',
+    parts = [table(header, rows, width, shrink=shrink, drop=drop), '',
              table(('totals', 'keys'), totals, width, shrink=(1,))]
     if failures:
         parts += ['', table(('FAILED account', 'policy', 'reason'), failures, width,
