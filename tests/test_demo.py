@@ -44,3 +44,26 @@ def test_wait_ready_sees_lines_that_arrive_together():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_demo_lambda(tmp_path):
+    """`make demo-lambda`: both lambda/ policies deployed with c7n-org to the three
+    accounts, each function invoked once, the report read back from S3."""
+    run = run_command(['c7n-unused-keys', 'demo-lambda', '-c', ROOT / 'custodian.yml',
+                       '--policies', ROOT / 'lambda', '-s', tmp_path / 'demo'], None,
+                      timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    for policy in ('unused-access-keys-report', 'unused-access-keys-retire'):
+        for name, account in (('dev', '111111111111'), ('staging', '222222222222'),
+                              ('prod', '333333333333')):
+            assert 'Ran account:%s region:us-east-1 policy:%s provisioned' % (
+                name, policy) in out
+            assert '== invoke custodian-%s in %s (%s), us-east-1' % (
+                policy, name, account) in out
+            assert '%s/%s/' % (account, policy) in out   # the run the report read
+    steps = ', '.join('%s %d' % kv for kv in STEPS_PER_ACCOUNT.items())
+    for name in ('dev', 'staging', 'prod'):
+        assert any(line.split()[:1] == [name] and line.endswith(steps)
+                   for line in out.splitlines()), out
+    assert out.rstrip().endswith('The sandbox is stopped.')
