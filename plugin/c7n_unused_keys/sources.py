@@ -37,12 +37,22 @@ class Sources:
 
     `executor_factory` makes the thread pools: the filter passes c7n's (which c7n's own
     tests swap for one that runs on the main thread); without c7n, concurrent.futures'.
+
+    `listed` holds keys already listed ({user: [ListedKey]}, as c7n lists
+    aws.iam-access-key): then no ListAccessKeys call is made.
     """
 
     def __init__(self, client, retry, th: Thresholds, now: datetime, workers: int = WORKERS,
-                 executor_factory: Callable = ThreadPoolExecutor):
+                 executor_factory: Callable = ThreadPoolExecutor,
+                 listed: Optional[Dict[str, List[ListedKey]]] = None):
         self.client, self.retry, self.th, self.now = client, retry, th, now
         self.workers, self.executor_factory = workers, executor_factory
+        self.listed = listed
+
+    def _keys(self, user: str) -> List[ListedKey]:
+        if self.listed is not None:
+            return self.listed.get(user, [])
+        return facts.list_keys(self.client, self.retry, user)
 
     def gather(self, source: str, users: Sequence[str],
                fetch_report: Callable[[], CredentialReport]) -> Gathered:
@@ -104,20 +114,20 @@ class Sources:
     def _api_user(self, user: str, keys: Optional[List[ListedKey]] = None
                   ) -> Tuple[List[KeyFacts], bool, int]:
         if keys is None:
-            keys = facts.list_keys(self.client, self.retry, user)
+            keys = self._keys(user)
         wanted = [k for k in keys if self.th.status in ('any', k.status)]
         return self._last_used(wanted), False, len(keys)
 
     def _hybrid_user(self, user: str, report: CredentialReport):
         if user not in report.slots:
             return self._api_user(user)
-        keys = facts.list_keys(self.client, self.retry, user)
+        keys = self._keys(user)
         wanted = decide.keys_to_confirm(
             report.slots[user], keys, self.th, self.now, report.generated)
         return self._last_used(wanted), False, len(keys)
 
     def _report_user(self, user: str, report: CredentialReport):
-        keys = facts.list_keys(self.client, self.retry, user)
+        keys = self._keys(user)
         if user not in report.slots:
             return self._api_user(user, keys)
         mapping = decide.map_slots(report.slots[user], keys)

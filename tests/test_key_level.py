@@ -1,0 +1,79 @@
+"""`unused-access-keys` on aws.iam-access-key: one resource per key, the same answer as
+on aws.iam-user, for every source."""
+import pytest
+
+from c7n_unused_keys.names import EXEMPT_ANNOTATION, UNUSED_ANNOTATION
+from conftest import custodian_run, read_json, seeded, write_policies
+
+OPTIONS = {'days': 45, 'never-used-days': 30}
+
+
+def both(source, **options):
+    """The user-level and the key-level policy, with the same filter."""
+    f = dict({'type': 'unused-access-keys', 'source': source}, **OPTIONS, **options)
+    return ({'name': 'users', 'resource': 'aws.iam-user', 'filters': [f]},
+            {'name': 'keys', 'resource': 'aws.iam-access-key', 'filters': [f]})
+
+
+@pytest.mark.parametrize('source', ['api', 'hybrid', 'credential-report'])
+@pytest.mark.parametrize('status', ['any', 'Active'])
+def test_the_key_level_filter_matches_the_keys_the_user_level_one_does(
+        sandbox, tmp_path, source, status):
+    ids = seeded(sandbox, ordinary=20)
+    run = custodian_run(sandbox, tmp_path, write_policies(
+        tmp_path / 'p.yml', *both(source, status=status)))
+    assert run.returncode == 0, run.stderr
+    users = read_json(tmp_path / 'users' / 'resources.json')
+    keys = read_json(tmp_path / 'keys' / 'resources.json')
+    by_user = {(u['UserName'], a['AccessKeyId']): a for u in users for a in u[UNUSED_ANNOTATION]}
+    assert by_user, 'the seeding has unused keys'
+    assert {(k['UserName'], k['AccessKeyId']) for k in keys} == set(by_user)
+    for k in keys:
+        (ann,) = k[UNUSED_ANNOTATION]
+        user_ann = by_user[(k['UserName'], k['AccessKeyId'])]
+        assert ann == user_ann
+        # The owner's tags, as the user-level resource carries them.
+        user = next(u for u in users if u['UserName'] == k['UserName'])
+        assert k['Tags'] == user.get('Tags', [])
+    # The seeding's exempt user: its key is exempt on both levels, and named.
+    assert 'mallory-exempt' not in {k['UserName'] for k in keys}
+    assert all(k['AccessKeyId'] in sum(ids.values(), []) for k in keys)
+
+
+def test_exempt_keys_are_annotated_not_matched(sandbox, tmp_path):
+    seeded(sandbox, ordinary=0)
+    run = custodian_run(sandbox, tmp_path, write_policies(
+        tmp_path / 'p.yml', both('api')[1]))
+    assert run.returncode == 0, run.stderr
+    keys = read_json(tmp_path / 'keys' / 'resources.json')
+    assert 'mallory-exempt' not in {k['UserName'] for k in keys}
+    assert 'oscar-exemption-expired' in {k['UserName'] for k in keys}
+    assert not any(EXEMPT_ANNOTATION in k for k in keys)
+
+
+@pytest.mark.parametrize('source', ['api', 'hybrid'])
+def test_the_key_level_filter_lists_nothing_again_and_reads_candidate_owners_tags_only(
+        sandbox, tmp_path, source):
+    ids = seeded(sandbox, ordinary=20)
+    sandbox.operations.clear()
+    sandbox.count_operations = True
+    try:
+        run = custodian_run(sandbox, tmp_path, write_policies(
+            tmp_path / 'p.yml', both(source)[1]))
+    finally:
+        sandbox.count_operations = False
+    assert run.returncode == 0, run.stderr
+    ops = dict(sandbox.operations)
+    keys = read_json(tmp_path / 'keys' / 'resources.json')
+    owners = {k['UserName'] for k in keys} | {'mallory-exempt'}   # exempt: tags read too
+    # c7n's listing: one ListAccessKeys per user; the filter adds none, and no GetUser.
+    assert ops.get('ListAccessKeys') == len(ids)
+    assert ops.get('GetUser', 0) == 0
+    assert ops.get('ListUserTags') == len(owners)
+    last_used = ops.get('GetAccessKeyLastUsed', 0)
+    every_key = sum(len(v) for v in ids.values())
+    if source == 'api':
+        assert last_used == every_key
+    else:
+        # The credential report rules out keys that cannot match.
+        assert len(keys) <= last_used < every_key
