@@ -498,3 +498,42 @@ def test_the_document_is_enough_and_each_call_needed(sandbox, tmp_path, drop):
         for key_id, status in v['keys'].items():
             if status == 'Inactive' and before[user]['keys'][key_id] == 'Active':
                 assert PREFIX + key_id in v['tags'], (user, key_id)
+
+
+def counted(emu, run):
+    emu.operations.clear()
+    emu.count_operations = True
+    try:
+        done = run()
+    finally:
+        emu.count_operations = False
+    assert done.returncode == 0, done.stderr
+    return dict(emu.operations)
+
+
+def test_each_owner_s_tags_are_read_once_and_no_user_is_described(sandbox, tmp_path):
+    ids = seeded(sandbox, ordinary=20)
+    sandbox.iam_client().create_user(UserName='keyless')
+    ops = counted(sandbox, lambda: retire(sandbox, tmp_path, 'out'))
+    # unused-access-keys reads its candidate owners' tags, marked-access-keys the others'
+    # (it needs every marker): one ListUserTags per user with a key, none per user without.
+    assert ops.get('ListUserTags') == len([u for u, keys in ids.items() if keys])
+    assert ops.get('GetUser', 0) == 0
+    assert ops.get('ListUsers') == 1
+
+
+def test_keys_that_come_without_their_owner_s_tags_get_them_read_by_the_action(
+        sandbox, tmp_path):
+    c = iam_client(sandbox)
+    ids = seed(sandbox, users={'x': dict(created=300, used=2), 'stale': dict(
+        created=300, used=100), **{'on-%d' % i: dict(created=300, used=2) for i in range(4)}})
+    # A marker of a key of x's deleted meanwhile.
+    c.tag_user(UserName='x', Tags=[{'Key': PREFIX + 'AKIAGONE0000000000001',
+                                    'Value': '2020-01-01T00:00:00Z'}])
+    # x's key reaches the action by a stock filter, without the owner's tags.
+    filters = [{'or': [UNUSED, {'type': 'value', 'key': 'UserName', 'value': 'x'}]}]
+    ops = counted(sandbox, lambda: retire(sandbox, tmp_path, 'out', filters=filters))
+    assert steps(tmp_path / 'out') == {('x', 'gone'), ('stale', 'deactivated')}
+    assert state(sandbox)['x'] == {'keys': {ids['x']: 'Active'}, 'tags': {}}
+    # stale's tags, read by the filter; x's, read by the action.
+    assert ops.get('ListUserTags') == 2
