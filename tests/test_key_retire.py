@@ -537,3 +537,18 @@ def test_keys_that_come_without_their_owner_s_tags_get_them_read_by_the_action(
     assert state(sandbox)['x'] == {'keys': {ids['x']: 'Active'}, 'tags': {}}
     # stale's tags, read by the filter; x's, read by the action.
     assert ops.get('ListUserTags') == 2
+
+
+@pytest.mark.parametrize('module,name', [('actions', 'RetireAccessKey'),
+                                         ('key_markers', 'MarkedAccessKey')])
+def test_each_docstring_opens_with_a_valid_key_level_policy(tmp_path, module, name):
+    import importlib
+    import textwrap
+    doc = getattr(importlib.import_module('c7n_unused_keys.' + module), name).__doc__
+    assert doc.index(':example:') < 200
+    block = doc.split('.. code-block:: yaml', 1)[1].split('\n\n', 2)[1]
+    assert 'resource: aws.iam-access-key' in block
+    path = tmp_path / 'example.yml'
+    path.write_text(textwrap.dedent(block))
+    run = run_command(['custodian', 'validate', path], None)
+    assert run.returncode == 0, (block, run.stderr)
