@@ -7,4 +7,4 @@ Stock `custodian` and `c7n-org` import it through the start-up hook
 handler, a notebook or a test imports it by hand. Import this module, not `filters`
 or `actions`: a module imported on its own registers only what it defines.
 """
-from . import actions, filters, user_source  # noqa: F401  (they register on import)
+from . import actions, filters, findings, user_source  # noqa: F401  (they register on import)
