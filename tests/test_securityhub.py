@@ -228,8 +228,9 @@ def test_permissions_cover_the_security_hub_calls():
     r = run_command(['c7n-unused-keys', 'permissions', 'securityhub'], None)
     assert r.returncode == 0, r.stderr
     (statement,) = json.loads(r.stdout)['Statement']
+    # iam:ListUsers: c7n lists the keys' parents, which its child manager does not declare.
     assert {'securityhub:GetFindings', 'securityhub:BatchImportFindings',
-            'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed',
+            'iam:ListUsers', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed',
             'iam:ListUserTags'} <= set(statement['Action'])
 
 
@@ -316,3 +317,28 @@ def test_the_finding_query_is_checked_again_locally():
     assert sorted(found) == ['k1', 'k5']
     assert calls[0]['Filters']['GeneratorId'] == [{'Value': POLICY, 'Comparison': 'EQUALS'}]
     assert calls[1]['NextToken'] == 't'
+
+
+def test_the_printed_document_is_enough(hub, tmp_path):
+    """A user holding exactly `c7n-unused-keys permissions securityhub` runs the file while
+    the emulator enforces IAM. (The emulator enforces the IAM calls; it lets Security Hub
+    calls through whatever the policy says, so those are shown by the lint instead.)"""
+    keys = account(hub)
+    r = run_command(['c7n-unused-keys', 'permissions', 'securityhub'], None)
+    assert r.returncode == 0, r.stderr
+    c = hub.iam_client()
+    c.create_user(UserName='runner')
+    c.put_user_policy(UserName='runner', PolicyName='c7n-unused-keys', PolicyDocument=r.stdout)
+    key = c.create_access_key(UserName='runner')['AccessKey']
+    env = {'AWS_ACCESS_KEY_ID': key['AccessKeyId'],
+           'AWS_SECRET_ACCESS_KEY': key['SecretAccessKey']}
+    with hub.enforcing_iam():
+        first = custodian_run(hub, tmp_path / 'run1', SHIPPED, env=env)
+    c.delete_access_key(UserName='bob', AccessKeyId=keys['bob'])
+    with hub.enforcing_iam():
+        second = custodian_run(hub, tmp_path / 'run2', SHIPPED, env=env)
+    for run in (first, second):
+        assert run.returncode == 0, run.stderr
+        assert 'AccessDenied' not in run.stderr and 'not authorized' not in run.stderr
+    assert state(findings(hub)[keys['bob']]) == ('ARCHIVED', 'PASSED')
+    assert state(findings(hub)[keys['dave']]) == ('ACTIVE', 'FAILED')
