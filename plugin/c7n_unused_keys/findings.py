@@ -247,7 +247,7 @@ class AccessKeyFinding(PostFinding):
                 a.get('LastUsedDate'), ' via %s in %s' % (
                     a.get('LastUsedService'), a.get('LastUsedRegion'))
                 if a.get('LastUsedService') else '')
-            why = ('Access key %s of IAM user %s (%s) is %s: %d days idle, threshold %s. '
+            why = ('Access key %s of IAM user %s (%s): %s, %d days idle; threshold %s. '
                    'Filter: %s.' % (key, user, r['Status'], last, a.get('IdleDays') or 0,
                                     self.threshold(a), a.get('Reason')))
         else:
