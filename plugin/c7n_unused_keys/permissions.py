@@ -26,7 +26,6 @@ def needed(paths: Iterable[str]) -> Set[str]:
     from c7n.config import Config
     from c7n.manager import iter_filters
     from c7n.policy import Policy
-    from c7n.query import ChildResourceManager
     from c7n.resources import load_resources
     actions: Set[str] = set()
     for f in policy_files(paths):
@@ -37,18 +36,18 @@ def needed(paths: Iterable[str]) -> Set[str]:
             manager = Policy(p, Config.empty()).resource_manager
             for element in [manager] + list(iter_filters(manager.filters)) + manager.actions:
                 actions |= set(element.get_permissions())
-            if isinstance(manager, ChildResourceManager):
-                actions.add(parent_listing(manager))
+            actions |= parent_listing(manager)
     return actions
 
 
-def parent_listing(manager) -> str:
-    """The call that lists a child resource's parents (ListUsers for aws.iam-access-key),
-    which c7n's child managers leave out of their permissions; parents are listed
-    without augment, so that call alone."""
-    parent = manager.get_parent_manager().resource_type
-    return '%s:%s' % (parent.service, ''.join(
-        w.title() for w in parent.enum_spec[0].split('_')))
+def parent_listing(manager) -> Set[str]:
+    """A child resource (aws.iam-access-key) is listed per parent, and c7n lists the
+    parents (ListUsers) without augmenting them; its manager declares only its own call."""
+    from c7n.query import ChildResourceManager, _napi
+    if not isinstance(manager, ChildResourceManager):
+        return set()
+    m = manager.get_parent_manager().get_model()
+    return {'%s:%s' % (m.permission_prefix or m.service, _napi(m.enum_spec[0]))}
 
 
 def document(actions: Set[str]) -> dict:
