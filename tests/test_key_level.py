@@ -116,3 +116,31 @@ def test_the_key_level_document_is_enough_and_each_call_needed(sandbox, tmp_path
     else:
         assert run.returncode != 0
         assert drop.split(':')[1] in run.stderr, run.stderr
+
+
+def test_the_key_level_filter_lists_users_afresh_under_c7n_s_cache(sandbox, tmp_path):
+    """With c7n's cache on, a user-level policy caches the users; a user leaves and
+    another comes; the key-level policy then lists keys from users listed afresh."""
+    from conftest import DEFAULT_ACCOUNT, run_command as run
+    seeded(sandbox, ordinary=3)
+    c = sandbox.iam_client()
+    c.create_user(UserName='leaving')
+    c.create_access_key(UserName='leaving')
+    cache = tmp_path / 'cache.sqlite'
+    users, keys = both('api')
+
+    def cached(out, policy):
+        path = write_policies(tmp_path / ('%s.yml' % out), policy)
+        return run(['custodian', 'run', '-s', tmp_path / out, '-f', cache, path], sandbox)
+    first = cached('first', users)
+    assert first.returncode == 0, first.stderr
+    for k in c.list_access_keys(UserName='leaving')['AccessKeyMetadata']:
+        c.delete_access_key(UserName='leaving', AccessKeyId=k['AccessKeyId'])
+    c.delete_user(UserName='leaving')
+    c.create_user(UserName='arrived')
+    new = c.create_access_key(UserName='arrived')['AccessKey']['AccessKeyId']
+    sandbox.backdate_key(DEFAULT_ACCOUNT, new, created_days=300, used_days=100)
+    second = cached('second', keys)
+    assert second.returncode == 0, second.stderr
+    keys = read_json(tmp_path / 'second' / 'keys' / 'resources.json')
+    assert new in {k['AccessKeyId'] for k in keys}

@@ -19,7 +19,7 @@ from .filters import (MARKER_PREFIX_SCHEMA, TAG_PERMISSIONS, MarkedAccessKeys,
 from .names import MARKER_PREFIX, RESULTS_ANNOTATION
 from .schema_check import check_schema
 from .sources import WORKERS
-from .user_source import refuse_without_tags
+from .user_source import refuse_without_tags, uncached_parents
 
 log = logging.getLogger('custodian.retire-access-keys')
 
@@ -315,16 +315,7 @@ class RetireAccessKey(RetireAccessKeys):
     def __init__(self, data=None, manager=None, log_dir=None):
         super().__init__(data, manager, log_dir)
         if manager is not None:
-            # c7n lists the keys of the users its iam-user manager lists, and that manager
-            # reads the cache (another policy's users, up to 15 minutes old): a user made
-            # since would be missed, one deleted since would fail the listing.
-            parent = manager.get_resource_manager
-
-            def fresh_parent(resource_type, data=None):
-                found = parent(resource_type, data)
-                found._cache = cache.NullCache(found.config)
-                return found
-            manager.get_resource_manager = fresh_parent
+            uncached_parents(manager)
 
     def process(self, resources):
         owners, scope = {}, {}

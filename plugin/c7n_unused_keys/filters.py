@@ -16,7 +16,7 @@ from .model import SOURCE_API, Exemption, KeyFacts, ListedKey, Thresholds, Verdi
 from .names import EXEMPT_ANNOTATION, EXEMPT_TAG, MARKER_PREFIX, UNUSED_ANNOTATION
 from .schema_check import check_schema
 from .sources import SOURCE_NAMES, WORKERS, Gathered, Sources
-from .user_source import LIST_ONLY, listed_without_tags, refuse_without_tags
+from .user_source import LIST_ONLY, listed_without_tags, refuse_without_tags, uncached_parents
 
 log = logging.getLogger('custodian.unused-access-keys')
 
@@ -275,6 +275,11 @@ class UnusedAccessKey(UnusedAccessKeys):
     """
 
     permissions = ('iam:GetAccessKeyLastUsed',) + REPORT_PERMISSIONS + TAG_PERMISSIONS
+
+    def __init__(self, data, manager=None):
+        super().__init__(data, manager)
+        if manager is not None:
+            uncached_parents(manager)
 
     def get_permissions(self):
         perms = ('iam:GetAccessKeyLastUsed',)

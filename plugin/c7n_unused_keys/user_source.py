@@ -78,3 +78,23 @@ def refuse_without_tags(manager, why: str):
 
 User.source_mapping = dict(User.source_mapping, **{
     PARALLEL: ParallelDescribeUser, LIST_ONLY: ListedUser})
+
+
+def uncached_parents(manager):
+    """Make `manager` (aws.iam-access-key) list its users without c7n's resource cache.
+
+    c7n lists the keys of the users its iam-user manager lists, and that manager reads
+    the cache (another policy's users, up to 15 minutes old): a user made since would be
+    missed, and one deleted since fails the whole listing (ListAccessKeys NoSuchEntity).
+    """
+    from c7n import cache
+    parent = manager.get_resource_manager
+    if getattr(parent, 'uncached', False):
+        return
+
+    def fresh_parent(resource_type, data=None):
+        found = parent(resource_type, data)
+        found._cache = cache.NullCache(found.config)
+        return found
+    fresh_parent.uncached = True
+    manager.get_resource_manager = fresh_parent
