@@ -1,9 +1,11 @@
 """`unused-access-keys` on aws.iam-access-key: one resource per key, the same answer as
 on aws.iam-user, for every source."""
+import json
+
 import pytest
 
 from c7n_unused_keys.names import EXEMPT_ANNOTATION, UNUSED_ANNOTATION
-from conftest import custodian_run, read_json, seeded, write_policies
+from conftest import custodian_run, read_json, run_command, seeded, write_policies
 
 OPTIONS = {'days': 45, 'never-used-days': 30}
 
@@ -77,3 +79,40 @@ def test_the_key_level_filter_lists_nothing_again_and_reads_candidate_owners_tag
     else:
         # The credential report rules out keys that cannot match.
         assert len(keys) <= last_used < every_key
+
+
+def key_level_document(tmp_path):
+    path = write_policies(tmp_path / 'keys.yml', both('hybrid')[1])
+    run = run_command(['c7n-unused-keys', 'permissions', path], None)
+    assert run.returncode == 0, run.stderr
+    return path, json.loads(run.stdout)
+
+
+def test_the_permissions_of_a_key_level_policy_include_c7n_s_user_listing(tmp_path):
+    """c7n lists a child resource per parent; its manager declares only ListAccessKeys."""
+    _, doc = key_level_document(tmp_path)
+    assert set(doc['Statement'][0]['Action']) == {
+        'iam:ListUsers', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed', 'iam:ListUserTags',
+        'iam:GenerateCredentialReport', 'iam:GetCredentialReport'}
+
+
+@pytest.mark.parametrize('drop', [None, 'iam:ListUsers', 'iam:ListAccessKeys',
+                                  'iam:GetAccessKeyLastUsed', 'iam:ListUserTags'])
+def test_the_key_level_document_is_enough_and_each_call_needed(sandbox, tmp_path, drop):
+    path, doc = key_level_document(tmp_path)
+    doc['Statement'][0]['Action'] = [a for a in doc['Statement'][0]['Action'] if a != drop]
+    seeded(sandbox, ordinary=5)
+    c = sandbox.iam_client()
+    c.create_user(UserName='runner')
+    c.put_user_policy(UserName='runner', PolicyName='p', PolicyDocument=json.dumps(doc))
+    key = c.create_access_key(UserName='runner')['AccessKey']
+    env = {'AWS_ACCESS_KEY_ID': key['AccessKeyId'],
+           'AWS_SECRET_ACCESS_KEY': key['SecretAccessKey']}
+    with sandbox.enforcing_iam():
+        run = custodian_run(sandbox, tmp_path / 'out', path, env=env)
+    if drop is None:
+        assert run.returncode == 0, run.stderr
+        assert read_json(tmp_path / 'out' / 'keys' / 'resources.json')
+    else:
+        assert run.returncode != 0
+        assert drop.split(':')[1] in run.stderr, run.stderr

@@ -36,7 +36,18 @@ def needed(paths: Iterable[str]) -> Set[str]:
             manager = Policy(p, Config.empty()).resource_manager
             for element in [manager] + list(iter_filters(manager.filters)) + manager.actions:
                 actions |= set(element.get_permissions())
+            actions |= parent_listing(manager)
     return actions
+
+
+def parent_listing(manager) -> Set[str]:
+    """A child resource (aws.iam-access-key) is listed per parent, and c7n lists the
+    parents (ListUsers) without augmenting them; its manager declares only its own call."""
+    from c7n.query import ChildResourceManager, _napi
+    if not isinstance(manager, ChildResourceManager):
+        return set()
+    m = manager.get_parent_manager().get_model()
+    return {'%s:%s' % (m.permission_prefix or m.service, _napi(m.enum_spec[0]))}
 
 
 def document(actions: Set[str]) -> dict:
