@@ -429,7 +429,8 @@ def main():
         print('  %-6s %s' % ('met' if ok else 'MISSED', text))
     print('\n"seconds": the policy run (metadata.json duration), its user listing included;'
           ' for the script, its run. "filter": seconds from c7n\'s last listing'
-          ' call (ListUsers or GetUser, seen at the emulator) to the end of the run.'
+          ' call (ListUsers or GetUser; ListAccessKeys too for aws.iam-access-key, seen at the'
+          ' emulator) to the end of the run.'
           ' "own": calls beside ListUsers and GetUser. "/scrpt", "/stock": ratios to the'
           ' per-key script and to stock c7n\'s credential policy. "emucpu": CPU seconds the'
           ' emulator spent.')
