@@ -2,7 +2,7 @@
 import logging
 from dataclasses import replace
 from datetime import datetime
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from botocore.exceptions import ClientError
 
@@ -26,9 +26,14 @@ def record(plan: Plan, error: Optional[str] = None) -> Dict:
 
 def plan_user(client, retry, user: str, matched: Sequence[str], m: markers.Markers,
               now: datetime, opts: lifecycle.Options,
-              is_self: Callable[[str], bool]) -> Tuple[List[Plan], List[Dict]]:
+              is_self: Callable[[str], bool],
+              scope: Optional[Set[str]] = None) -> Tuple[List[Plan], List[Dict]]:
     """(plans, failure records): one step for each matched key of `user` and tag upkeep
-    for its other markers, from a fresh ListAccessKeys. Writes nothing."""
+    for its other markers, from a fresh ListAccessKeys. Writes nothing.
+
+    With `scope` (the key ids a key-level policy acts on), the markers of keys that
+    exist outside it are left alone: another filter of the policy kept those keys out.
+    """
     try:
         by_id = {k.key_id: k for k in facts.list_keys(client, retry, user)}
     except Exception as e:  # any failure here is this user's, not the run's
@@ -37,6 +42,7 @@ def plan_user(client, retry, user: str, matched: Sequence[str], m: markers.Marke
     plans = [lifecycle.plan_matched(user, k, by_id.get(k), m, now, opts, is_self(k))
              for k in matched]
     plans += [p for k in sorted(m.key_ids() - set(matched))
+              if scope is None or k in scope or k not in by_id
               for p in [lifecycle.plan_unmatched(user, k, by_id.get(k), m, now, opts)] if p]
     return plans, []
 

@@ -1,4 +1,5 @@
-"""The `retire-access-keys` action on aws.iam-user: the c7n shell around lifecycle and act."""
+"""The `retire-access-keys` action on aws.iam-user and aws.iam-access-key: the c7n shell
+around lifecycle and act."""
 import logging
 from datetime import datetime, timedelta, timezone
 from typing import Optional
@@ -9,11 +10,12 @@ from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.filters.core import Or
 from c7n.manager import iter_filters
-from c7n.resources.iam import User
+from c7n.resources.iam import AccessKey, User
 from c7n.utils import local_session, type_schema
 
-from . import act, lifecycle, markers
-from .filters import MARKER_PREFIX_SCHEMA, MarkedAccessKeys, UnusedAccessKeys
+from . import act, facts, lifecycle, markers
+from .filters import (MARKER_PREFIX_SCHEMA, TAG_PERMISSIONS, MarkedAccessKeys,
+                      UnusedAccessKeys)
 from .names import MARKER_PREFIX, RESULTS_ANNOTATION
 from .schema_check import check_schema
 from .sources import WORKERS
@@ -163,6 +165,18 @@ class RetireAccessKeys(BaseAction):
         return [f for f in iter_filters(self.manager.filters) if isinstance(f, UnusedAccessKeys)]
 
     def process(self, resources):
+        records = self.retire(resources)
+        per_user = {}
+        for rec in records:
+            per_user.setdefault(rec['UserName'], []).append(rec)
+        for r in resources:
+            r[RESULTS_ANNOTATION] = per_user.get(r['UserName'], [])
+        return self.conclude(records)
+
+    def retire(self, users, scope=None):
+        """Plan every user (dicts with UserName and Tags), check the breaker, then act;
+        the records, with this run's ExecutionId. `scope` ({user: key ids}) limits a
+        key-level run to the keys among its resources (and the markers of keys gone)."""
         now = datetime.now(timezone.utc)
         opts = self.options()
         session = local_session(self.manager.session_factory)
@@ -177,18 +191,20 @@ class RetireAccessKeys(BaseAction):
             seen = max(seen, keys_seen)
             for user, key_ids in found.items():
                 known = matches.setdefault(user, [])
-                known.extend(k for k in key_ids if k not in known)
+                known.extend(k for k in key_ids if k not in known and (
+                    scope is None or k in scope.get(user, ())))
 
         def plan(r):
             m = markers.markers_of(r.get('Tags'), opts.prefix)
             return act.plan_user(client, self.manager.retry, r['UserName'],
                                  matches.get(r['UserName'], []), m, now, opts,
-                                 is_self=own.__contains__)
+                                 is_self=own.__contains__,
+                                 scope=None if scope is None else scope[r['UserName']])
 
         log.info('retire-access-keys: planning %d users, delete after %s days',
-                 len(resources), opts.delete_after.days)
+                 len(users), opts.delete_after.days)
         with self.executor_factory(max_workers=WORKERS) as pool:
-            planned = list(pool.map(plan, resources))
+            planned = list(pool.map(plan, users))
         self.check_breaker([p for ps, _ in planned for p in ps], seen)
 
         def execute(user_plans):
@@ -202,11 +218,10 @@ class RetireAccessKeys(BaseAction):
         for rec in records:
             # The report reads only the records of the run metadata.json describes.
             rec['ExecutionId'] = run
-        per_user = {}
-        for rec in records:
-            per_user.setdefault(rec['UserName'], []).append(rec)
-        for r in resources:
-            r[RESULTS_ANNOTATION] = per_user.get(r['UserName'], [])
+        return records
+
+    def conclude(self, records):
+        """Log the counts; fail the run, after writing the records, when a key failed."""
         counts = {}
         for rec in records:
             counts[rec['Step']] = counts.get(rec['Step'], 0) + 1
@@ -250,3 +265,97 @@ def own_key_ids(session, profile=None) -> set:
         if creds is not None:
             found.add(creds.get_frozen_credentials().access_key)
     return found
+
+
+@AccessKey.action_registry.register('retire-access-keys')
+class RetireAccessKey(RetireAccessKeys):
+    """Deactivates the keys that `unused-access-keys` matched; deletes them later: the
+    same lifecycle as on aws.iam-user, one resource per key.
+
+    :example:
+
+    .. code-block:: yaml
+
+      policies:
+        - name: iam-retire-unused-access-key
+          resource: aws.iam-access-key
+          filters:
+            - or:
+              - type: unused-access-keys
+                days: 45
+                never-used-days: 30
+              - type: marked-access-keys
+          actions:
+            - type: retire-access-keys
+              delete-after-days: 30
+              max-deactivations:
+                amount: 20
+                percent: 25
+                op: and
+
+    The options, the steps, the markers (on the owner's tags), the guards and the
+    records (`action-retire-access-keys`, with ExecutionId) are those of
+    `retire-access-keys` on aws.iam-user, so either level carries on what the other
+    started. The keys are grouped by owner and each owner is planned once, with all
+    its markers: also those of its keys deleted meanwhile. The owner's markers come
+    from the keys' `Tags`, which the filters set from the owner's tags; for an owner
+    whose keys arrive without them, the action reads them itself (ListUserTags).
+
+    `marked-access-keys` (aws.iam-access-key) brings the keys whose markers need
+    work, and one key of each owner holding markers of keys gone, to the action. A
+    user whose every key is gone has no key resource: its markers are removed by a
+    user-level policy (see `marked-access-keys`).
+
+    Neither this policy's key listing nor its user listing reads c7n's resource
+    cache.
+    """
+
+    permissions = RetireAccessKeys.permissions + TAG_PERMISSIONS
+
+    def __init__(self, data=None, manager=None, log_dir=None):
+        super().__init__(data, manager, log_dir)
+        if manager is not None:
+            # c7n lists the keys of the users its iam-user manager lists, and that manager
+            # reads the cache (another policy's users, up to 15 minutes old): a user made
+            # since would be missed, one deleted since would fail the listing.
+            parent = manager.get_resource_manager
+
+            def fresh_parent(resource_type, data=None):
+                found = parent(resource_type, data)
+                found._cache = cache.NullCache(found.config)
+                return found
+            manager.get_resource_manager = fresh_parent
+
+    def process(self, resources):
+        owners, scope = {}, {}
+        for r in resources:
+            known = owners.setdefault(r['UserName'], {'UserName': r['UserName']})
+            scope.setdefault(r['UserName'], set()).add(r['AccessKeyId'])
+            if 'Tags' in r:
+                known['Tags'] = r['Tags']
+        self.read_missing_tags([u for u in owners.values() if 'Tags' not in u])
+        # Only the keys among the resources: a key another filter of the policy dropped
+        # is not acted on, even when its owner comes with another key.
+        records = self.retire([owners[u] for u in sorted(owners)], scope)
+        by_key, first = {}, {}
+        for r in resources:
+            by_key[(r['UserName'], r['AccessKeyId'])] = r
+            first.setdefault(r['UserName'], r)
+            r[RESULTS_ANNOTATION] = []
+        for rec in records:
+            # A key's own record; that of a key not among the resources (gone, or not
+            # matched) goes to a key of its owner.
+            carrier = by_key.get((rec['UserName'], rec['AccessKeyId']), first[rec['UserName']])
+            carrier[RESULTS_ANNOTATION].append(rec)
+        return self.conclude(records)
+
+    def read_missing_tags(self, owners):
+        """ListUserTags for owners whose keys came without the owner's tags."""
+        if not owners:
+            return
+        client = local_session(self.manager.session_factory).client('iam')
+        with self.executor_factory(max_workers=WORKERS) as pool:
+            found = list(pool.map(
+                lambda u: facts.user_tags(client, self.manager.retry, u['UserName']), owners))
+        for u, tags in zip(owners, found):
+            u['Tags'] = tags

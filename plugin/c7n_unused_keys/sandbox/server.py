@@ -286,10 +286,11 @@ class Emulator:
         from moto.iam.models import iam_backends
         from moto.logs.models import logs_backends
         from moto.s3.models import s3_backends
+        from moto.securityhub.models import securityhub_backends
         from moto.sts.models import sts_backends
         # What the policies and their Lambda functions touch.
         for backends in (iam_backends, sts_backends, lambda_backends, events_backends,
-                         logs_backends, s3_backends):
+                         logs_backends, s3_backends, securityhub_backends):
             backends.reset()
 
     def env(self) -> Dict[str, str]:
