@@ -138,3 +138,34 @@ def test_retire_records_on_a_key_show_that_key_only(sandbox, tmp_path):
         assert c[5] == SAYS[done[c[1]]['Step']]
         assert c[6] == (done[c[1]]['DeleteOn'] or '-')[:10]
     assert sorted(c[5] for c in lines if c[0] == 'bob-idle-50d') == ['deactivated now'] * 2
+
+
+def test_key_level_retire_with_notify_names_each_key_and_its_step(sandbox, tmp_path):
+    """retire-access-keys on aws.iam-access-key, then notify: the message c7n sent
+    renders one line per key, with the step the action recorded for it."""
+    seed_organisation(sandbox, load_accounts(CONFIG), through_api=False)
+    sqs = sqs_client(sandbox, DEV)
+    url = sqs.create_queue(QueueName=QUEUE)['QueueUrl']
+    (retire,) = yaml.safe_load((ROOT / 'policies' / 'unused-access-keys-retire.yml')
+                               .read_text())['policies']
+    (notice,) = yaml.safe_load(NOTICE.read_text())['policies']
+    policy = dict({k: v for k, v in retire.items() if k != 'source'}, name='keys-retire',
+                  resource='aws.iam-access-key',
+                  actions=retire['actions'] + notice['actions'])
+    path = tmp_path / 'p.yml'
+    path.write_text(yaml.safe_dump({'policies': [policy]}))
+    run = run_command(['c7n-org', 'run', '-c', CONFIG, '-s', tmp_path / 'out',
+                       '--cache-period', '0', '-u', path, '-a', 'dev'], sandbox)
+    assert run.returncode == 0, run.stderr
+    records = read_json(tmp_path / 'out' / 'dev' / 'us-east-1' / 'keys-retire' /
+                        'action-retire-access-keys')
+    (got,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)['Messages']
+    message = json.loads(zlib.decompress(base64.b64decode(got['Body'])))
+    lines = key_lines(render(message, message['resources']))
+    assert len(records) == 9
+    assert sorted(c[1] for c in lines) == sorted(x['AccessKeyId'] for x in records)
+    done = {x['AccessKeyId']: x for x in records}
+    for c in lines:
+        assert c[0] == done[c[1]]['UserName']
+        assert c[5] == SAYS[done[c[1]]['Step']]
+        assert c[6] == (done[c[1]]['DeleteOn'] or '-')[:10]

@@ -49,8 +49,11 @@ def only(tree, policy, dest):
 
 
 def without_policy(rows):
-    return sorted((tuple(sorted((k, v) for k, v in r.items() if k != 'policy'))
-                   for r in rows))
+    """The rows without their policy, delete-on dates to the day (each policy's run
+    has its own start)."""
+    return sorted((tuple(sorted((k, v[:10] if k == 'delete_on' and v else v)
+                                for k, v in r.items() if k != 'policy'))
+                   for r in rows), key=repr)
 
 
 @pytest.fixture(scope='module')
@@ -109,4 +112,60 @@ def test_custodian_key_level_rows_are_the_user_level_ones(sandbox, tmp_path):
     assert keys['rows'], 'the seeding has unused keys'
     assert {r['key_id'] for r in keys['rows']} <= set(sum(ids.values(), []))
     assert without_policy(keys['rows']) == without_policy(users['rows'])
+    assert keys['totals'] == users['totals']
+
+
+RETIRE = 'unused-access-keys-retire'
+RETIRE_KEYS = 'unused-access-keys-retire-keys'
+
+
+def retire_policies(path, which):
+    (users,) = yaml.safe_load((ROOT / 'policies' / (RETIRE + '.yml')).read_text())['policies']
+    keys = dict({k: v for k, v in users.items() if k != 'source'}, name=RETIRE_KEYS,
+                resource='aws.iam-access-key')
+    path.write_text(yaml.safe_dump({'policies': [{'users': users, 'keys': keys}[w]
+                                                 for w in which]}))
+    return path
+
+
+def steps(rows):
+    """What each row says, without the key id (a reseeded account has new ids)."""
+    return sorted((r['account'], r['user'], r['status'] or '', r['idle_days'] or -1,
+                   r['step'], r['would'], (r['delete_on'] or '')[:10]) for r in rows)
+
+
+def test_key_level_dry_run_would_take_the_user_level_steps(emulator, tmp_path):
+    emulator.reset()
+    seed_organisation(emulator, load_accounts(CONFIG), through_api=False)
+    run = run_command(['c7n-org', 'run', '-c', CONFIG, '-s', tmp_path / 'out',
+                       '--cache-period', '0', '--dryrun', '-u',
+                       retire_policies(tmp_path / 'p.yml', ('users', 'keys'))], emulator)
+    emulator.reset()
+    assert run.returncode == 0, run.stderr
+    data = as_json(tmp_path / 'out')
+    users = [r for r in data['rows'] if r['policy'] == RETIRE]
+    keys = [r for r in data['rows'] if r['policy'] == RETIRE_KEYS]
+    assert all(r['would'] for r in keys)
+    assert {r['step'] for r in keys} == {'deactivated', 'waiting', 'deleted', 'reactivated'}
+    assert without_policy(keys) == without_policy(users)
+
+
+def test_key_level_retire_rows_are_the_user_level_ones(emulator, tmp_path):
+    """Each policy on a freshly seeded organisation: the same steps, key by key."""
+    found = {}
+    for which in ('users', 'keys'):
+        emulator.reset()
+        seed_organisation(emulator, load_accounts(CONFIG), through_api=False)
+        run = run_command(['c7n-org', 'run', '-c', CONFIG, '-s', tmp_path / which,
+                           '--cache-period', '0', '-u',
+                           retire_policies(tmp_path / (which + '.yml'), (which,))], emulator)
+        assert run.returncode == 0, run.stderr
+        found[which] = as_json(tmp_path / which)
+    emulator.reset()
+    users, keys = found['users'], found['keys']
+    assert {r['policy'] for r in keys['rows']} == {RETIRE_KEYS}
+    assert not any(r['would'] for r in keys['rows'])
+    assert {r['step'] for r in keys['rows']} == {'deactivated', 'waiting', 'deleted',
+                                                 'reactivated'}
+    assert steps(keys['rows']) == steps(users['rows'])
     assert keys['totals'] == users['totals']
