@@ -12,6 +12,9 @@ emulator serves from this process: "emu cpu" is the CPU it spent, which on a sma
 machine competes with the run for cores. Stock moto's GetAccessKeyLastUsed scans every
 key of every account (O(keys) a call); the sandbox looks the key up by id instead.
 
+The shipped report policy is also run on aws.iam-access-key (c7n's per-key resource:
+ListUsers, then ListAccessKeys per user), beside the same policy on aws.iam-user.
+
 Also measured: `c7n-org run` over ORG_ACCOUNTS accounts of ORG_USERS users (c7n-org's
 default worker count), and the start-up hook's cost in `python -X importtime -c pass`.
 
@@ -65,7 +68,7 @@ def policies():
     parallel = dict(listing, name='listing-parallel', source='describe-parallel')
     # source: api without c7n's GetUser listing, beside the shipped (hybrid) policy.
     api_listed = dict(ours[0], name='api-list-users', source='list-users')
-    return ours + [stock, listing, parallel, shipped_report(), api_listed]
+    return ours + [stock, listing, parallel, shipped_report(), api_listed, key_level_report()]
 
 
 def shipped_report():
@@ -73,6 +76,12 @@ def shipped_report():
         (ROOT / 'policies' / 'unused-access-keys-report.yml').read_text())['policies'][0]
     shipped = {k: v for k, v in shipped.items() if k != 'conditions'}
     return dict(shipped, name='shipped-report')
+
+
+def key_level_report():
+    """The shipped report policy's filter on aws.iam-access-key: one resource per key."""
+    shipped = {k: v for k, v in shipped_report().items() if k != 'source'}
+    return dict(shipped, name='shipped-report-keys', resource='aws.iam-access-key')
 
 
 def custodian(emu, account, policy, out):
@@ -157,7 +166,10 @@ def measure(emu, size):
         r = custodian(emu, account, policy, out)
         cpu = time.process_time() - cpu
         emu.count_operations = False
-        listed = max(emu.last_seen[op] for op in ('ListUsers', 'GetUser') if op in emu.last_seen)
+        # c7n's listing of keys ends with its last ListAccessKeys call.
+        ops = ('ListUsers', 'GetUser') + (
+            ('ListAccessKeys',) if policy['resource'] == 'aws.iam-access-key' else ())
+        listed = max(emu.last_seen[op] for op in ops if op in emu.last_seen)
         if policy['name'].startswith('listing'):
             keys = None
         elif policy['name'] == 'stock-credential':
@@ -215,6 +227,9 @@ def targets(results):
                 '(hybrid) %.1fs <= 0.5 x api %.1fs' % (
                     max(by), t['shipped-report'], t['api-list-users']),
                 t['shipped-report'] <= 0.5 * t['api-list-users']))
+    for size, m in by.items():
+        out.append(('key-level report at %d users: the same keys as the user-level one'
+                    % size, m['shipped-report-keys']['exact'] and m['shipped-report']['exact']))
     out.append(('shipped report policy at %d users: %.1fs <= 0.2 x stock %.1fs, exact' % (
         max(by), t['shipped-report'], t['stock-credential']),
         t['shipped-report'] <= 0.2 * t['stock-credential'] and big['shipped-report']['exact']))
@@ -254,6 +269,27 @@ def table(results):
                 row['policy_seconds'] / stock['policy_seconds'], row['emulator_cpu'],
                 '-' if row['exact'] is None else
                 ('yes' if row['exact'] else 'NO (%d)' % row['matched'])))
+    return '\n'.join(lines)
+
+
+def key_level(results):
+    """The shipped report policy on keys beside the same policy on users: calls per
+    operation and seconds."""
+    lines = []
+    for r in results:
+        users, keys = r['methods']['shipped-report'], r['methods']['shipped-report-keys']
+        lines.append('\nshipped report policy at %d users: aws.iam-user beside '
+                     'aws.iam-access-key' % r['users'])
+        lines.append('  %-30s %8s %8s' % ('IAM operation', 'users', 'keys'))
+        for op in sorted(set(users['calls']) | set(keys['calls'])):
+            lines.append('  %-30s %8d %8d' % (op, users['calls'].get(op, 0),
+                                              keys['calls'].get(op, 0)))
+        lines.append('  %-30s %8d %8d' % ('all', sum(users['calls'].values()),
+                                          sum(keys['calls'].values())))
+        lines.append('  %-30s %8.1f %8.1f' % ('seconds (policy run)', users['policy_seconds'],
+                                              keys['policy_seconds']))
+        lines.append('  %-30s %8s %8s' % ('exact', *(
+            'yes' if m['exact'] else 'NO (%d)' % m['matched'] for m in (users, keys))))
     return '\n'.join(lines)
 
 
@@ -372,6 +408,7 @@ def main():
         organisation = org(emu) if ORG_ACCOUNTS and ORG_USERS else None
     startup = hook()
     print(table(results))
+    print(key_level(results))
     if organisation:
         stock = organisation['methods']['stock-credential']
         print('\nc7n-org run, %d accounts of %d users (%d unused keys), %s workers:' % (
@@ -392,7 +429,8 @@ def main():
         print('  %-6s %s' % ('met' if ok else 'MISSED', text))
     print('\n"seconds": the policy run (metadata.json duration), its user listing included;'
           ' for the script, its run. "filter": seconds from c7n\'s last listing'
-          ' call (ListUsers or GetUser, seen at the emulator) to the end of the run.'
+          ' call (ListUsers or GetUser; ListAccessKeys too for aws.iam-access-key, seen at the'
+          ' emulator) to the end of the run.'
           ' "own": calls beside ListUsers and GetUser. "/scrpt", "/stock": ratios to the'
           ' per-key script and to stock c7n\'s credential policy. "emucpu": CPU seconds the'
           ' emulator spent.')

@@ -49,8 +49,9 @@ def test_the_lambda_policies_need_what_the_pull_policies_need():
 
 
 def test_notify_adds_its_transport():
+    # The retire policy with notify, and the key-level notice (the report's filter).
     _, doc = permissions(str(ROOT / 'mailer'))
-    assert actions(doc) == RETIRE | {'sqs:SendMessage'}
+    assert actions(doc) == RETIRE | REPORT | {'sqs:SendMessage'}
 
 
 def test_no_policy_files_is_an_error(tmp_path):
