@@ -35,8 +35,8 @@ OURS = {
     'Sources.hybrid.<locals>.<lambda>',
     'Sources.tags.<locals>.<lambda>',
     'MarkedAccessKeys.process.<locals>.key_gone',
-    'RetireAccessKeys.process.<locals>.plan',
-    'RetireAccessKeys.process.<locals>.execute',
+    'RetireAccessKeys.retire.<locals>.plan',
+    'RetireAccessKeys.retire.<locals>.execute',
 }
 
 
