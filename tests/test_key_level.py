@@ -144,3 +144,14 @@ def test_the_key_level_filter_lists_users_afresh_under_c7n_s_cache(sandbox, tmp_
     assert second.returncode == 0, second.stderr
     keys = read_json(tmp_path / 'second' / 'keys' / 'resources.json')
     assert new in {k['AccessKeyId'] for k in keys}
+
+
+@pytest.mark.parametrize('source', ['list-users', 'describe-parallel'])
+def test_a_user_listing_source_on_keys_is_refused_naming_it(tmp_path, source):
+    """What makes no sense on a key resource: the plugin's user-listing sources."""
+    policy = dict(both('api')[1], source=source)
+    run = run_command(['custodian', 'validate', write_policies(tmp_path / 'p.yml', policy)],
+                      None)
+    assert run.returncode != 0
+    assert 'source: %s is for aws.iam-user only, not iam-access-key' % source in run.stderr, \
+        run.stderr
