@@ -10,6 +10,9 @@ from typing import Optional
 import yaml
 import pytest
 
+# Registered here, before a test module imports a single plugin module by hand (which
+# the start-up hook then leaves alone, as it would meet that module half-made).
+import c7n_unused_keys.register  # noqa: F401
 from c7n_unused_keys.sandbox.server import DEFAULT_ACCOUNT, Emulator
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -155,3 +155,57 @@ def test_a_user_listing_source_on_keys_is_refused_naming_it(tmp_path, source):
     assert run.returncode != 0
     assert 'source: %s is for aws.iam-user only, not iam-access-key' % source in run.stderr, \
         run.stderr
+
+
+def test_the_key_listing_itself_is_never_read_from_c7n_s_cache(sandbox, tmp_path):
+    """A key deactivated and a key made since the last run, within the cache period:
+    the key-level filter sees both as they are now, as the user-level one does."""
+    from conftest import DEFAULT_ACCOUNT, run_command as run
+    seeded(sandbox, ordinary=3)
+    c = sandbox.iam_client()
+    cache = tmp_path / 'cache.sqlite'
+    users, keys = both('api', status='Active')
+
+    def cached(out, *policies):
+        path = write_policies(tmp_path / ('%s.yml' % out), *policies)
+        return run(['custodian', 'run', '-s', tmp_path / out, '-f', cache, path], sandbox)
+    first = cached('first', keys)
+    assert first.returncode == 0, first.stderr
+    old = read_json(tmp_path / 'first' / 'keys' / 'resources.json')[0]
+    c.update_access_key(UserName=old['UserName'], AccessKeyId=old['AccessKeyId'],
+                        Status='Inactive')
+    c.create_user(UserName='arrived')
+    new = c.create_access_key(UserName='arrived')['AccessKey']['AccessKeyId']
+    sandbox.backdate_key(DEFAULT_ACCOUNT, new, created_days=300, used_days=100)
+    second = cached('second', users, keys)
+    assert second.returncode == 0, second.stderr
+    found = {k['AccessKeyId'] for k in read_json(tmp_path / 'second' / 'keys' / 'resources.json')}
+    assert new in found and old['AccessKeyId'] not in found
+    by_user = {a['AccessKeyId'] for u in read_json(tmp_path / 'second' / 'users' /
+                                                   'resources.json')
+               for a in u[UNUSED_ANNOTATION]}
+    assert found == by_user
+
+
+def test_a_key_level_marked_policy_lists_users_afresh_under_c7n_s_cache(sandbox, tmp_path):
+    from conftest import run_command as run
+    seeded(sandbox, ordinary=3)
+    c = sandbox.iam_client()
+    c.create_user(UserName='leaving')
+    c.create_access_key(UserName='leaving')
+    cache = tmp_path / 'cache.sqlite'
+
+    def cached(out, policy):
+        path = write_policies(tmp_path / ('%s.yml' % out), policy)
+        return run(['custodian', 'run', '-s', tmp_path / out, '-f', cache, path], sandbox)
+    assert cached('users', both('api')[0]).returncode == 0
+    for k in c.list_access_keys(UserName='leaving')['AccessKeyMetadata']:
+        c.delete_access_key(UserName='leaving', AccessKeyId=k['AccessKeyId'])
+    c.delete_user(UserName='leaving')
+    marked = cached('marked', {'name': 'marked', 'resource': 'aws.iam-access-key',
+                               'filters': [{'type': 'marked-access-keys'}]})
+    assert marked.returncode == 0, marked.stderr
+    # The seeding's deactivated keys carry markers.
+    users = {k['UserName'] for k in read_json(tmp_path / 'marked' / 'marked' /
+                                              'resources.json')}
+    assert 'heidi-deactivated-5d' in users

@@ -33,6 +33,7 @@ from c7n.resources.securityhub import PostFinding
 from c7n.utils import chunks, get_partition, local_session, type_schema
 
 from .names import EXEMPT_ANNOTATION, UNUSED_ANNOTATION
+from .user_source import uncached_parents
 
 log = logging.getLogger('custodian.c7n_unused_keys.findings')
 
@@ -83,6 +84,10 @@ def active_findings(client, retry, generator: str, account_id: str, region: str)
 def resolved(finding: dict, why: str, now: str) -> dict:
     """The update that archives `finding`, saying why it passes now."""
     update = {k: finding[k] for k in PROVIDER_FIELDS if k in finding}
+    # Security Hub writes the aws/ product fields itself; a provider sends its own only.
+    if 'ProductFields' in update:
+        update['ProductFields'] = {k: v for k, v in update['ProductFields'].items()
+                                   if not k.startswith('aws/')}
     update.update(UpdatedAt=now, RecordState='ARCHIVED', Compliance={'Status': 'PASSED'},
                   Description=why[:1024])
     return update
@@ -133,6 +138,11 @@ class ActiveFinding(Filter):
 
     schema = type_schema('active-finding')
     permissions = ('securityhub:GetFindings',)
+
+    def __init__(self, data, manager=None):
+        super().__init__(data, manager)
+        if manager is not None:
+            uncached_parents(manager)
 
     def _hub(self) -> str:
         post = next((a for a in getattr(self.manager, 'actions', ())

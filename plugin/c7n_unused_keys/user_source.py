@@ -81,13 +81,17 @@ User.source_mapping = dict(User.source_mapping, **{
 
 
 def uncached_parents(manager):
-    """Make `manager` (aws.iam-access-key) list its users without c7n's resource cache.
+    """Make `manager` (aws.iam-access-key) list its keys, and the users they come from,
+    without c7n's resource cache.
 
-    c7n lists the keys of the users its iam-user manager lists, and that manager reads
-    the cache (another policy's users, up to 15 minutes old): a user made since would be
-    missed, and one deleted since fails the whole listing (ListAccessKeys NoSuchEntity).
+    The key listing is the facts (a key's status, whether it exists), so a cached one
+    (up to 15 minutes old) would report a key deactivated since as Active and miss a
+    new one. And c7n lists the keys of the users its iam-user manager lists, which reads
+    the cache too (another policy's users): a user made since would be missed, and one
+    deleted since fails the whole listing (ListAccessKeys NoSuchEntity).
     """
     from c7n import cache
+    manager._cache = cache.NullCache(manager.config)
     parent = manager.get_resource_manager
     if getattr(parent, 'uncached', False):
         return
