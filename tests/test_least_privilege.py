@@ -6,10 +6,13 @@ policies through `custodian`.
 import json
 
 import pytest
+import yaml
 
+from c7n_unused_keys import markers
 from c7n_unused_keys.names import MARKER_PREFIX
 from c7n_unused_keys.sandbox.seed import organisation, seed_account
-from conftest import DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, run_command
+from conftest import (DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, run_command,
+                      write_policies)
 
 POLICIES = sorted((ROOT / 'policies').glob('*.yml'))
 PREFIX = MARKER_PREFIX + ':'
@@ -17,8 +20,8 @@ RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 REPORT = ROOT / 'policies' / 'unused-access-keys-report.yml'
 
 
-def document():
-    run = run_command(['c7n-unused-keys', 'permissions'], None)
+def document(*paths):
+    run = run_command(['c7n-unused-keys', 'permissions'] + [str(p) for p in paths], None)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
 
@@ -38,12 +41,15 @@ def state(emu):
     return {u: v for u, v in account_state(emu).items() if u != 'runner'}
 
 
-def run_as(emu, tmp_path, doc, policies=POLICIES):
-    """Seed the sandbox account, then run the policies as a user holding `doc`."""
+def run_as(emu, tmp_path, doc, policies=POLICIES, prepare=None):
+    """Seed the sandbox account, then run the policies as a user holding `doc`;
+    `prepare(client)` changes the account in between."""
     from datetime import datetime, timezone
     seed_account(emu, DEFAULT_ACCOUNT, organisation('dev', datetime.now(timezone.utc)),
                  through_api=False)
     c = emu.iam_client()
+    if prepare:
+        prepare(c)
     c.create_user(UserName='runner')
     c.put_user_policy(UserName='runner', PolicyName='c7n-unused-keys',
                       PolicyDocument=json.dumps(doc))
@@ -96,4 +102,31 @@ def test_each_action_is_needed(sandbox, tmp_path, action):
     else:
         assert any(r.returncode != 0 for r in runs)
         assert operation in out and ('AccessDenied' in out or 'not authorized' in out), out
+    no_half_done_key(before, after)
+
+
+APPROVAL = 'c7n-unused-keys-approved'
+
+
+def test_the_approval_path_needs_no_other_call(sandbox, tmp_path):
+    """With `approval-tag`, the approvals are read with the markers (the users' tags) and
+    removed with them (UntagUser): the same document runs it."""
+    from datetime import datetime, timezone
+    policies = yaml.safe_load(RETIRE.read_text())['policies']
+    policies[0]['actions'][0]['approval-tag'] = APPROVAL
+    approval = write_policies(tmp_path / 'approval.yml', *policies)
+    assert document(approval)['Statement'][0]['Action'] == document(RETIRE)['Statement'][0][
+        'Action']
+    due = 'ivan-deactivated-40d'
+
+    def approve(c):
+        key_id = c.list_access_keys(UserName=due)['AccessKeyMetadata'][0]['AccessKeyId']
+        c.tag_user(UserName=due, Tags=[{'Key': markers.approval_tag(APPROVAL, key_id),
+                                        'Value': markers.format_time(datetime.now(timezone.utc))}])
+    before, after, runs = run_as(sandbox, tmp_path, DOCUMENT, [approval], prepare=approve)
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert 'AccessDenied' not in runs[0].stderr
+    assert any(t.startswith(APPROVAL + ':') for t in before[due][1])
+    # Approved: deleted, and its marker and approval removed.
+    assert after[due] == ({}, {})
     no_half_done_key(before, after)

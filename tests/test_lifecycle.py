@@ -207,3 +207,126 @@ class TestBreaker:
     def test_describe_names_the_limit(self):
         assert lc.Breaker(amount=20, percent=25, op='and').describe() == \
             'amount 20 and percent 25'
+
+
+APPROVAL = 'c7n-unused-keys-approved'
+A_TAG = APPROVAL + ':' + KEY
+A_OPTS = lc.Options(delete_after=30 * DAY, prefix=MARKER_PREFIX, reactivation_grace=45 * DAY,
+                    approval=APPROVAL)
+
+
+def approval_markers(deactivated=None, reactivated=None, approved=None):
+    t = [{'Key': k, 'Value': v} for k, v in ((D_TAG, deactivated), (R_TAG, reactivated),
+                                             (A_TAG, approved)) if v is not None]
+    return markers.markers_of(t, MARKER_PREFIX, APPROVAL)
+
+
+def approval_plan(status, deactivated=None, reactivated=None, approved=None):
+    key = listed(status) if status else None
+    return lc.plan_matched('alice', KEY, key,
+                           approval_markers(deactivated, reactivated, approved),
+                           NOW, A_OPTS, False)
+
+
+class TestApproval:
+    """`approval-tag`: a due key is deleted only with an approval later than its marker."""
+
+    def test_markers_read_approvals_only_with_their_head(self):
+        t = [{'Key': A_TAG, 'Value': 'x'}, {'Key': D_TAG, 'Value': 'y'}]
+        assert markers.markers_of(t, MARKER_PREFIX, APPROVAL).approved == {KEY: 'x'}
+        assert markers.markers_of(t, MARKER_PREFIX).approved == {}
+        assert markers.markers_of(t, MARKER_PREFIX, APPROVAL).deactivated == {KEY: 'y'}
+
+    @pytest.mark.parametrize('approval,overlap', [
+        (APPROVAL, False), (MARKER_PREFIX, True), (MARKER_PREFIX + '-reactivated', True),
+        (MARKER_PREFIX + ':x', True), ('c7n', False), (MARKER_PREFIX + '-reactivated:y', True)])
+    def test_heads_that_could_be_read_as_markers(self, approval, overlap):
+        assert markers.heads_overlap(MARKER_PREFIX, approval) is overlap
+
+    def test_due_without_approval_awaits_and_writes_nothing(self):
+        p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY))
+        assert p.step == lc.AWAITING_APPROVAL
+        assert (p.delete, p.deactivate, p.tag, p.untag) == (False, False, {}, ())
+        assert p.delete_on == NOW - DAY
+        assert p.approval_tag == A_TAG and p.warning is None
+
+    def test_approval_before_the_deactivation_does_not_count(self):
+        p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY),
+                          approved=iso(NOW - 32 * DAY))
+        assert p.step == lc.AWAITING_APPROVAL and not p.delete and p.untag == ()
+        assert A_TAG in p.warning
+
+    @pytest.mark.parametrize('value', ['2026-11-27T16:00:00Z+', 'yes', '2026-11-28T17:00:00Z'])
+    def test_unreadable_or_future_approval_does_not_count(self, value):
+        p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY), approved=value)
+        assert p.step == lc.AWAITING_APPROVAL and not p.delete
+
+    def test_approval_at_the_marker_time_does_not_count(self):
+        p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY),
+                          approved=iso(NOW - 31 * DAY))
+        assert p.step == lc.AWAITING_APPROVAL
+
+    def test_approved_after_the_deactivation_deletes_and_drops_the_approval(self):
+        p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY),
+                          approved=iso(NOW - 2 * DAY))
+        assert p.step == lc.DELETED and p.delete
+        assert set(p.untag) == {D_TAG, A_TAG} and p.approval_tag is None
+
+    def test_approval_given_while_waiting_counts_once_due(self):
+        waiting = approval_plan('Inactive', deactivated=iso(NOW - 10 * DAY),
+                                approved=iso(NOW - 9 * DAY))
+        assert waiting.step == lc.WAITING and waiting.untag == ()
+        assert waiting.approval_tag == A_TAG
+        later = lc.plan_matched('alice', KEY, listed('Inactive'),
+                                approval_markers(iso(NOW - 10 * DAY), None, iso(NOW - 9 * DAY)),
+                                NOW + 21 * DAY, A_OPTS, False)
+        assert later.step == lc.DELETED
+
+    def test_without_the_option_an_approval_is_ignored(self):
+        p = lc.plan_matched('alice', KEY, listed('Inactive'),
+                            approval_markers(iso(NOW - 31 * DAY), None, None), NOW, OPTS, False)
+        assert p.step == lc.DELETED and p.approval_tag is None
+
+    def test_recheck_still_runs_and_used_key_loses_its_approval(self):
+        p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY),
+                          approved=iso(NOW - 2 * DAY))
+        used = lc.confirm_delete(p, listed('Inactive'), NOW - 3 * DAY, NOW, A_OPTS)
+        assert used.step == lc.MARKED and not used.delete
+        assert used.untag == (A_TAG,) and set(used.tag) == {D_TAG}
+        assert 'after its marker' in used.warning and used.approval_tag == A_TAG
+        back = lc.confirm_delete(p, listed('Active'), None, NOW, A_OPTS)
+        assert back.step == lc.REACTIVATED and set(back.untag) == {D_TAG, A_TAG}
+        gone = lc.confirm_delete(p, None, None, NOW, A_OPTS)
+        assert gone.step == lc.GONE and A_TAG in gone.untag
+
+    def test_reactivated_or_gone_key_drops_its_approval(self):
+        back = approval_plan('Active', deactivated=iso(NOW - 31 * DAY), approved=iso(NOW - DAY))
+        assert back.step == lc.REACTIVATED and set(back.untag) == {D_TAG, A_TAG}
+        gone = approval_plan(None, deactivated=iso(NOW - 31 * DAY), approved=iso(NOW - DAY))
+        assert gone.step == lc.GONE and set(gone.untag) == {D_TAG, A_TAG}
+
+    def test_a_fresh_deactivation_drops_an_earlier_approval(self):
+        p = approval_plan('Active', approved=iso(NOW - DAY))
+        assert p.step == lc.DEACTIVATED and p.untag == (A_TAG,) and p.approval_tag == A_TAG
+        m = approval_plan('Inactive', approved=iso(NOW - DAY))
+        assert m.step == lc.MARKED and m.untag == (A_TAG,)
+
+    @pytest.mark.parametrize('status,deactivated,step,untag', [
+        (None, True, lc.GONE, {D_TAG, A_TAG}),
+        (None, False, lc.GONE, {A_TAG}),
+        ('Active', True, lc.REACTIVATED, {D_TAG, A_TAG}),
+        ('Inactive', True, lc.UNMARKED, {D_TAG, A_TAG}),
+        ('Active', False, lc.UNMARKED, {A_TAG}),
+        ('Inactive', False, lc.UNMARKED, {A_TAG}),
+    ])
+    def test_unmatched_keys_lose_their_approval(self, status, deactivated, step, untag):
+        m = approval_markers(iso(NOW - 31 * DAY) if deactivated else None, None,
+                             iso(NOW - DAY))
+        p = lc.plan_unmatched('alice', KEY, listed(status) if status else None, m, NOW, A_OPTS)
+        assert p.step == step and set(p.untag) == untag and not p.delete
+
+    def test_a_lone_approval_needs_work(self):
+        m = approval_markers(approved=iso(NOW - DAY))
+        assert lc.keys_needing_work(m, None, NOW, 45 * DAY) == {KEY}
+        assert lc.plan_unmatched('alice', KEY, listed('Active'),
+                                 approval_markers(), NOW, A_OPTS) is None

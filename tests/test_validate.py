@@ -104,6 +104,15 @@ BAD = [
      'its unused-access-keys filter must keep matching deactivated keys'),
     (retire_policy(with_filter=False),
      'retire-access-keys acts on the keys that an unused-access-keys filter matched'),
+    (retire_policy({'approval-tag': ''}), "On instance['approval-tag']"),
+    (retire_policy({'approval-tag': 'has spaces!'}), "On instance['approval-tag']"),
+    (retire_policy({'approval-tag': True}), "On instance['approval-tag']"),
+    (retire_policy({'approval-tag': 'c7n-unused-keys'}),
+     "approval-tag 'c7n-unused-keys' overlaps the marker tags"),
+    (retire_policy({'approval-tag': 'c7n-unused-keys-reactivated:ok'}),
+     "approval-tag 'c7n-unused-keys-reactivated:ok' overlaps the marker tags"),
+    (retire_policy({'approval-tag': 'p', 'marker-tag-prefix': 'p:x'}),
+     "approval-tag 'p' overlaps the marker tags of marker-tag-prefix 'p:x'"),
     (retire_policy({'marker-tag-prefix': 'a'}, marked={'marker-tag-prefix': 'b'}),
      "marker-tag-prefix 'a' differs from that of the marked-access-keys filter ('b')"),
     # marked-access-keys
@@ -191,6 +200,7 @@ def test_good_policies_are_accepted_both_ways(tmp_path, caplog):
                 'source': 'api', 'report-max-age-hours': 0.5, 'report-timeout': 60,
                 'exempt-tag': 'keep-my-keys'}),
         retire_policy({'delete-after-days': 1, 'marker-tag-prefix': 'p:x/y=z+a@b-c',
+                       'approval-tag': 'p:x/y=z+a@b-c-approved',
                        'max-deactivations': {'amount': 0, 'percent': 12.5, 'op': 'and'}},
                       marked={'marker-tag-prefix': 'p:x/y=z+a@b-c'}),
     ]

@@ -21,6 +21,9 @@ def record(plan: Plan, error: Optional[str] = None) -> Dict:
         'At': plan.at.isoformat(),
         'DeleteOn': plan.delete_on.isoformat() if plan.delete_on and not error else None,
         'Error': error,
+        # With `approval-tag`: the user tag whose value (the time, MARKER_FORMAT) approves
+        # the key's deletion, while the key waits; None otherwise.
+        'ApprovalTag': plan.approval_tag if not error else None,
     }
 
 
@@ -71,7 +74,7 @@ def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -
             retry(client.untag_user, UserName=plan.user, TagKeys=list(plan.untag))
     except ClientError as e:
         if is_gone(e):
-            plan = replace(plan, step=lifecycle.GONE, delete_on=None)
+            plan = replace(plan, step=lifecycle.GONE, delete_on=None, approval_tag=None)
             _untag_quietly(client, retry, plan, opts)
         else:
             log.error('retire-access-keys: %s %s: %s failed: %s', plan.user, plan.key_id,
@@ -208,7 +211,8 @@ def _untag_quietly(client, retry, plan: Plan, opts: lifecycle.Options):
     try:
         retry(client.untag_user, UserName=plan.user, TagKeys=[
             markers.deactivated_tag(opts.prefix, plan.key_id),
-            markers.reactivated_tag(opts.prefix, plan.key_id)])
+            markers.reactivated_tag(opts.prefix, plan.key_id)] + (
+                [markers.approval_tag(opts.approval, plan.key_id)] if opts.approval else []))
     except ClientError:
         pass
 

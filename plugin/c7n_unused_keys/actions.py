@@ -58,8 +58,16 @@ class RetireAccessKeys(BaseAction):
     counts as use for the filter's `days`. The key of the credentials the
     policy runs with is never touched (`skipped-self`).
 
+    With `approval-tag` (for example `c7n-unused-keys-approved`), a key due for
+    deletion is deleted only when its user carries the tag
+    `<approval-tag>:<AccessKeyId>` whose value is a UTC time (`2026-11-27T17:00:00Z`)
+    later than the key's marker; otherwise its step is `awaiting-approval` and
+    nothing changes. The recheck still runs before the delete. An approval goes
+    with its key's markers (deleted, reactivated, marked again).
+
     One record per key (UserName, AccessKeyId, Step, At, DeleteOn, Error,
-    ExecutionId: c7n's execution id, as in metadata.json) goes
+    ApprovalTag: the tag that approves its deletion, with `approval-tag`, while the
+    key stays deactivated; ExecutionId: c7n's execution id, as in metadata.json) goes
     to the action's output file and to the `c7n:retire-access-keys`
     annotation. When any key fails, the others go on and the run fails after.
     `marked-access-keys` lets a run see users whose only marker belongs to a
@@ -80,6 +88,7 @@ class RetireAccessKeys(BaseAction):
         **{
             'delete-after-days': {'type': 'integer', 'minimum': 1},
             'marker-tag-prefix': MARKER_PREFIX_SCHEMA,
+            'approval-tag': MARKER_PREFIX_SCHEMA,
             'max-deactivations': {
                 'type': 'object', 'additionalProperties': False,
                 'minProperties': 1,
@@ -113,6 +122,15 @@ class RetireAccessKeys(BaseAction):
             raise PolicyValidationError(
                 'retire-access-keys: max-deactivations needs an amount, a percent or both, '
                 'on %s' % self.manager.data.get('name'))
+        approval = self.data.get('approval-tag')
+        if approval and markers.heads_overlap(self.prefix(), approval):
+            # Its tags would be read as markers (or the markers as approvals).
+            raise PolicyValidationError(
+                'retire-access-keys: approval-tag %r overlaps the marker tags of '
+                'marker-tag-prefix %r; pick a name that neither starts nor extends '
+                '"%s:" or "%s-reactivated:", on %s' % (
+                    approval, self.prefix(), self.prefix(), self.prefix(),
+                    self.manager.data.get('name')))
         refuse_without_tags(self.manager, 'retire-access-keys keeps its markers in user tags '
                             'and needs every user\'s')
         found = self.unused_filters()
@@ -152,7 +170,8 @@ class RetireAccessKeys(BaseAction):
         return lifecycle.Options(
             delete_after=timedelta(days=self.data.get('delete-after-days', 30)),
             prefix=self.prefix(),
-            reactivation_grace=timedelta(days=unused.thresholds().days))
+            reactivation_grace=timedelta(days=unused.thresholds().days),
+            approval=self.data.get('approval-tag'))
 
     def breaker(self) -> Optional[lifecycle.Breaker]:
         limit = self.data.get('max-deactivations')
@@ -195,7 +214,7 @@ class RetireAccessKeys(BaseAction):
                     scope is None or k in scope.get(user, ())))
 
         def plan(r):
-            m = markers.markers_of(r.get('Tags'), opts.prefix)
+            m = markers.markers_of(r.get('Tags'), opts.prefix, opts.approval)
             return act.plan_user(client, self.manager.retry, r['UserName'],
                                  matches.get(r['UserName'], []), m, now, opts,
                                  is_self=own.__contains__,

@@ -38,7 +38,8 @@ def main(argv=None) -> int:
                     '(read with boto3, which takes AWS_ENDPOINT_URL and credentials from the '
                     'environment)')
     rp.add_argument('--format', choices=('table', 'csv', 'json', 'markdown'), default='table')
-    rp.add_argument('--fail-on', choices=('unused', 'actions', 'errors'), action='append',
+    rp.add_argument('--fail-on', choices=('unused', 'actions', 'awaiting-approval', 'errors'),
+                    action='append',
                     default=[], help='exit non-zero when the output has any (repeatable)')
     rp.add_argument('-c', '--config', default=None,
                     help='c7n-org accounts file: an account without output counts as failed')

@@ -406,6 +406,14 @@ class MarkedAccessKeys(Filter):
     def prefix(self):
         return self.data.get('marker-tag-prefix', MARKER_PREFIX)
 
+    def approval(self) -> Optional[str]:
+        """The `approval-tag` of this policy's retire-access-keys: an approval left on a
+        key gone or reactivated needs work too."""
+        actions = (getattr(self.manager, 'actions', None) or ()) if self.manager else ()
+        return next((a.data.get('approval-tag') for a in actions
+                     if isinstance(a.data, dict) and a.data.get('type') == 'retire-access-keys'),
+                    None)
+
     def grace(self) -> Optional[timedelta]:
         unused = next((f for f in iter_filters(self.manager.filters)
                        if isinstance(f, UnusedAccessKeys)), None) if self.manager else None
@@ -414,7 +422,8 @@ class MarkedAccessKeys(Filter):
     def process(self, resources, event=None):
         now = datetime.now(timezone.utc)
         grace = self.grace()
-        marked = [(r, markers.markers_of(r.get('Tags'), self.prefix())) for r in resources]
+        marked = [(r, markers.markers_of(r.get('Tags'), self.prefix(), self.approval()))
+                  for r in resources]
         marked = [(r, m) for r, m in marked if m.key_ids()]
         wanted = {r['UserName'] for r, m in marked
                   if lifecycle.keys_needing_work(m, None, now, grace)}

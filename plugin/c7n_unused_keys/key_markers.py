@@ -70,7 +70,7 @@ class MarkedAccessKey(MarkedAccessKeys):
                     lambda u: facts.user_tags(client, self.manager.retry, u), missing)))
         matched = []
         for user in sorted(keys):
-            m = markers.markers_of(tags[user], self.prefix())
+            m = markers.markers_of(tags[user], self.prefix(), self.approval())
             if not m.key_ids():
                 continue
             listed = sorted(keys[user], key=lambda r: r['AccessKeyId'])

@@ -16,6 +16,8 @@ DEACTIVATED = 'deactivated'
 MARKED = 'marked'
 WAITING = 'waiting'
 DELETED = 'deleted'
+# Due for deletion, but `approval-tag` is set and no approval later than the marker.
+AWAITING_APPROVAL = 'awaiting-approval'
 REACTIVATED = 'reactivated'
 # A marker removed from a key that stays as it is: exempt or no longer unused, or a
 # reactivation tag past its grace.
@@ -23,8 +25,10 @@ UNMARKED = 'unmarked'
 SKIPPED_SELF = 'skipped-self'
 GONE = 'gone'
 FAILED = 'failed'
-STEPS = (DEACTIVATED, MARKED, WAITING, DELETED, REACTIVATED, UNMARKED, SKIPPED_SELF, GONE,
-         FAILED)
+STEPS = (DEACTIVATED, MARKED, WAITING, AWAITING_APPROVAL, DELETED, REACTIVATED, UNMARKED,
+         SKIPPED_SELF, GONE, FAILED)
+# The steps after which a key stays deactivated with its marker: an approval may be given.
+APPROVABLE = (DEACTIVATED, MARKED, WAITING, AWAITING_APPROVAL)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class Options:
     prefix: str
     # Reactivation counts as use for this long (the filter's `days`).
     reactivation_grace: timedelta
+    # `approval-tag`: the head of the approval tags; None deletes without approval.
+    approval: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class Plan:
     # Set when a delete must first be rechecked with fresh calls.
     marker_at: Optional[datetime] = None
     warning: Optional[str] = None
+    # The tag that approves this key's deletion, while one can be given.
+    approval_tag: Optional[str] = None
 
 
 def _tags(opts: Options, key_id: str):
@@ -56,13 +64,35 @@ def _tags(opts: Options, key_id: str):
             markers.reactivated_tag(opts.prefix, key_id))
 
 
+def _approval(opts: Options, key_id: str, m: Optional[markers.Markers] = None) -> Tuple[str, ...]:
+    """The key's approval tag, as a tag to remove: when approvals are on and, given the
+    markers, when the tag is there."""
+    if not opts.approval or (m is not None and key_id not in m.approved):
+        return ()
+    return (markers.approval_tag(opts.approval, key_id),)
+
+
+def with_approval(plan: Plan, opts: Options) -> Plan:
+    """The approval tag a notice offers, on a key that stays deactivated and marked."""
+    if not opts.approval or plan.step not in APPROVABLE:
+        return plan
+    return replace(plan, approval_tag=markers.approval_tag(opts.approval, plan.key_id))
+
+
 def plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.Markers,
                  now: datetime, opts: Options, is_self: bool) -> Plan:
     """The step for a key that the filter matched as unused."""
+    return with_approval(_plan_matched(user, key_id, key, m, now, opts, is_self), opts)
+
+
+def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.Markers,
+                  now: datetime, opts: Options, is_self: bool) -> Plan:
     d_tag, r_tag = _tags(opts, key_id)
     raw = m.deactivated.get(key_id)
+    # An approval counts only for the deactivation it follows: any other step drops it.
+    a_kept = _approval(opts, key_id, m)
     stale = tuple(t for t, v in ((d_tag, raw), (r_tag, m.reactivated.get(key_id)))
-                  if v is not None)
+                  if v is not None) + a_kept
     base = Plan(user=user, key_id=key_id, step=GONE, at=now)
     if is_self:
         return replace(base, step=SKIPPED_SELF)
@@ -72,22 +102,31 @@ def plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.Ma
     r_kept = (r_tag,) if r_tag in stale else ()
     if key.status == 'Active':
         if raw is not None:
-            return replace(base, step=REACTIVATED, untag=(d_tag,),
+            return replace(base, step=REACTIVATED, untag=(d_tag,) + a_kept,
                            tag={r_tag: markers.format_time(now)})
         reactivated = markers.parse_time(m.reactivated.get(key_id), now)
         if reactivated is not None and now - reactivated < opts.reactivation_grace:
-            return replace(base, step=REACTIVATED)
-        return replace(base, step=DEACTIVATED, deactivate=True, tag=stamp, untag=r_kept,
-                       delete_on=now + opts.delete_after)
+            return replace(base, step=REACTIVATED, untag=a_kept)
+        return replace(base, step=DEACTIVATED, deactivate=True, tag=stamp,
+                       untag=r_kept + a_kept, delete_on=now + opts.delete_after)
     marker_at = markers.parse_time(raw, now)
     if marker_at is None:
         warning = None if raw is None else (
             'marker %s=%r cannot be parsed; rewritten as now' % (d_tag, raw))
-        return replace(base, step=MARKED, tag=stamp, untag=r_kept, warning=warning,
+        return replace(base, step=MARKED, tag=stamp, untag=r_kept + a_kept, warning=warning,
                        delete_on=now + opts.delete_after)
     delete_on = marker_at + opts.delete_after
     if now < delete_on:
         return replace(base, step=WAITING, delete_on=delete_on, untag=r_kept)
+    if opts.approval:
+        value = m.approved.get(key_id)
+        approved = markers.parse_time(value, now)
+        if approved is None or approved <= marker_at:
+            warning = None if value is None else (
+                'approval %s=%r is not a time after its deactivation (%s); awaiting '
+                'approval' % (markers.approval_tag(opts.approval, key_id), value, raw))
+            return replace(base, step=AWAITING_APPROVAL, delete_on=delete_on, untag=r_kept,
+                           warning=warning)
     return replace(base, step=DELETED, delete=True, untag=stale, marker_at=marker_at)
 
 
@@ -95,17 +134,19 @@ def confirm_delete(plan: Plan, fresh: Optional[ListedKey], last_used: Optional[d
                    now: datetime, opts: Options) -> Plan:
     """Recheck a planned delete against fresh ListAccessKeys and GetAccessKeyLastUsed."""
     d_tag, r_tag = _tags(opts, plan.key_id)
+    # With approvals on, a planned delete had one; it never outlives the deactivation.
+    a_tag = _approval(opts, plan.key_id)
     if fresh is None:
         return replace(plan, step=GONE, delete=False)
     if fresh.status != 'Inactive':
-        return replace(plan, step=REACTIVATED, delete=False, untag=(d_tag,),
+        return replace(plan, step=REACTIVATED, delete=False, untag=(d_tag,) + a_tag,
                        tag={r_tag: markers.format_time(now)})
     if last_used is not None and last_used >= plan.marker_at:
-        return replace(plan, step=MARKED, delete=False, untag=(),
-                       tag={d_tag: markers.format_time(now)},
-                       delete_on=now + opts.delete_after,
-                       warning='used at %s, after its marker; marked again' % (
-                           last_used.isoformat()))
+        return with_approval(replace(
+            plan, step=MARKED, delete=False, untag=a_tag,
+            tag={d_tag: markers.format_time(now)}, delete_on=now + opts.delete_after,
+            warning='used at %s, after its marker; marked again%s' % (
+                last_used.isoformat(), '; its approval is removed' if a_tag else '')), opts)
     return plan
 
 
@@ -117,19 +158,23 @@ def plan_unmatched(user: str, key_id: str, key: Optional[ListedKey], m: markers.
     has been used since, so drop the marker. Inactive with a deactivation marker:
     exempt or no longer unused, so drop the marker; should it match again, it is
     marked afresh and waits the whole grace. A reactivation tag past its grace has
-    done its job.
+    done its job. An approval goes with the marker, and alone it approves nothing.
     """
     d_tag, r_tag = _tags(opts, key_id)
+    a_kept = _approval(opts, key_id, m)
     base = Plan(user=user, key_id=key_id, step=GONE, at=now)
     if key is None:
         return replace(base, untag=tuple(
-            t for t, kid in ((d_tag, m.deactivated), (r_tag, m.reactivated)) if key_id in kid))
+            t for t, kid in ((d_tag, m.deactivated), (r_tag, m.reactivated)) if key_id in kid)
+            + a_kept)
     if key_id in m.deactivated:
         step = REACTIVATED if key.status == 'Active' else UNMARKED
         return replace(base, step=step, untag=(d_tag,) + (
-            (r_tag,) if key_id in m.reactivated else ()))
+            (r_tag,) if key_id in m.reactivated else ()) + a_kept)
     if reactivation_spent(m.reactivated.get(key_id), now, opts.reactivation_grace):
-        return replace(base, step=UNMARKED, untag=(r_tag,))
+        return replace(base, step=UNMARKED, untag=(r_tag,) + a_kept)
+    if a_kept:
+        return replace(base, step=UNMARKED, untag=a_kept)
     return None
 
 
@@ -146,11 +191,12 @@ def keys_needing_work(m: markers.Markers, present: Optional[set], now: datetime,
     """The key ids whose markers a retire run would act on.
 
     A deactivation marker always does (its key waits, is deleted, was reactivated or
-    is gone). A reactivation tag does once its grace has passed (`grace` None: never)
+    is gone), and so does an approval (with its marker, or left alone: removed). A
+    reactivation tag does once its grace has passed (`grace` None: never)
     or its key is gone; `present` None means the keys were not listed, so tags
     within their grace are left out.
     """
-    found = set(m.deactivated)
+    found = set(m.deactivated) | set(m.approved)
     for key_id, value in m.reactivated.items():
         if grace is not None and reactivation_spent(value, now, grace):
             found.add(key_id)

@@ -4,14 +4,18 @@
 - `<prefix>-reactivated:<AccessKeyId>` = time a run found the key reactivated by its
   owner. Reactivation counts as use: the key is not deactivated again until the
   filter's `days` have passed since, so a second run on the same day does not undo it.
+- `<approval-tag>:<AccessKeyId>` (only with the action's `approval-tag`) = time a
+  person approved the key's deletion; it counts only when later than the deactivation.
 """
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Dict, Iterable, Mapping, Optional
 
 from .names import REACTIVATED_SUFFIX
 
+# The format of every time the tags hold (UTC), as `date -u +%Y-%m-%dT%H:%M:%SZ` writes it.
+MARKER_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
 _VALUE = re.compile(r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$')
 # A marker this far ahead of now was not written by a run: treat it as malformed.
 FUTURE_SKEW = timedelta(hours=1)
@@ -22,9 +26,11 @@ class Markers:
     """The retirement tags of one user, by key id (raw values)."""
     deactivated: Mapping[str, str]
     reactivated: Mapping[str, str]
+    # Approvals of deletion; empty unless the approval tag's head was given.
+    approved: Mapping[str, str] = field(default_factory=dict)
 
     def key_ids(self):
-        return set(self.deactivated) | set(self.reactivated)
+        return set(self.deactivated) | set(self.reactivated) | set(self.approved)
 
 
 def deactivated_tag(prefix: str, key_id: str) -> str:
@@ -35,8 +41,19 @@ def reactivated_tag(prefix: str, key_id: str) -> str:
     return '%s%s:%s' % (prefix, REACTIVATED_SUFFIX, key_id)
 
 
+def approval_tag(head: str, key_id: str) -> str:
+    return '%s:%s' % (head, key_id)
+
+
+def heads_overlap(prefix: str, approval: str) -> bool:
+    """An approval head whose tags could be read as markers, or the reverse."""
+    a_head = approval_tag(approval, '')
+    return any(h.startswith(a_head) or a_head.startswith(h)
+               for h in (deactivated_tag(prefix, ''), reactivated_tag(prefix, '')))
+
+
 def format_time(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    return when.astimezone(timezone.utc).strftime(MARKER_FORMAT)
 
 
 def parse_time(value: Optional[str], now: datetime) -> Optional[datetime]:
@@ -44,17 +61,20 @@ def parse_time(value: Optional[str], now: datetime) -> Optional[datetime]:
     if value is None or not _VALUE.match(value):
         return None
     try:
-        when = datetime.strptime(value, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=timezone.utc)
+        when = datetime.strptime(value, MARKER_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
         return None
     return None if when > now + FUTURE_SKEW else when
 
 
-def markers_of(tags: Iterable[dict], prefix: str) -> Markers:
-    found: Dict[str, Dict[str, str]] = {'d': {}, 'r': {}}
+def markers_of(tags: Iterable[dict], prefix: str, approval: Optional[str] = None) -> Markers:
+    """The markers of one user; its approvals too when `approval` (the head) is given."""
+    found: Dict[str, Dict[str, str]] = {'d': {}, 'r': {}, 'a': {}}
     heads = {'d': deactivated_tag(prefix, ''), 'r': reactivated_tag(prefix, '')}
+    if approval:
+        heads['a'] = approval_tag(approval, '')
     for tag in tags or ():
         for kind, head in heads.items():
             if tag['Key'].startswith(head) and len(tag['Key']) > len(head):
                 found[kind][tag['Key'][len(head):]] = tag['Value']
-    return Markers(deactivated=found['d'], reactivated=found['r'])
+    return Markers(deactivated=found['d'], reactivated=found['r'], approved=found['a'])

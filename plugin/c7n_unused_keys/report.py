@@ -415,12 +415,14 @@ def would_step(row: Row, resource: dict, policy: dict, meta: dict, ann: dict):
     opts = lifecycle.Options(
         delete_after=timedelta(days=action.get('delete-after-days', 30)),
         prefix=action.get('marker-tag-prefix', MARKER_PREFIX),
-        reactivation_grace=timedelta(days=filter_days(policy.get('filters')) or 0))
+        reactivation_grace=timedelta(days=filter_days(policy.get('filters')) or 0),
+        approval=action.get('approval-tag'))
     now = datetime.fromtimestamp(meta['execution']['start'], timezone.utc)
     key = ListedKey(user=row.user, key_id=row.key_id, status=row.status,
                     created=now)
     plan = lifecycle.plan_matched(row.user, row.key_id, key,
-                                  markers.markers_of(resource.get('Tags'), opts.prefix),
+                                  markers.markers_of(resource.get('Tags'), opts.prefix,
+                                                     opts.approval),
                                   now, opts, is_self=False)
     if plan.delete:
         used = ann.get('LastUsedDate')
@@ -552,6 +554,10 @@ def exit_code(report: Report, fail_on) -> int:
     if 'unused' in fail_on and any(r.idle_days is not None for r in report.rows):
         return EXIT_FAIL_ON
     if 'actions' in fail_on and any(r.step in ACTED for r in report.rows):
+        return EXIT_FAIL_ON
+    # Not among `actions`: nothing was changed, but a person is needed.
+    if 'awaiting-approval' in fail_on and any(
+            r.step == lifecycle.AWAITING_APPROVAL for r in report.rows):
         return EXIT_FAIL_ON
     return 0
 
