@@ -1,5 +1,5 @@
-"""The c7n-mailer template renders key-level resources (aws.iam-access-key): one line per
-key under its stage, naming it, from the message a real notify action sent to the emulator's queue."""
+"""The c7n-mailer template renders key-level resources (aws.iam-access-key): one line per key
+under its stage, naming it, from the message a real notify action sent to the emulator's queue."""
 import base64
 import json
 import logging
