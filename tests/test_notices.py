@@ -208,3 +208,37 @@ def test_delivered_through_c7n_mailer_slack_code(org, tmp_path):
 
 def test_headings_are_those_the_tests_read():
     assert {'Deactivated today', 'Deleted', 'Awaiting approval to delete'} <= set(HEADINGS)
+
+
+DOCS = CONFIG.parent / 'docs' / 'owners.md'
+# What changes from run to run: key ids, dates and times.
+VOLATILE = [(re.compile(r'AKIA[0-9A-Z]{16}'), 'AKIA...'),
+            (re.compile(r'\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?'), 'DATE')]
+
+
+def normal(text):
+    for pattern, into in VOLATILE:
+        text = pattern.sub(into, text)
+    return text
+
+
+def docs_blocks(text):
+    """The rendered examples of docs/owners.md: (slack, email)."""
+    return tuple(re.search(r'<!-- %s -->\n```\w*\n(.*?)```\n' % name, text, re.S).group(1)
+                 for name in ('rendered-slack', 'rendered-email'))
+
+
+def test_docs_examples_are_a_fresh_rendering(org, tmp_path):
+    """docs/owners.md shows the digest of a real day-0 run in dev. To regenerate it:
+    UPDATE_DOCS=1 python -m pytest tests/test_notices.py -k docs_examples."""
+    import os
+    (message,) = notify_run(org, tmp_path / 'day0')
+    fresh = (json.dumps(slack(message), indent=2) + '\n',
+             '\n'.join(line for line in render(message).splitlines() if line.strip()) + '\n')
+    text = DOCS.read_text()
+    if os.environ.get('UPDATE_DOCS'):
+        for name, body in zip(('rendered-slack', 'rendered-email'), fresh):
+            text = re.sub(r'(<!-- %s -->\n```\w*\n).*?(```\n)' % name,
+                          lambda m: m.group(1) + body + m.group(2), text, flags=re.S)
+        DOCS.write_text(text)
+    assert [normal(b) for b in docs_blocks(DOCS.read_text())] == [normal(b) for b in fresh]
