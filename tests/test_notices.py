@@ -242,3 +242,48 @@ def test_docs_examples_are_a_fresh_rendering(org, tmp_path):
                           lambda m: m.group(1) + body + m.group(2), text, flags=re.S)
         DOCS.write_text(text)
     assert [normal(b) for b in docs_blocks(DOCS.read_text())] == [normal(b) for b in fresh]
+
+
+@responses.activate
+def test_owner_hears_of_own_keys_and_the_security_channel_of_all(org, tmp_path, monkeypatch):
+    """The shipped recipients, resolved by c7n-mailer: `slack://owners` posts each owner
+    (found by the user's OwnerContact tag) the digest of their keys alone, keys without
+    an owner go to owner_absent_contact, and `slack://#cloud-security` gets every key."""
+    import boto3
+    from urllib.parse import parse_qs
+    from c7n_mailer.email_delivery import EmailDelivery
+    from c7n_mailer.slack_delivery import SlackDelivery
+    from notices import TEMPLATES
+    org.iam_client(DEV).tag_user(UserName='bob-idle-50d',
+                                 Tags=[{'Key': 'OwnerContact', 'Value': 'bob@example.com'}])
+    (message,) = notify_run(org, tmp_path / 'day0')
+    want = expected(records_of(tmp_path / 'day0'))
+    everything = set().union(*want.values())
+    bob = {r['AccessKeyId'] for r in records_of(tmp_path / 'day0')
+           if r['UserName'] == 'bob-idle-50d'}
+    ids = {'bob@example.com': 'UBOB', 'cloud-security@example.com': 'USEC'}
+
+    def lookup(request):
+        email = parse_qs(request.body)['email'][0]
+        return 200, {}, json.dumps({'ok': True, 'user': {'id': ids[email]}})
+    responses.add_callback(responses.POST, 'https://slack.com/api/users.lookupByEmail',
+                           callback=lookup, content_type='application/json')
+    responses.add(responses.POST, 'https://slack.com/api/chat.postMessage', json={'ok': True})
+    for k in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'):
+        monkeypatch.setenv(k, 'x')
+    config = {'templates_folders': [TEMPLATES], 'slack_token': 'xoxb-test',
+              'contact_tags': ['OwnerContact'], 'region': 'us-east-1'}
+    logger = logging.getLogger('test')
+    emails = EmailDelivery(config, boto3.Session(region_name='us-east-1'), logger)
+    delivery = SlackDelivery(config, logger, emails)
+    delivery.slack_handler(message, delivery.get_to_addrs_slack_messages_map(message))
+    sent = {}
+    for call in responses.calls:
+        if call.request.url.endswith('chat.postMessage'):
+            payload = json.loads(call.request.body)
+            listed = set().union(*(keys for _, keys in slack_stages(payload).values()))
+            sent[payload['channel']] = listed
+    assert set(sent) == {'UBOB', 'USEC', 'cloud-security'}
+    assert sent['UBOB'] == bob
+    assert sent['USEC'] == everything - bob
+    assert sent['cloud-security'] == everything
