@@ -1,4 +1,5 @@
 """The steps of `make demo` (after its install): sandbox, org-wide runs, report, stop."""
+import json
 import time
 
 from c7n_unused_keys.report import read
@@ -27,6 +28,13 @@ def test_demo(tmp_path):
         assert totals[name] == STEPS_PER_ACCOUNT
         assert '%s  ' % name in out
     assert 'unused 27, deactivated 18, waiting 3, deleted 3, reactivated 3' in out
+    # The Slack digest of each account's retire run, as c7n-mailer would post it.
+    for name in ('dev', 'staging', 'prod'):
+        head = '== Slack digest for %s (c7n-mailer, slack://#cloud-security)\n' % name
+        body = out.split(head, 1)[1].split('\n== ', 1)[0].split('\n\nThe sandbox', 1)[0]
+        payload = json.loads(body)
+        assert payload['channel'] == '#cloud-security'
+        assert 'Deactivated today: 6' in payload['text'] and 'Deleted: 1' in payload['text']
 
 
 def test_wait_ready_sees_lines_that_arrive_together():

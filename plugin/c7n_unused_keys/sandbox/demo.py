@@ -1,9 +1,12 @@
 """`make demo`: the main job org-wide against a fresh local sandbox, then the report.
 
 Starts `c7n-unused-keys sandbox` as a child process, runs `c7n-org run` with the
-report policy and then the retire policy, prints the report of each, and stops
-the sandbox whatever happened.
+report policy and then the retire policy, prints the report of each, then the
+Slack digest of each account that c7n-mailer would send for the retire run (the
+shipped template, rendered by c7n-mailer), and stops the sandbox whatever happened.
 """
+import json
+import logging
 import os
 import queue
 import shutil
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Dict
 
 from ..accounts import load_accounts
+from ..names import RESULTS_ANNOTATION
 from ..report import read, render
 
 POLICIES = ('unused-access-keys-report', 'unused-access-keys-retire')
@@ -48,6 +52,7 @@ def run_demo(config: str, policies_dir: str, output_dir: str) -> int:
             sys.stdout.write(render(report, 'table'))
             if report.failures:
                 return 1
+        print_slack_digests(out / POLICIES[-1], config, Path(policies_dir).parent / 'mailer')
     finally:
         sandbox.send_signal(signal.SIGTERM)
         try:
@@ -56,6 +61,32 @@ def run_demo(config: str, policies_dir: str, output_dir: str) -> int:
             sandbox.kill()
     print('\nThe sandbox is stopped. Outputs are under %s.' % out)
     return 0
+
+
+def print_slack_digests(out: Path, config: str, mailer: Path) -> None:
+    """The message c7n-mailer would post to the security channel for each account's run:
+    the run's resources with the action's records on them, as the notify action sends
+    them, rendered with c7n-mailer's own rendering and the shipped Slack template."""
+    from c7n_mailer.utils import get_rendered_jinja
+    accounts = load_accounts(config)
+    for run in sorted(out.glob('*/*/%s' % POLICIES[-1])):
+        account, region = run.parent.parent.name, run.parent.name
+        resources = json.loads((run / 'resources.json').read_text())
+        done = run / 'action-retire-access-keys'
+        records = json.loads(done.read_text()) if done.exists() else []
+        for r in resources:
+            r[RESULTS_ANNOTATION] = [x for x in records if x['UserName'] == r['UserName']]
+        account_id = next((i for i, n in accounts.items() if n == account), '')
+        message = {'action': {'slack_template': 'unused-access-keys.slack'},
+                   'policy': {'name': POLICIES[-1]}, 'account': account,
+                   'account_id': account_id, 'region': region,
+                   'execution_start': json.loads((run / 'metadata.json').read_text())[
+                       'execution']['start']}
+        body = get_rendered_jinja('#cloud-security', message, resources, logging.getLogger(
+            'demo'), 'slack_template', 'slack_default', [str(mailer / 'templates')])
+        print('\n== Slack digest for %s (c7n-mailer, slack://#cloud-security)' % account)
+        print(json.dumps(json.loads(body), indent=2) if body and body.strip()
+              else '(nothing to say: no message)')
 
 
 def wait_ready(sandbox: subprocess.Popen) -> Dict[str, str]:

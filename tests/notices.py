@@ -1,0 +1,75 @@
+"""Notices as c7n-mailer makes them: the shipped notify policy run by c7n-org against the
+emulator, its message read back from the emulator's queue and decoded as c7n-mailer does,
+then rendered with c7n-mailer's own `get_rendered_jinja`."""
+import base64
+import json
+import logging
+import zlib
+from pathlib import Path
+
+import boto3
+import yaml
+
+from conftest import ROOT, run_command
+
+MAILER = ROOT / 'mailer'
+TEMPLATES = str(MAILER / 'templates')
+CONFIG = ROOT / 'custodian.yml'
+NOTIFY = MAILER / 'unused-access-keys-notify.yml'
+QUEUE = 'cloud-custodian-mailer'
+DEV = '111111111111'
+# The stage headings, as both templates write them.
+HEADINGS = ('Deactivated today', 'To be deleted within', 'Deleted',
+            'Awaiting approval to delete', 'Could not be changed')
+
+
+def sqs_client(emu, account=DEV):
+    """An SQS client whose calls land in `account`, through AssumeRole as c7n-org does."""
+    env = emu.env()
+    kw = dict(endpoint_url=env['AWS_ENDPOINT_URL'], region_name='us-east-1',
+              aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
+              aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
+    creds = boto3.client('sts', **kw).assume_role(
+        RoleArn='arn:aws:iam::%s:role/c7n-unused-keys' % account,
+        RoleSessionName='c7n-unused-keys-test')['Credentials']
+    kw.update(aws_access_key_id=creds['AccessKeyId'],
+              aws_secret_access_key=creds['SecretAccessKey'],
+              aws_session_token=creds['SessionToken'])
+    return boto3.client('sqs', **kw)
+
+
+def notify_run(emu, out: Path, policy: Path = NOTIFY, account='dev', account_id=DEV):
+    """Run `policy` with c7n-org in one account; the messages its notify action queued,
+    decoded as c7n-mailer decodes them (a list: none when nothing was sent)."""
+    sqs = sqs_client(emu, account_id)
+    url = sqs.create_queue(QueueName=QUEUE)['QueueUrl']
+    run = run_command(['c7n-org', 'run', '-c', CONFIG, '-s', out, '--cache-period', '0',
+                       '-u', policy, '-a', account], emu)
+    assert run.returncode == 0, run.stderr
+    got = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get('Messages', [])
+        if not batch:
+            return got
+        for m in batch:
+            got.append(json.loads(zlib.decompress(base64.b64decode(m['Body']))))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m['ReceiptHandle'])
+
+
+def render(message, resources=None, template='template', recipient='owner@example.com'):
+    """The body c7n-mailer renders for `recipient`: `template` is the action's key that
+    names it ('template' for email, 'slack_template' for Slack)."""
+    from c7n_mailer.utils import get_rendered_jinja
+    default = 'slack_default' if template == 'slack_template' else 'default'
+    return get_rendered_jinja(recipient, message, message['resources'] if resources is None
+                              else resources, logging.getLogger('test'), template, default,
+                              [TEMPLATES])
+
+
+def slack(message, resources=None, recipient='#cloud-security'):
+    """The Slack payload, parsed: it must be JSON."""
+    return json.loads(render(message, resources, 'slack_template', recipient))
+
+
+def notify_action():
+    return yaml.safe_load(NOTIFY.read_text())['policies'][0]['actions'][1]

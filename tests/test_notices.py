@@ -1,0 +1,289 @@
+"""The digest, by stage, as c7n-mailer renders it from real retire runs (tests/notices.py):
+email and Slack, day 0, day 24 (deletion within 7 days) and day 31 (deleted); nothing
+when there is nothing to say; the approval stage; Slack's limits and c7n-mailer's own
+Slack delivery."""
+import copy
+import json
+import logging
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import responses
+
+from c7n_unused_keys.accounts import load_accounts
+from c7n_unused_keys.names import RESULTS_ANNOTATION, UNUSED_ANNOTATION
+from c7n_unused_keys.sandbox.seed import seed_organisation
+from conftest import read_json
+from notices import CONFIG, DEV, HEADINGS, notify_run, render, slack
+
+KEY = re.compile(r'AKIA[0-9A-Z]{16}')
+SOON = 'To be deleted within 7 days'
+# Slack's limits (Block Kit): 50 blocks a message, 3000 characters a section's text; a
+# message's blocks are refused somewhat above 12000 characters in all.
+MAX_BLOCKS, MAX_SECTION, MAX_BLOCKS_TEXT, MAX_TEXT = 50, 3000, 12000, 40000
+
+
+def expected(records, days=7):
+    """heading -> key ids, from the action's records, by the notice's rules."""
+    soon = (datetime.now(timezone.utc) + timedelta(days=days)).date().isoformat()
+    want = {}
+    for r in records:
+        if r['Step'] == 'deactivated':
+            want.setdefault('Deactivated today', set()).add(r['AccessKeyId'])
+        elif r['Step'] == 'deleted':
+            want.setdefault('Deleted', set()).add(r['AccessKeyId'])
+        elif r['Step'] in ('waiting', 'marked') and r['DeleteOn'][:10] <= soon:
+            want.setdefault(SOON, set()).add(r['AccessKeyId'])
+    return want
+
+
+def email_stages(html):
+    """heading -> key ids under it, from the rendered email."""
+    got = {}
+    for part in html.split('<h3>')[1:]:
+        heading, count = re.match(r'(.*?) \((\d+)\)</h3>', part).groups()
+        got[heading] = set(KEY.findall(part))
+        assert len(got[heading]) == int(count)
+    return got
+
+
+def slack_stages(payload):
+    """heading -> (count, key ids listed), from the Slack payload's sections."""
+    got = {}
+    for block in payload['blocks'][1:]:
+        if block['type'] != 'section':
+            continue
+        heading, count = re.match(r'\*(.*?)\* \((\d+)\)', block['text']['text']).groups()
+        got[heading] = (int(count), set(KEY.findall(block['text']['text'])))
+    return got
+
+
+def check_stages(message, records):
+    want = expected(records)
+    assert email_stages(render(message)) == want
+    payload = slack(message)
+    got = slack_stages(payload)
+    assert set(got) == set(want)
+    for heading, keys in want.items():
+        count, listed = got[heading]
+        assert count == len(keys) and listed <= keys and len(listed) == min(len(keys), 8)
+    assert payload['channel'] == '#cloud-security'
+    return want
+
+
+@pytest.fixture
+def org(sandbox):
+    seed_organisation(sandbox, load_accounts(CONFIG), through_api=False)
+    return sandbox
+
+
+def records_of(out):
+    return read_json(out / 'dev' / 'us-east-1' / 'unused-access-keys-retire-notify' /
+                     'action-retire-access-keys')
+
+
+def test_each_stage_lists_its_keys_day_0_24_31(org, tmp_path):
+    (message,) = notify_run(org, tmp_path / 'day0')
+    day0 = check_stages(message, records_of(tmp_path / 'day0'))
+    assert set(day0) == {'Deactivated today', 'Deleted'}
+    deactivated = day0['Deactivated today']
+    # The delete-on date it can be taken back until, and the last use, per key.
+    html = render(message)
+    listed = set().union(*day0.values())
+    for res in message['resources']:
+        for fact in res[UNUSED_ANNOTATION]:
+            if fact['AccessKeyId'] not in listed:
+                assert fact['AccessKeyId'] not in html
+                continue
+            row = re.search(r'<tr><td>%s</td>(.*?)</tr>' % fact['AccessKeyId'], html).group(1)
+            assert '<td>%s</td>' % res['UserName'] in row and DEV in row
+            assert ('never' if fact['NeverUsed'] else fact['LastUsedDate'][:10]) in row
+
+    org.advance(DEV, 24)
+    (message,) = notify_run(org, tmp_path / 'day24')
+    day24 = check_stages(message, records_of(tmp_path / 'day24'))
+    # Day 0's keys are due on day 30, heidi's (deactivated 5 days before day 0) on day 25.
+    assert day24[SOON] >= deactivated and len(day24[SOON]) == len(deactivated) + 1
+
+    org.advance(DEV, 7)
+    (message,) = notify_run(org, tmp_path / 'day31')
+    day31 = check_stages(message, records_of(tmp_path / 'day31'))
+    assert day31['Deleted'] == day24[SOON]
+    assert SOON not in day31
+
+
+def test_nothing_to_say_renders_nothing(org, tmp_path):
+    """Day 10: every key waits, none within 7 days of deletion (or was kept by its owner):
+    both bodies are empty."""
+    notify_run(org, tmp_path / 'day0')
+    org.advance(DEV, 10)
+    (message,) = notify_run(org, tmp_path / 'day10')
+    assert {r['Step'] for r in records_of(tmp_path / 'day10')} == {'waiting', 'reactivated'}
+    assert render(message).strip() == ''
+    assert render(message, template='slack_template', recipient='#x').strip() == ''
+
+
+def hand_made(n, user='bob', step='awaiting-approval'):
+    """A message with n keys of one user, records shaped as the retire action's."""
+    keys = ['AKIA%016d' % i for i in range(n)]
+    res = {'UserName': user, 'Tags': [],
+           UNUSED_ANNOTATION: [{'AccessKeyId': k, 'LastUsedDate': '2026-01-02T00:00:00+00:00',
+                                'LastUsedService': 's3', 'LastUsedRegion': 'us-east-1',
+                                'NeverUsed': False, 'IdleDays': 300, 'Reason': 'idle'}
+                               for k in keys],
+           RESULTS_ANNOTATION: [{'UserName': user, 'AccessKeyId': k, 'Step': step,
+                                 'DeleteOn': '2026-02-01T00:00:00+00:00', 'Error': None,
+                                 'ApprovalTag': 'c7n-unused-keys-approved:' + k}
+                                for k in keys]}
+    return {'action': {'template': 'unused-access-keys.html',
+                       'slack_template': 'unused-access-keys.slack'},
+            'policy': {'name': 'p', 'resource': 'iam-user'}, 'account': 'dev',
+            'account_id': DEV, 'region': 'us-east-1', 'execution_start': 1795000000,
+            'resources': [res]}
+
+
+def test_awaiting_approval_lists_the_commands_that_approve_or_keep_each_key():
+    message = hand_made(2)
+    html = render(message)
+    assert set(email_stages(html)) == {'Awaiting approval to delete'}
+    payload = slack(message)
+    text = payload['blocks'][1]['text']['text']
+    for k in ('AKIA%016d' % i for i in range(2)):
+        approve = ('aws iam tag-user --user-name bob --tags Key=c7n-unused-keys-approved:%s,'
+                   'Value=$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)' % k)
+        keep = 'aws iam update-access-key --user-name bob --access-key-id %s --status Active' % k
+        exempt = 'aws iam tag-user --user-name bob --tags Key=c7n-unused-keys-exempt,Value=%s' % k
+        for cmd in (approve, keep, exempt):
+            assert cmd in html
+        assert '`%s`' % approve in text and '`%s`' % keep in text
+
+
+@pytest.mark.parametrize('user', ['o"brien', 'back\\slash', 'new\nline', '<@here> & `x`'])
+def test_slack_payload_stays_json_whatever_the_user_name(user):
+    payload = slack(hand_made(1, user=user, step='deactivated'))
+    text = payload['blocks'][1]['text']['text']
+    shown = user.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;').replace(
+        '`', "'")
+    assert 'user `%s`' % shown in text
+
+
+def test_slack_payload_within_limits_with_500_keys():
+    message = hand_made(250, user='u' * 64, step='deactivated')
+    other = copy.deepcopy(message['resources'][0])
+    for r in other[RESULTS_ANNOTATION]:
+        r['Step'] = 'awaiting-approval'
+    message['resources'].append(other)
+    payload = slack(message)
+    sections = [b['text']['text'] for b in payload['blocks'] if b['type'] == 'section']
+    assert len(payload['blocks']) <= MAX_BLOCKS
+    assert max(len(t) for t in sections) <= MAX_SECTION
+    assert len(json.dumps(payload['blocks'])) <= MAX_BLOCKS_TEXT
+    assert len(payload['text']) <= MAX_TEXT
+    assert '...and 242 more' in sections[1] and '...and 247 more' in sections[2]
+
+
+@responses.activate
+def test_delivered_through_c7n_mailer_slack_code(org, tmp_path):
+    """c7n-mailer's SlackDelivery, its HTTP calls answered by a local recorder: the
+    security channel gets the digest of a real run."""
+    from c7n_mailer.slack_delivery import SlackDelivery
+    from notices import TEMPLATES
+    (message,) = notify_run(org, tmp_path / 'day0')
+    want = expected(records_of(tmp_path / 'day0'))
+    message['action']['to'] = ['slack://#cloud-security']
+    responses.add(responses.POST, 'https://slack.com/api/chat.postMessage',
+                  json={'ok': True})
+    delivery = SlackDelivery({'templates_folders': [TEMPLATES], 'slack_token': 'xoxb-test'},
+                             logging.getLogger('test'), None)
+    delivery.slack_handler(message, delivery.get_to_addrs_slack_messages_map(message))
+    (call,) = responses.calls
+    assert call.request.headers['Authorization'] == 'Bearer xoxb-test'
+    sent = json.loads(call.request.body)
+    assert sent['channel'] == 'cloud-security'
+    got = slack_stages(sent)
+    assert {h: n for h, (n, _) in got.items()} == {h: len(k) for h, k in want.items()}
+    assert 'Deactivated today: %d' % len(want['Deactivated today']) in sent['text']
+
+
+def test_headings_are_those_the_tests_read():
+    assert {'Deactivated today', 'Deleted', 'Awaiting approval to delete'} <= set(HEADINGS)
+
+
+DOCS = CONFIG.parent / 'docs' / 'owners.md'
+# What changes from run to run: key ids, dates and times.
+VOLATILE = [(re.compile(r'AKIA[0-9A-Z]{16}'), 'AKIA...'),
+            (re.compile(r'\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?'), 'DATE')]
+
+
+def normal(text):
+    for pattern, into in VOLATILE:
+        text = pattern.sub(into, text)
+    return text
+
+
+def docs_blocks(text):
+    """The rendered examples of docs/owners.md: (slack, email)."""
+    return tuple(re.search(r'<!-- %s -->\n```\w*\n(.*?)```\n' % name, text, re.S).group(1)
+                 for name in ('rendered-slack', 'rendered-email'))
+
+
+def test_docs_examples_are_a_fresh_rendering(org, tmp_path):
+    """docs/owners.md shows the digest of a real day-0 run in dev. To regenerate it:
+    UPDATE_DOCS=1 python -m pytest tests/test_notices.py -k docs_examples."""
+    import os
+    (message,) = notify_run(org, tmp_path / 'day0')
+    fresh = (json.dumps(slack(message), indent=2) + '\n',
+             '\n'.join(line for line in render(message).splitlines() if line.strip()) + '\n')
+    text = DOCS.read_text()
+    if os.environ.get('UPDATE_DOCS'):
+        for name, body in zip(('rendered-slack', 'rendered-email'), fresh):
+            text = re.sub(r'(<!-- %s -->\n```\w*\n).*?(```\n)' % name,
+                          lambda m: m.group(1) + body + m.group(2), text, flags=re.S)
+        DOCS.write_text(text)
+    assert [normal(b) for b in docs_blocks(DOCS.read_text())] == [normal(b) for b in fresh]
+
+
+@responses.activate
+def test_owner_hears_of_own_keys_and_the_security_channel_of_all(org, tmp_path, monkeypatch):
+    """The shipped recipients, resolved by c7n-mailer: `slack://owners` posts each owner
+    (found by the user's OwnerContact tag) the digest of their keys alone, keys without
+    an owner go to owner_absent_contact, and `slack://#cloud-security` gets every key."""
+    import boto3
+    from urllib.parse import parse_qs
+    from c7n_mailer.email_delivery import EmailDelivery
+    from c7n_mailer.slack_delivery import SlackDelivery
+    from notices import TEMPLATES
+    org.iam_client(DEV).tag_user(UserName='bob-idle-50d',
+                                 Tags=[{'Key': 'OwnerContact', 'Value': 'bob@example.com'}])
+    (message,) = notify_run(org, tmp_path / 'day0')
+    want = expected(records_of(tmp_path / 'day0'))
+    everything = set().union(*want.values())
+    bob = {r['AccessKeyId'] for r in records_of(tmp_path / 'day0')
+           if r['UserName'] == 'bob-idle-50d'}
+    ids = {'bob@example.com': 'UBOB', 'cloud-security@example.com': 'USEC'}
+
+    def lookup(request):
+        email = parse_qs(request.body)['email'][0]
+        return 200, {}, json.dumps({'ok': True, 'user': {'id': ids[email]}})
+    responses.add_callback(responses.POST, 'https://slack.com/api/users.lookupByEmail',
+                           callback=lookup, content_type='application/json')
+    responses.add(responses.POST, 'https://slack.com/api/chat.postMessage', json={'ok': True})
+    for k in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'):
+        monkeypatch.setenv(k, 'x')
+    config = {'templates_folders': [TEMPLATES], 'slack_token': 'xoxb-test',
+              'contact_tags': ['OwnerContact'], 'region': 'us-east-1'}
+    logger = logging.getLogger('test')
+    emails = EmailDelivery(config, boto3.Session(region_name='us-east-1'), logger)
+    delivery = SlackDelivery(config, logger, emails)
+    delivery.slack_handler(message, delivery.get_to_addrs_slack_messages_map(message))
+    sent = {}
+    for call in responses.calls:
+        if call.request.url.endswith('chat.postMessage'):
+            payload = json.loads(call.request.body)
+            listed = set().union(*(keys for _, keys in slack_stages(payload).values()))
+            sent[payload['channel']] = listed
+    assert set(sent) == {'UBOB', 'USEC', 'cloud-security'}
+    assert sent['UBOB'] == bob
+    assert sent['USEC'] == everything - bob
+    assert sent['cloud-security'] == everything
