@@ -128,7 +128,8 @@ def test_the_plugin_registers_what_the_lint_walks():
         'iam-user.source.list-users', 'iam-access-key.filters.unused-access-keys',
         'iam-access-key.filters.active-finding', 'iam-access-key.actions.post-finding',
         'account.actions.resolve-access-key-findings',
-        'iam-access-key.filters.marked-access-keys', 'iam-access-key.actions.retire-access-keys'}
+        'iam-access-key.filters.marked-access-keys', 'iam-access-key.actions.retire-access-keys',
+        'iam-user.actions.notify-unused-keys', 'iam-access-key.actions.notify-unused-keys'}
 
 
 @pytest.mark.parametrize('qualified,resource_type,cls,element', ELEMENTS,

@@ -1,0 +1,77 @@
+"""`notify-unused-keys`: c7n's `notify`, sent only when the digest has something to say."""
+import copy
+import logging
+from datetime import datetime, timedelta, timezone
+
+from c7n.actions.notify import Notify
+from c7n.resources.iam import AccessKey, User
+
+from .news import says_something
+from .schema_check import check_schema
+
+log = logging.getLogger('custodian.notify-unused-keys')
+
+DEFAULT_NOTICE_DAYS = 7
+
+
+def _schema():
+    schema = copy.deepcopy(Notify.schema)
+    schema['properties']['type'] = {'enum': ['notify-unused-keys']}
+    schema['properties']['deletion_notice_days'] = {'type': 'integer', 'minimum': 0}
+    schema['properties']['slack_template'] = {'type': 'string'}
+    return schema
+
+
+class NotifyUnusedKeys(Notify):
+    """c7n's `notify` for unused-key digests: only resources with news are sent.
+
+    :example:
+
+    .. code-block:: yaml
+
+      policies:
+        - name: unused-access-keys-retire-notify
+          resource: aws.iam-user
+          filters:
+            - type: unused-access-keys
+              days: 45
+          actions:
+            - type: retire-access-keys
+            - type: notify-unused-keys
+              template: unused-access-keys.html
+              slack_template: unused-access-keys.slack
+              deletion_notice_days: 7
+              to: [resource-owner]
+              transport:
+                type: sqs
+                queue: https://sqs.us-east-1.amazonaws.com/123456789012/c7n-mailer
+
+    The same options as `notify`, plus `deletion_notice_days` (default 7), which the
+    templates in mailer/templates read too. A resource has news when one of its keys
+    was deactivated, deleted, failed or awaits approval in this run, or will be
+    deleted within `deletion_notice_days`; without the retire action, when it has an
+    unused key. Resources without news are left out, and nothing is queued when none
+    has any: c7n-mailer would otherwise send an empty message.
+    """
+
+    schema = _schema()
+    schema_alias = False
+
+    def validate(self):
+        check_schema(self)
+        return super().validate()
+
+    def process(self, resources, event=None):
+        days = self.data.get('deletion_notice_days', DEFAULT_NOTICE_DAYS)
+        soon = (datetime.now(timezone.utc) + timedelta(days=days)).date()
+        told = [r for r in resources if says_something(r, soon)]
+        if not told:
+            log.info('notify-unused-keys: nothing to say about %d resources; nothing sent',
+                     len(resources))
+            return None
+        log.info('notify-unused-keys: %d of %d resources have news', len(told), len(resources))
+        return super().process(told, event)
+
+
+User.action_registry.register('notify-unused-keys', NotifyUnusedKeys)
+AccessKey.action_registry.register('notify-unused-keys', NotifyUnusedKeys)
