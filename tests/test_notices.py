@@ -15,7 +15,7 @@ from c7n_unused_keys.accounts import load_accounts
 from c7n_unused_keys.names import RESULTS_ANNOTATION, UNUSED_ANNOTATION
 from c7n_unused_keys.sandbox.seed import seed_organisation
 from conftest import read_json
-from notices import CONFIG, DEV, HEADINGS, notify_run, render, slack
+from notices import CONFIG, DEV, HEADINGS, NOTIFY, notify_run, render, slack
 
 KEY = re.compile(r'AKIA[0-9A-Z]{16}')
 SOON = 'To be deleted within 7 days'
@@ -33,6 +33,10 @@ def expected(records, days=7):
             want.setdefault('Deactivated today', set()).add(r['AccessKeyId'])
         elif r['Step'] == 'deleted':
             want.setdefault('Deleted', set()).add(r['AccessKeyId'])
+        elif r['Step'] == 'awaiting-approval':
+            want.setdefault('Awaiting approval to delete', set()).add(r['AccessKeyId'])
+        elif r['Step'] == 'failed':
+            want.setdefault('Could not be changed', set()).add(r['AccessKeyId'])
         elif r['Step'] in ('waiting', 'marked') and r['DeleteOn'][:10] <= soon:
             want.setdefault(SOON, set()).add(r['AccessKeyId'])
     return want
@@ -67,7 +71,9 @@ def check_stages(message, records):
     assert set(got) == set(want)
     for heading, keys in want.items():
         count, listed = got[heading]
-        assert count == len(keys) and listed <= keys and len(listed) == min(len(keys), 8)
+        # Each list is cut after 8 keys; approvals, with their commands, after 3.
+        cut = 3 if heading == 'Awaiting approval to delete' else 8
+        assert count == len(keys) and listed <= keys and len(listed) == min(len(keys), cut)
     assert payload['channel'] == '#cloud-security'
     return want
 
@@ -294,3 +300,28 @@ def test_owner_hears_of_own_keys_and_the_security_channel_of_all(org, tmp_path, 
     assert sent['UBOB'] == bob
     assert sent['USEC'] == everything - bob
     assert sent['cloud-security'] == everything
+
+
+def test_awaiting_approval_from_a_real_run_names_the_approving_command(org, tmp_path):
+    """The retire policy with `approval-tag`: on day 31 the due keys await approval, and
+    the notice lists each with the exact command that approves it (the record's tag)."""
+    import yaml
+    data = yaml.safe_load(NOTIFY.read_text())
+    data['policies'][0]['actions'][0]['approval-tag'] = 'c7n-unused-keys-approved'
+    policy = tmp_path / 'notify-approval.yml'
+    policy.write_text(yaml.safe_dump(data))
+    notify_run(org, tmp_path / 'day0', policy)
+    org.advance(DEV, 24)
+    notify_run(org, tmp_path / 'day24', policy)
+    org.advance(DEV, 7)
+    (message,) = notify_run(org, tmp_path / 'day31', policy)
+    records = records_of(tmp_path / 'day31')
+    waiting = {r['AccessKeyId']: r for r in records if r['Step'] == 'awaiting-approval'}
+    assert waiting and not [r for r in records if r['Step'] == 'deleted']
+    stages = check_stages(message, records)
+    assert stages['Awaiting approval to delete'] == set(waiting)
+    html = render(message)
+    for key, rec in waiting.items():
+        assert rec['ApprovalTag'] == 'c7n-unused-keys-approved:' + key
+        assert ('aws iam tag-user --user-name %s --tags Key=%s,Value=' % (
+            rec['UserName'], rec['ApprovalTag'])) in html
