@@ -38,14 +38,15 @@ def sqs_client(emu, account=DEV):
     return boto3.client('sqs', **kw)
 
 
-def notify_run(emu, out: Path, policy: Path = NOTIFY, account='dev', account_id=DEV):
+def notify_run(emu, out: Path, policy: Path = NOTIFY, account='dev', account_id=DEV,
+               env=None, fails=False):
     """Run `policy` with c7n-org in one account; the messages its notify action queued,
     decoded as c7n-mailer decodes them (a list: none when nothing was sent)."""
     sqs = sqs_client(emu, account_id)
     url = sqs.create_queue(QueueName=QUEUE)['QueueUrl']
     run = run_command(['c7n-org', 'run', '-c', CONFIG, '-s', out, '--cache-period', '0',
-                       '-u', policy, '-a', account], emu)
-    assert run.returncode == 0, run.stderr
+                       '-u', policy, '-a', account], emu, extra_env=env)
+    assert (run.returncode != 0) == fails, run.stderr
     got = []
     while True:
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get('Messages', [])

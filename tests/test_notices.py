@@ -12,6 +12,7 @@ import pytest
 import responses
 
 from c7n_unused_keys.accounts import load_accounts
+from c7n_unused_keys.markers import MARKER_FORMAT
 from c7n_unused_keys.names import RESULTS_ANNOTATION, UNUSED_ANNOTATION
 from c7n_unused_keys.sandbox.seed import seed_organisation
 from conftest import read_json
@@ -163,10 +164,13 @@ def test_awaiting_approval_lists_the_commands_that_approve_or_keep_each_key():
     payload = slack(message)
     text = payload['blocks'][1]['text']['text']
     for k in ('AKIA%016d' % i for i in range(2)):
+        # `date -u +FORMAT` writes the markers' own format, which the action reads.
         approve = ('aws iam tag-user --user-name bob --tags Key=c7n-unused-keys-approved:%s,'
-                   'Value=$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)' % k)
+                   'Value=$(date -u +%s)' % (k, MARKER_FORMAT))
         keep = 'aws iam update-access-key --user-name bob --access-key-id %s --status Active' % k
-        exempt = 'aws iam tag-user --user-name bob --tags Key=c7n-unused-keys-exempt,Value=%s' % k
+        # The exempt tag holds a list: the notice says what to add, not a command that
+        # would overwrite it.
+        exempt = 'add %s to the user' % k
         for cmd in (approve, keep, exempt):
             assert cmd in html
         assert '`%s`' % approve in text and '`%s`' % keep in text
@@ -325,3 +329,37 @@ def test_awaiting_approval_from_a_real_run_names_the_approving_command(org, tmp_
         assert rec['ApprovalTag'] == 'c7n-unused-keys-approved:' + key
         assert ('aws iam tag-user --user-name %s --tags Key=%s,Value=' % (
             rec['UserName'], rec['ApprovalTag'])) in html
+
+
+def test_a_failed_key_is_told_too_then_the_run_fails(org, tmp_path):
+    """c7n runs no action after one that raises: the retire action leaves the failure to
+    the notice, which tells everyone (the failed key under its own heading), then fails."""
+    from conftest import faults
+    (message,) = notify_run(org, tmp_path / 'out', env=faults(
+        'UpdateAccessKey=AccessDenied/bob-idle-50d'), fails=True)
+    records = records_of(tmp_path / 'out')
+    failed = {r['AccessKeyId'] for r in records if r['Step'] == 'failed'}
+    assert failed and {r['UserName'] for r in records if r['Step'] == 'failed'} == {
+        'bob-idle-50d'}
+    stages = check_stages(message, records)
+    assert stages['Could not be changed'] == failed and stages['Deactivated today']
+    log = (tmp_path / 'out' / 'dev' / 'us-east-1' / 'unused-access-keys-retire-notify' /
+           'custodian-run.log').read_text()
+    assert 'ERROR' in log and 'bob-idle-50d' in log and 'AccessDenied' in log
+    # And the report counts the run as failed.
+    from conftest import run_command
+    report = run_command(['c7n-unused-keys', 'report', tmp_path / 'out', '--format', 'json'],
+                         None)
+    assert report.returncode == 2 and json.loads(report.stdout)['failures'], report.stdout
+
+
+@pytest.mark.parametrize('until,listed', [('2099-01-01', True), ('2000-01-01', False)])
+def test_the_templates_list_what_the_action_decided(until, listed):
+    """The window's last day comes from the action (`deletion_notice_until`), not from
+    the mailer's clock, which may run later or in another time zone."""
+    message = hand_made(1, step='waiting')
+    message['resources'][0][RESULTS_ANNOTATION][0]['DeleteOn'] = '2098-12-31T00:00:00+00:00'
+    message['action']['deletion_notice_until'] = until
+    for body in (render(message), json.dumps(slack(message)) if listed else
+                 render(message, template='slack_template', recipient='#x')):
+        assert ('AKIA%016d' % 0 in body) is listed

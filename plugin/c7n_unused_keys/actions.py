@@ -248,14 +248,27 @@ class RetireAccessKeys(BaseAction):
             '%s %d' % (s, counts[s]) for s in lifecycle.STEPS if s in counts) or 'no keys')
         failed = [rec for rec in records if rec['Step'] == lifecycle.FAILED]
         if failed:
-            # c7n writes the results only when process() returns; a failed run needs them too.
-            self.manager.ctx.output.write_file('action-%s' % self.name, utils.dumps(records))
-            raise PolicyExecutionError(
+            error = PolicyExecutionError(
                 'retire-access-keys: %d of %d keys failed: %s' % (
                     len(failed), len(records), '; '.join(
                         '%s %s: %s' % (f['UserName'], f['AccessKeyId'], f['Error'])
                         for f in failed[:10])))
+            # c7n runs no later action once one raises: a notice that follows hands the
+            # failure on after it has told the owners (the failed keys included).
+            notice = self.notice_after()
+            if notice is not None:
+                notice.deferred_error = error
+                return records
+            # c7n writes the results only when process() returns; a failed run needs them too.
+            self.manager.ctx.output.write_file('action-%s' % self.name, utils.dumps(records))
+            raise error
         return records
+
+    def notice_after(self):
+        """The policy's `notify-unused-keys` action that runs after this one, if any."""
+        actions = list(self.manager.actions)
+        later = actions[actions.index(self) + 1:] if self in actions else []
+        return next((a for a in later if a.type == 'notify-unused-keys'), None)
 
     def check_breaker(self, plans, seen: int):
         """Before any write: fail the run when the planned deactivations exceed the limit."""

@@ -19,6 +19,8 @@ def _schema():
     schema['properties']['type'] = {'enum': ['notify-unused-keys']}
     schema['properties']['deletion_notice_days'] = {'type': 'integer', 'minimum': 0}
     schema['properties']['slack_template'] = {'type': 'string'}
+    # Set by the action itself, for the templates: the last delete-on date it lists.
+    schema['properties']['deletion_notice_until'] = {'type': 'string'}
     return schema
 
 
@@ -51,7 +53,10 @@ class NotifyUnusedKeys(Notify):
     was deactivated, deleted, failed or awaits approval in this run, or will be
     deleted within `deletion_notice_days`; without the retire action, when it has an
     unused key. Resources without news are left out, and nothing is queued when none
-    has any: c7n-mailer would otherwise send an empty message.
+    has any: c7n-mailer would otherwise send an empty message. The window's last day
+    goes to the templates as `deletion_notice_until`, so that they list exactly what
+    was decided here, whatever the mailer's clock. When the retire action before it
+    failed on a key, this action still sends the notice, then fails the run.
     """
 
     schema = _schema()
@@ -61,16 +66,27 @@ class NotifyUnusedKeys(Notify):
         check_schema(self)
         return super().validate()
 
+    # Set by a retire-access-keys action before this one whose run failed on a key.
+    deferred_error = None
+
     def process(self, resources, event=None):
         days = self.data.get('deletion_notice_days', DEFAULT_NOTICE_DAYS)
         soon = (datetime.now(timezone.utc) + timedelta(days=days)).date()
+        # The templates list what this run decided, not what the mailer's clock says later.
+        self.data['deletion_notice_until'] = soon.isoformat()
         told = [r for r in resources if says_something(r, soon)]
-        if not told:
-            log.info('notify-unused-keys: nothing to say about %d resources; nothing sent',
-                     len(resources))
-            return None
-        log.info('notify-unused-keys: %d of %d resources have news', len(told), len(resources))
-        return super().process(told, event)
+        try:
+            if not told:
+                log.info('notify-unused-keys: nothing to say about %d resources; nothing sent',
+                         len(resources))
+                return None
+            log.info('notify-unused-keys: %d of %d resources have news',
+                     len(told), len(resources))
+            return super().process(told, event)
+        finally:
+            error, self.deferred_error = self.deferred_error, None
+            if error is not None:
+                raise error
 
 
 User.action_registry.register('notify-unused-keys', NotifyUnusedKeys)
