@@ -239,26 +239,48 @@ def normal(text):
     return text
 
 
-def docs_blocks(text):
-    """The rendered examples of docs/owners.md: (slack, email)."""
+def docs_blocks(text, names=('rendered-slack', 'rendered-email')):
+    """The rendered examples of a page, by their markers."""
     return tuple(re.search(r'<!-- %s -->\n```\w*\n(.*?)```\n' % name, text, re.S).group(1)
-                 for name in ('rendered-slack', 'rendered-email'))
+                 for name in names)
+
+
+README = CONFIG.parent / 'README.md'
+README_BLOCKS = ('readme-slack', 'readme-email')
+
+
+def as_text(payload, html):
+    """What a reader sees: the Slack message's texts, and the email without its markup."""
+    slack_text = '\n'.join(b['text']['text'] for b in payload['blocks'] if 'text' in b) + '\n'
+    email = re.sub(r'</(tr|h3|p|li|ul|table)>', '\n', html)
+    email = re.sub(r'</t[dh]>', ' | ', email)
+    email = re.sub(r'<[^>]+>', '', email).replace('&lt;', '<').replace('&gt;', '>').replace(
+        '&amp;', '&').replace('&#39;', "'").replace('&#34;', '"')
+    lines = [' '.join(line.split()) for line in email.splitlines()]
+    return slack_text, '\n'.join(line for line in lines if line) + '\n'
 
 
 def test_docs_examples_are_a_fresh_rendering(org, tmp_path):
-    """docs/owners.md shows the digest of a real day-0 run in dev. To regenerate it:
+    """docs/owners.md shows the digest of a real day-0 run in dev, and the README the same
+    as text. To regenerate both:
     UPDATE_DOCS=1 python -m pytest tests/test_notices.py -k docs_examples."""
     import os
     (message,) = notify_run(org, tmp_path / 'day0')
-    fresh = (json.dumps(slack(message), indent=2) + '\n',
-             '\n'.join(line for line in render(message).splitlines() if line.strip()) + '\n')
-    text = DOCS.read_text()
+    payload, html = slack(message), render(message)
+    fresh = (json.dumps(payload, indent=2) + '\n',
+             '\n'.join(line for line in html.splitlines() if line.strip()) + '\n')
+    text_fresh = as_text(payload, html)
     if os.environ.get('UPDATE_DOCS'):
-        for name, body in zip(('rendered-slack', 'rendered-email'), fresh):
-            text = re.sub(r'(<!-- %s -->\n```\w*\n).*?(```\n)' % name,
-                          lambda m: m.group(1) + body + m.group(2), text, flags=re.S)
-        DOCS.write_text(text)
+        for path, names, bodies in ((DOCS, ('rendered-slack', 'rendered-email'), fresh),
+                                    (README, README_BLOCKS, text_fresh)):
+            text = path.read_text()
+            for name, body in zip(names, bodies):
+                text = re.sub(r'(<!-- %s -->\n```\w*\n).*?(```\n)' % name,
+                              lambda m: m.group(1) + body + m.group(2), text, flags=re.S)
+            path.write_text(text)
     assert [normal(b) for b in docs_blocks(DOCS.read_text())] == [normal(b) for b in fresh]
+    assert [normal(b) for b in docs_blocks(README.read_text(), README_BLOCKS)] == \
+        [normal(b) for b in text_fresh]
 
 
 @responses.activate
