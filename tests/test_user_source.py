@@ -122,3 +122,23 @@ def test_list_users_permissions(tmp_path):
     assert run.returncode == 0, run.stderr
     actions = set(json.loads(run.stdout)['Statement'][0]['Action'])
     assert {'iam:ListUsers', 'iam:ListUserTags'} <= actions and 'iam:GetUser' not in actions
+
+
+@pytest.mark.parametrize('source', ['list-users', 'describe-parallel'])
+def test_users_are_listed_a_thousand_a_page(sandbox, tmp_path, source):
+    """ListUsers at MaxItems=1000 (IAM's largest page): 1,051 users in 2 calls, not 11."""
+    from conftest import seeded, write_policies
+    seeded(sandbox, ordinary=1051 - 12)
+    assert len(sandbox.backend(DEFAULT_ACCOUNT).users) == 1051
+    sandbox.operations.clear()
+    sandbox.count_operations = True
+    try:
+        run = custodian_run(sandbox, tmp_path, write_policies(tmp_path / 'p.yml', {
+            'name': 'p', 'resource': 'aws.iam-user', 'source': source,
+            'filters': [{'type': 'unused-access-keys', 'days': 45, 'source': 'api'}]}))
+    finally:
+        sandbox.count_operations = False
+    assert run.returncode == 0, run.stderr
+    assert sandbox.operations['ListUsers'] == 2
+    # Every user is seen: one ListAccessKeys each, at one page each.
+    assert sandbox.operations['ListAccessKeys'] == 1051

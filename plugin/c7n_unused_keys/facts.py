@@ -44,7 +44,8 @@ def user_tags(client, retry, user: str) -> List[dict]:
 
 def _user_pages(call, retry, user: str, field: str) -> list:
     """Every item of a Marker-paged per-user IAM list; none when the user is gone."""
-    items, kw = [], {'UserName': user}
+    # IAM's largest page (MaxItems): one call for nearly every user.
+    items, kw = [], {'UserName': user, 'MaxItems': 1000}
     while True:
         try:
             resp = retry(call, **kw)
