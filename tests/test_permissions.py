@@ -125,7 +125,8 @@ def test_the_plugin_registers_what_the_lint_walks():
     assert {q for q, *_ in ELEMENTS} == {
         'iam-user.filters.unused-access-keys', 'iam-user.filters.marked-access-keys',
         'iam-user.actions.retire-access-keys', 'iam-user.source.describe-parallel',
-        'iam-user.source.list-users', 'iam-access-key.filters.unused-access-keys',
+        'iam-user.source.list-users', 'iam-user.source.authorization-details',
+        'iam-access-key.filters.unused-access-keys',
         'iam-access-key.filters.active-finding', 'iam-access-key.actions.post-finding',
         'account.actions.resolve-access-key-findings',
         'iam-access-key.filters.marked-access-keys', 'iam-access-key.actions.retire-access-keys',

@@ -11,6 +11,12 @@ Fidelity fixes over stock moto, applied on start:
   only when the stored one is older than four hours, as AWS does.
 - ListUsers answers in pages of MaxItems (default 100) with a Marker, as AWS does;
   moto returns every user at once.
+- GetAccountAuthorizationDetails with Filter=['User'] answers in pages of MaxItems
+  (1-1000, default 100) with a Marker, as AWS does; moto returns every user at once
+  (IsTruncated always false).
+- Users can have a permissions boundary (PutUserPermissionsBoundary), which GetUser and
+  GetAccountAuthorizationDetails return and ListUsers does not, as AWS does; moto has
+  none for users.
 
 Speed fixes, so that time measured here is round trips rather than emulator work:
 - moto finds the service of each request by listing its own package folder (about
@@ -141,6 +147,55 @@ def _patch_list_users_paging():
     responses.IamResponse._c7n_unused_keys_paged = True
 
 
+def _patch_authorization_details_paging():
+    """GetAccountAuthorizationDetails(Filter=['User']) in pages of MaxItems (1-1000,
+    default 100) with a Marker, as AWS answers; and users' permissions boundaries."""
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.core.serialize import never_return
+    from moto.iam import models, responses
+    from moto.iam.exceptions import ValidationError
+
+    if getattr(responses.IamResponse, '_c7n_unused_keys_details_paged', False):
+        return
+    unpaged = responses.IamResponse.get_account_authorization_details
+
+    def get_account_authorization_details(self):
+        if self._get_param('Filter', []) != ['User']:
+            return unpaged(self)
+        size = int(self._get_param('MaxItems') or 100)
+        if not 1 <= size <= 1000:
+            raise ValidationError('1 validation error detected: Value \'%d\' at '
+                                  '\'maxItems\' failed to satisfy constraint: Member must '
+                                  'have value less than or equal to 1000' % size)
+        users = list(self.backend.users.values())
+        start = int(self._get_param('Marker') or 0)
+        result = {'UserDetailList': users[start:start + size], 'GroupDetailList': [],
+                  'RoleDetailList': [], 'Policies': [],
+                  'IsTruncated': start + size < len(users)}
+        if result['IsTruncated']:
+            result['Marker'] = str(start + size)
+        return ActionResult(result)
+
+    def put_user_permissions_boundary(self):
+        user = self.backend.get_user(self._get_param('UserName'))
+        user.permissions_boundary_arn = self._get_param('PermissionsBoundary')
+        return EmptyResult()
+
+    def permissions_boundary(user):
+        arn = getattr(user, 'permissions_boundary_arn', None)
+        return {'PermissionsBoundaryType': 'PermissionsBoundaryPolicy',
+                'PermissionsBoundaryArn': arn} if arn else None
+
+    models.User.permissions_boundary = property(permissions_boundary)
+    responses.IamResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER = dict(
+        responses.IamResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER,
+        **{'ListUsersResponse.Users.User.PermissionsBoundary': never_return})
+    responses.IamResponse.get_account_authorization_details = \
+        get_account_authorization_details
+    responses.IamResponse.put_user_permissions_boundary = put_user_permissions_boundary
+    responses.IamResponse._c7n_unused_keys_details_paged = True
+
+
 def _patch_last_used_lookup():
     """GetAccessKeyLastUsed by key id: one dict lookup an account, not a scan of every key."""
     from moto.iam import models
@@ -253,6 +308,7 @@ class Emulator:
         from werkzeug.serving import make_server
         _patch_credential_report()
         _patch_list_users_paging()
+        _patch_authorization_details_paging()
         _patch_last_used_lookup()
         logging.getLogger('werkzeug').setLevel(logging.ERROR)
         app = self._count(_dispatcher(create_backend_app))
