@@ -104,7 +104,7 @@ class DeniedReportIAM:
     def generate_credential_report(self):
         self._denied('GenerateCredentialReport')
 
-    def list_access_keys(self, UserName):
+    def list_access_keys(self, UserName, MaxItems=100):
         self.calls.append('ListAccessKeys')
         return {'AccessKeyMetadata': [{'AccessKeyId': 'AKIAALICE', 'Status': 'Active',
                                        'CreateDate': NOW - timedelta(days=300)}]}
