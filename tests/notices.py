@@ -7,9 +7,9 @@ import logging
 import zlib
 from pathlib import Path
 
-import boto3
 import yaml
 
+from c7n_unused_keys.sandbox.server import account_client
 from conftest import ROOT, run_command
 
 MAILER = ROOT / 'mailer'
@@ -25,17 +25,7 @@ HEADINGS = ('Deactivated today', 'To be deleted within', 'Deleted',
 
 def sqs_client(emu, account=DEV):
     """An SQS client whose calls land in `account`, through AssumeRole as c7n-org does."""
-    env = emu.env()
-    kw = dict(endpoint_url=env['AWS_ENDPOINT_URL'], region_name='us-east-1',
-              aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
-              aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
-    creds = boto3.client('sts', **kw).assume_role(
-        RoleArn='arn:aws:iam::%s:role/c7n-unused-keys' % account,
-        RoleSessionName='c7n-unused-keys-test')['Credentials']
-    kw.update(aws_access_key_id=creds['AccessKeyId'],
-              aws_secret_access_key=creds['SecretAccessKey'],
-              aws_session_token=creds['SessionToken'])
-    return boto3.client('sqs', **kw)
+    return account_client(emu.env(), account, 'sqs', 'us-east-1')
 
 
 def notify_run(emu, out: Path, policy: Path = NOTIFY, account='dev', account_id=DEV,

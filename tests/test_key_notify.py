@@ -6,7 +6,6 @@ import logging
 import re
 import zlib
 
-import boto3
 import pytest
 import yaml
 
@@ -14,6 +13,7 @@ from c7n_unused_keys.accounts import load_accounts
 from c7n_unused_keys.names import RESULTS_ANNOTATION, UNUSED_ANNOTATION
 from c7n_unused_keys.sandbox.seed import seed_organisation
 from conftest import ROOT, read_json, run_command
+from notices import sqs_client
 from test_notices import email_stages, expected
 
 MAILER = ROOT / 'mailer'
@@ -21,21 +21,6 @@ CONFIG = ROOT / 'custodian.yml'
 NOTICE = MAILER / 'unused-access-keys-notice.yml'
 QUEUE = 'cloud-custodian-mailer'
 DEV = '111111111111'
-
-
-def sqs_client(emu, account):
-    """An SQS client whose calls land in `account`, through AssumeRole as c7n-org does."""
-    env = emu.env()
-    kw = dict(endpoint_url=env['AWS_ENDPOINT_URL'], region_name='us-east-1',
-              aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
-              aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
-    creds = boto3.client('sts', **kw).assume_role(
-        RoleArn='arn:aws:iam::%s:role/c7n-unused-keys' % account,
-        RoleSessionName='c7n-unused-keys-test')['Credentials']
-    kw.update(aws_access_key_id=creds['AccessKeyId'],
-              aws_secret_access_key=creds['SecretAccessKey'],
-              aws_session_token=creds['SessionToken'])
-    return boto3.client('sqs', **kw)
 
 
 def render(message, resources):

@@ -214,11 +214,11 @@ def test_without_packages_the_handler_is_not_in_the_zip(twins, tmp_path, runtime
 
 
 def functions(emu, account, region):
-    from c7n_unused_keys.sandbox.functions import account_client
+    from c7n_unused_keys.sandbox.server import account_client
     fns = {f['FunctionName']: f for f in account_client(
-        emu.env(), account, region, 'lambda').list_functions()['Functions']}
+        emu.env(), account, 'lambda', region).list_functions()['Functions']}
     rules = [r['Name'] for r in account_client(
-        emu.env(), account, region, 'events').list_rules()['Rules']]
+        emu.env(), account, 'events', region).list_rules()['Rules']]
     return fns, rules
 
 

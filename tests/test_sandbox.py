@@ -181,21 +181,22 @@ def test_the_sandbox_extra_refuses_the_moto_that_lacks_its_request_handler():
 def test_serves_what_the_lambda_path_needs(served):
     """Each account's function role, the output bucket, and the services a deployment and
     its function use: Lambda, EventBridge, S3 and CloudWatch Logs."""
-    from c7n_unused_keys.sandbox.functions import FUNCTION_ROLE, OUTPUT_BUCKET, account_client
+    from c7n_unused_keys.sandbox.functions import FUNCTION_ROLE, OUTPUT_BUCKET
+    from c7n_unused_keys.sandbox.server import account_client
     env, lines = served
     assert '# output bucket s3://%s (in %s)' % (OUTPUT_BUCKET, ACCOUNTS[0]) in lines
     for account in ACCOUNTS:
         role = client(env, account).get_role(RoleName=FUNCTION_ROLE)['Role']
         assert 'lambda.amazonaws.com' in json.dumps(role['AssumeRolePolicyDocument'])
-        s3 = account_client(env, account, 'us-east-1', 's3')
+        s3 = account_client(env, account, 's3', 'us-east-1')
         s3.put_object(Bucket=OUTPUT_BUCKET, Key='%s/probe' % account, Body=b'x')
-        assert account_client(env, account, 'us-east-1', 'lambda').list_functions()[
+        assert account_client(env, account, 'lambda', 'us-east-1').list_functions()[
             'Functions'] == []
-        assert account_client(env, account, 'us-east-1', 'events').list_rules()['Rules'] == []
-        logs = account_client(env, account, 'us-east-1', 'logs')
+        assert account_client(env, account, 'events', 'us-east-1').list_rules()['Rules'] == []
+        logs = account_client(env, account, 'logs', 'us-east-1')
         logs.create_log_group(logGroupName='/aws/lambda/probe')
         assert [g['logGroupName'] for g in logs.describe_log_groups()['logGroups']] == [
             '/aws/lambda/probe']
-    keys = [o['Key'] for o in account_client(env, ACCOUNTS[0], 'us-east-1', 's3')
+    keys = [o['Key'] for o in account_client(env, ACCOUNTS[0], 's3', 'us-east-1')
             .list_objects_v2(Bucket=OUTPUT_BUCKET)['Contents']]
     assert sorted(keys) == sorted('%s/probe' % a for a in ACCOUNTS)

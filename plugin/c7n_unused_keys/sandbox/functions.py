@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, Optional, Set
 
+from .server import account_client
+
 RUNTIME = ('boto3',)   # what Lambda's Python runtime provides, with its dependencies
 
 _RUNNER = r'''
@@ -126,7 +128,7 @@ def prepare_account(emu, account: str):
 
 def prepare_bucket(emu, account: str, bucket: str = OUTPUT_BUCKET):
     """The organisation's output bucket, held by `account`."""
-    s3 = account_client(emu.env(), account, 'us-east-1', 's3')
+    s3 = account_client(emu.env(), account, 's3', 'us-east-1')
     if bucket not in [b['Name'] for b in s3.list_buckets()['Buckets']]:
         s3.create_bucket(Bucket=bucket)
 
@@ -150,16 +152,3 @@ def _client_args(emu_env, region):
     return dict(endpoint_url=emu_env['AWS_ENDPOINT_URL'], region_name=region,
                 aws_access_key_id=emu_env['AWS_ACCESS_KEY_ID'],
                 aws_secret_access_key=emu_env['AWS_SECRET_ACCESS_KEY'])
-
-
-def account_client(emu_env, account: str, region: str, service: str):
-    """A client of `service` whose calls land in `account`, through its c7n-org role."""
-    import boto3
-    args = _client_args(emu_env, region)
-    creds = boto3.client('sts', **args).assume_role(
-        RoleArn='arn:aws:iam::%s:role/c7n-unused-keys' % account,
-        RoleSessionName='sandbox')['Credentials']
-    args.update(aws_access_key_id=creds['AccessKeyId'],
-                aws_secret_access_key=creds['SecretAccessKey'],
-                aws_session_token=creds['SessionToken'])
-    return boto3.client(service, **args)

@@ -47,10 +47,13 @@ _REPORT_HEADER = (
     'cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated').split(',')
 
 
-def iam_client(env: Dict[str, str], account: str = DEFAULT_ACCOUNT):
-    """An IAM client on the emulator that `env` points at, landing in `account`."""
+def account_client(env: Dict[str, str], account: str = DEFAULT_ACCOUNT, service: str = 'iam',
+                   region: Optional[str] = None):
+    """A client of `service` on the emulator that `env` points at, landing in `account`
+    (through the account's role, as c7n-org reaches it)."""
     import boto3
-    kw = dict(endpoint_url=env['AWS_ENDPOINT_URL'], region_name=env['AWS_DEFAULT_REGION'],
+    kw = dict(endpoint_url=env['AWS_ENDPOINT_URL'],
+              region_name=region or env['AWS_DEFAULT_REGION'],
               aws_access_key_id=env['AWS_ACCESS_KEY_ID'],
               aws_secret_access_key=env['AWS_SECRET_ACCESS_KEY'])
     if account != DEFAULT_ACCOUNT:
@@ -60,7 +63,12 @@ def iam_client(env: Dict[str, str], account: str = DEFAULT_ACCOUNT):
         kw.update(aws_access_key_id=creds['AccessKeyId'],
                   aws_secret_access_key=creds['SecretAccessKey'],
                   aws_session_token=creds['SessionToken'])
-    return boto3.client('iam', **kw)
+    return boto3.client(service, **kw)
+
+
+def iam_client(env: Dict[str, str], account: str = DEFAULT_ACCOUNT):
+    """An IAM client on the emulator that `env` points at, landing in `account`."""
+    return account_client(env, account)
 
 
 def utcnow_naive() -> datetime:
