@@ -19,7 +19,7 @@ from .filters import (MARKER_PREFIX_SCHEMA, TAG_PERMISSIONS, MarkedAccessKeys,
 from .names import MARKER_PREFIX, RESULTS_ANNOTATION
 from .schema_check import check_schema
 from .sources import WORKERS
-from .user_source import refuse_without_tags, uncached_parents
+from .user_source import FreshKeyListing, refuse_without_tags
 
 log = logging.getLogger('custodian.retire-access-keys')
 
@@ -300,7 +300,7 @@ def own_key_ids(session, profile=None) -> set:
 
 
 @AccessKey.action_registry.register('retire-access-keys')
-class RetireAccessKey(RetireAccessKeys):
+class RetireAccessKey(FreshKeyListing, RetireAccessKeys):
     """Deactivates the keys that `unused-access-keys` matched; deletes them later: the
     same lifecycle as on aws.iam-user, one resource per key.
 
@@ -343,11 +343,6 @@ class RetireAccessKey(RetireAccessKeys):
     """
 
     permissions = RetireAccessKeys.permissions + TAG_PERMISSIONS
-
-    def __init__(self, data=None, manager=None, log_dir=None):
-        super().__init__(data, manager, log_dir)
-        if manager is not None:
-            uncached_parents(manager)
 
     def process(self, resources):
         owners, scope = {}, {}

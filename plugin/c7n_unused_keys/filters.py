@@ -16,7 +16,8 @@ from .model import SOURCE_API, Exemption, KeyFacts, ListedKey, Thresholds, Verdi
 from .names import EXEMPT_ANNOTATION, EXEMPT_TAG, MARKER_PREFIX, UNUSED_ANNOTATION
 from .schema_check import check_schema
 from .sources import SOURCE_NAMES, WORKERS, Gathered, Sources
-from .user_source import LIST_ONLY, listed_without_tags, refuse_without_tags, uncached_parents
+from .user_source import (LIST_ONLY, FreshKeyListing, listed_without_tags,
+                          refuse_without_tags)
 
 log = logging.getLogger('custodian.unused-access-keys')
 
@@ -245,7 +246,7 @@ class UnusedAccessKeys(Filter):
 
 
 @AccessKey.filter_registry.register('unused-access-keys')
-class UnusedAccessKey(UnusedAccessKeys):
+class UnusedAccessKey(FreshKeyListing, UnusedAccessKeys):
     """IAM access keys that have not been used for `days` days: one resource per key.
 
     :example:
@@ -275,11 +276,6 @@ class UnusedAccessKey(UnusedAccessKeys):
     """
 
     permissions = ('iam:GetAccessKeyLastUsed',) + REPORT_PERMISSIONS + TAG_PERMISSIONS
-
-    def __init__(self, data, manager=None):
-        super().__init__(data, manager)
-        if manager is not None:
-            uncached_parents(manager)
 
     def get_permissions(self):
         perms = ('iam:GetAccessKeyLastUsed',)

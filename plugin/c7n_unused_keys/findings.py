@@ -33,7 +33,7 @@ from c7n.resources.securityhub import PostFinding
 from c7n.utils import chunks, get_partition, local_session, type_schema
 
 from .names import EXEMPT_ANNOTATION, UNUSED_ANNOTATION
-from .user_source import uncached_parents
+from .user_source import FreshKeyListing
 
 log = logging.getLogger('custodian.c7n_unused_keys.findings')
 
@@ -108,7 +108,7 @@ def _iso(value) -> str:
 
 
 @AccessKey.filter_registry.register('active-finding')
-class ActiveFinding(Filter):
+class ActiveFinding(FreshKeyListing, Filter):
     """Access keys with an ACTIVE Security Hub finding that this policy posted.
 
     :example:
@@ -138,11 +138,6 @@ class ActiveFinding(Filter):
 
     schema = type_schema('active-finding')
     permissions = ('securityhub:GetFindings',)
-
-    def __init__(self, data, manager=None):
-        super().__init__(data, manager)
-        if manager is not None:
-            uncached_parents(manager)
 
     def _hub(self) -> str:
         post = next((a for a in getattr(self.manager, 'actions', ())

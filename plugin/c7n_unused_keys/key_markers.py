@@ -9,13 +9,13 @@ from . import facts, lifecycle, markers
 from .filters import TAG_PERMISSIONS, MarkedAccessKeys, UnusedAccessKeys
 from .names import EXEMPT_ANNOTATION, UNUSED_ANNOTATION
 from .sources import WORKERS
-from .user_source import uncached_parents
+from .user_source import FreshKeyListing
 
 log = logging.getLogger('custodian.marked-access-keys')
 
 
 @AccessKey.filter_registry.register('marked-access-keys')
-class MarkedAccessKey(MarkedAccessKeys):
+class MarkedAccessKey(FreshKeyListing, MarkedAccessKeys):
     """IAM access keys whose `retire-access-keys` markers still need work.
 
     :example:
@@ -45,11 +45,6 @@ class MarkedAccessKey(MarkedAccessKeys):
     here: pair a key-level retire policy with the user-level policy that removes
     them (docs/action.md).
     """
-
-    def __init__(self, data, manager=None):
-        super().__init__(data, manager)
-        if manager is not None:
-            uncached_parents(manager)
 
     permissions = TAG_PERMISSIONS
 

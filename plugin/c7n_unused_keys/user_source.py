@@ -165,3 +165,14 @@ def uncached_parents(manager):
         return found
     fresh_parent.uncached = True
     manager.get_resource_manager = fresh_parent
+
+
+class FreshKeyListing:
+    """Mixed into every element of the plugin on aws.iam-access-key: the policy's key
+    listing, and the user listing under it, never come from c7n's cache
+    (`uncached_parents`)."""
+
+    def __init__(self, data=None, manager=None, *args):
+        super().__init__(data, manager, *args)
+        if manager is not None:
+            uncached_parents(manager)
