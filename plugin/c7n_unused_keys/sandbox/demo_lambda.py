@@ -13,12 +13,10 @@ import tempfile
 from pathlib import Path
 
 from ..accounts import load_accounts
-from .functions import (OUTPUT_BUCKET, deployed_code, function_env, invoke,
-                           prepare_account, prepare_bucket, runtime_folder, scheduled_event,
-                           unpack)
-
-POLICIES = ('unused-access-keys-report', 'unused-access-keys-retire')
-HANDLER = 'c7n_unused_keys.handler.run'
+from ..lambda_mode import HANDLER
+from .demo import POLICIES, tool
+from .functions import (OUTPUT_BUCKET, deployed_code, function_env, invoke, prepare_account,
+                        prepare_bucket, runtime_folder, scheduled_event, unpack)
 
 
 def run_demo_lambda(config: str, lambda_dir: str, output_dir: str) -> int:
@@ -67,9 +65,3 @@ def run_demo_lambda(config: str, lambda_dir: str, output_dir: str) -> int:
                                 env=env, text=True, timeout=600)
     print('\nThe sandbox is stopped.')
     return report.returncode
-
-
-def tool(name: str) -> str:
-    """A console script of this environment, else from PATH."""
-    here = Path(sys.executable).parent / name
-    return str(here) if here.exists() else name
