@@ -9,6 +9,8 @@ import logging
 import sys
 from typing import List
 
+from .permissions import policy_files, refuse_missing
+
 log = logging.getLogger('c7n_unused_keys.remove')
 
 
@@ -22,7 +24,6 @@ def _functions(paths):
     from c7n.resources import load_resources
 
     from .lambda_mode import runs_in_lambda
-    from .permissions import policy_files
 
     class Deployed(PolicyLambda):
         def __init__(self, policy):
@@ -44,11 +45,7 @@ def run_remove(config_path: str, paths: List[str], names: List[str], dryrun: boo
     from c7n.mu import LambdaManager
     from c7n_org.cli import accounts_iterator, filter_accounts, get_session, resolve_regions
 
-    from pathlib import Path
-    missing = [p for p in paths + [config_path] if not Path(p).exists()]
-    if missing:
-        print('c7n-unused-keys remove-functions: no such file or folder: %s' % ' '.join(missing),
-              file=sys.stderr)
+    if refuse_missing('remove-functions', paths + [config_path]):
         return 1
     functions = _functions(paths)
     if not functions:

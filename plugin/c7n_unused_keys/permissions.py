@@ -56,11 +56,17 @@ def document(actions: Set[str]) -> dict:
         'Resource': '*'}]}
 
 
-def run_permissions(paths: List[str]) -> int:
-    missing = [p for p in paths if not Path(p).exists()]
+def refuse_missing(command: str, paths: Iterable[str]) -> bool:
+    """Say which of `paths` do not exist, on behalf of `command`; True when any."""
+    missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
-        print('c7n-unused-keys permissions: no such file or folder: %s' % ' '.join(missing),
+        print('c7n-unused-keys %s: no such file or folder: %s' % (command, ' '.join(missing)),
               file=sys.stderr)
+    return bool(missing)
+
+
+def run_permissions(paths: List[str]) -> int:
+    if refuse_missing('permissions', paths):
         return 1
     files = policy_files(paths)
     if not files:
