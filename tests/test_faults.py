@@ -7,6 +7,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
+import yaml
+
 from c7n_unused_keys.names import MARKER_PREFIX
 from c7n_unused_keys.sandbox.seed import organisation, seed_account
 from conftest import (BIN, DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults,
@@ -293,19 +295,58 @@ def test_a_connection_error_on_one_key_fails_that_key_only(sandbox, tmp_path):
         ['c7n-unused-keys', 'report', tmp_path], None).returncode == 2
 
 
+def with_recheck_max_age(tmp_path, seconds) -> str:
+    """The shipped retire policy with `recheck-max-age-seconds` set."""
+    data = yaml.safe_load(RETIRE.read_text())
+    data['policies'][0]['actions'][0]['recheck-max-age-seconds'] = seconds
+    path = tmp_path / ('retire-max-age-%s.yml' % seconds)
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
 def recheck_case(emu, tmp_path, change):
     """`change(key)` happens to ivan's key (Inactive, marker 40 days old) after the
-    filter saw it and before the action's recheck."""
+    filter saw it and before the action's recheck, with `recheck-max-age-seconds: 0`
+    (every delete is rechecked with fresh calls)."""
     seeded(emu, ordinary=0)
     key = emu.backend(DEFAULT_ACCOUNT).users['ivan-deactivated-40d'].access_keys[0]
     # ListAccessKeys for ivan: the filter's, the action's, then the recheck's: the
     # change lands after the action planned a delete, just before its recheck.
     emu.on_request('ListAccessKeys', lambda: change(key), user='ivan-deactivated-40d', skip=2)
-    run = custodian_run(emu, tmp_path, RETIRE)
+    run = custodian_run(emu, tmp_path, with_recheck_max_age(tmp_path, 0))
     assert run.returncode == 0, run.stderr
     records = {r['UserName']: r['Step'] for r in json.loads(
         (tmp_path / NAME / 'action-retire-access-keys').read_text())}
     return records['ivan-deactivated-40d'], key
+
+
+def test_fresh_reads_of_the_filter_stand_in_for_the_recheck(sandbox, tmp_path):
+    """By default (reads at most 60 s old) the action plans and rechecks on the filter's
+    reads: one ListAccessKeys and one GetAccessKeyLastUsed for ivan's key in the run,
+    against three and two with `recheck-max-age-seconds: 0`; the same steps either way."""
+    def run(policy, out):
+        seeded(sandbox, ordinary=0)
+        ivan = sandbox.backend(DEFAULT_ACCOUNT).users['ivan-deactivated-40d']
+        key_id = ivan.access_keys[0].access_key_id
+        calls = {'ListAccessKeys': 0, 'GetAccessKeyLastUsed': 0}
+        for action in calls:
+            def count(action=action):
+                calls[action] += 1
+            sandbox.on_request(action, count, user=None if action.startswith('Get')
+                               else 'ivan-deactivated-40d', times=100)
+        result = custodian_run(sandbox, out, policy)
+        assert result.returncode == 0, result.stderr
+        steps = {(r['UserName'], r['AccessKeyId']): r['Step'] for r in json.loads(
+            (out / NAME / 'action-retire-access-keys').read_text())}
+        assert steps[('ivan-deactivated-40d', key_id)] == 'deleted'
+        assert key_id not in sandbox.backend(DEFAULT_ACCOUNT).access_keys
+        return calls, {(u, s) for (u, _), s in steps.items()}
+    reused, steps = run(str(RETIRE), tmp_path / 'default')
+    fresh, fresh_steps = run(with_recheck_max_age(tmp_path, 0), tmp_path / 'zero')
+    assert (reused['ListAccessKeys'], fresh['ListAccessKeys']) == (1, 3)
+    # ivan's is the one delete: its recheck is the only extra GetAccessKeyLastUsed.
+    assert fresh['GetAccessKeyLastUsed'] - reused['GetAccessKeyLastUsed'] == 1
+    assert steps == fresh_steps
 
 
 def test_recheck_keeps_a_key_used_after_its_marker(sandbox, tmp_path):

@@ -1,5 +1,6 @@
 """IAM writes for retirement: the only module that changes anything in an account."""
 import logging
+import time
 from dataclasses import replace
 from datetime import datetime
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -9,6 +10,7 @@ from botocore.exceptions import ClientError
 from . import facts, lifecycle, markers
 from .errors import describe, is_gone
 from .lifecycle import Plan
+from .model import Reads
 
 log = logging.getLogger('custodian.retire-access-keys')
 
@@ -27,18 +29,29 @@ def record(plan: Plan, error: Optional[str] = None) -> Dict:
     }
 
 
+def fresh(reads: Optional[Reads], max_age: float,
+          clock: Callable[[], float] = time.monotonic) -> Optional[Reads]:
+    """`reads` while they are at most `max_age` seconds old, else None."""
+    if reads is None or clock() - reads.at > max_age:
+        return None
+    return reads
+
+
 def plan_user(client, retry, user: str, matched: Sequence[str], m: markers.Markers,
               now: datetime, opts: lifecycle.Options,
               is_self: Callable[[str], bool],
-              scope: Optional[Set[str]] = None) -> Tuple[List[Plan], List[Dict]]:
+              scope: Optional[Set[str]] = None,
+              reads: Optional[Reads] = None) -> Tuple[List[Plan], List[Dict]]:
     """(plans, failure records): one step for each matched key of `user` and tag upkeep
-    for its other markers, from a fresh ListAccessKeys. Writes nothing.
+    for its other markers, from a fresh ListAccessKeys, or from the filter's listing in
+    `reads` (fresh ones only). Writes nothing.
 
     With `scope` (the key ids a key-level policy acts on), the markers of keys that
     exist outside it are left alone: another filter of the policy kept those keys out.
     """
     try:
-        by_id = {k.key_id: k for k in facts.list_keys(client, retry, user)}
+        listed = reads.keys if reads is not None else facts.list_keys(client, retry, user)
+        by_id = {k.key_id: k for k in listed}
     except Exception as e:  # any failure here is this user's, not the run's
         return [], [record(Plan(user=user, key_id=k, step=lifecycle.FAILED, at=now), _why(e))
                     for k in matched]
@@ -50,10 +63,13 @@ def plan_user(client, retry, user: str, matched: Sequence[str], m: markers.Marke
     return plans, []
 
 
-def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -> Dict:
+def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options,
+            reads: Optional[Reads] = None) -> Dict:
+    """Carry out one plan. A delete is rechecked first: on `reads` (the filter's, fresh
+    ones only) when they hold the key's last use, else with fresh calls."""
     try:
         if plan.delete:
-            plan = _recheck(client, retry, plan, now, opts)
+            plan = _recheck(client, retry, plan, now, opts, reads)
         if plan.warning:
             log.warning('retire-access-keys: %s %s: %s', plan.user, plan.key_id, plan.warning)
         if plan.deactivate:
@@ -196,14 +212,20 @@ def _tag_value(client, retry, user: str, key: str) -> Optional[str]:
     return next((t['Value'] for t in tags if t['Key'] == key), None)
 
 
-def _recheck(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options) -> Plan:
-    """Fresh ListAccessKeys and GetAccessKeyLastUsed right before an irreversible delete."""
-    fresh = next((k for k in facts.list_keys(client, retry, plan.user)
-                  if k.key_id == plan.key_id), None)
-    used = facts.last_used(client, retry, fresh) if fresh is not None else None
-    if fresh is not None and used is None:
-        fresh = None
-    return lifecycle.confirm_delete(plan, fresh, used.last_used if used else None, now, opts)
+def _recheck(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options,
+             reads: Optional[Reads] = None) -> Plan:
+    """The key's status and last use right before an irreversible delete: from `reads`
+    when they hold them, else from fresh ListAccessKeys and GetAccessKeyLastUsed."""
+    if reads is not None and plan.key_id in reads.last_used:
+        used = reads.last_used[plan.key_id]
+        listed = next((k for k in reads.keys if k.key_id == plan.key_id), None)
+        return lifecycle.confirm_delete(plan, listed, used.last_used, now, opts)
+    listed = next((k for k in facts.list_keys(client, retry, plan.user)
+                   if k.key_id == plan.key_id), None)
+    used = facts.last_used(client, retry, listed) if listed is not None else None
+    if listed is not None and used is None:
+        listed = None
+    return lifecycle.confirm_delete(plan, listed, used.last_used if used else None, now, opts)
 
 
 def _untag_quietly(client, retry, plan: Plan, opts: lifecycle.Options):

@@ -23,6 +23,9 @@ from .user_source import FreshKeyListing, refuse_without_tags
 
 log = logging.getLogger('custodian.retire-access-keys')
 
+# Seconds for which the filter's reads of a user stand in for fresh ones (see the docstring).
+RECHECK_MAX_AGE = 60
+
 
 @User.action_registry.register('retire-access-keys')
 class RetireAccessKeys(BaseAction):
@@ -52,8 +55,8 @@ class RetireAccessKeys(BaseAction):
     Each matched key takes one step a run. An Active key is deactivated and
     its user tagged `<marker-tag-prefix>:<AccessKeyId>` with the time. An
     Inactive key without a marker is marked. Once `delete-after-days` have
-    passed since the marker, the key is rechecked with fresh calls (it exists,
-    is still Inactive, was not used after the marker) and deleted. A key its
+    passed since the marker, the key is rechecked (it exists, is still
+    Inactive, was not used after the marker) and deleted. A key its
     owner reactivated keeps living: its marker is removed, and reactivation
     counts as use for the filter's `days`. The key of the credentials the
     policy runs with is never touched (`skipped-self`).
@@ -64,6 +67,12 @@ class RetireAccessKeys(BaseAction):
     later than the key's marker; otherwise its step is `awaiting-approval` and
     nothing changes. The recheck still runs before the delete. An approval goes
     with its key's markers (deleted, reactivated, marked again).
+
+    Steps are planned, and deletes rechecked, on what the `unused-access-keys`
+    filter read of the user in this run (ListAccessKeys, GetAccessKeyLastUsed)
+    while those reads are at most `recheck-max-age-seconds` old (default 60), and
+    on fresh calls once they are older or missing. `0` makes the calls again for
+    every user and every delete.
 
     One record per key (UserName, AccessKeyId, Step, At, DeleteOn, Error,
     ApprovalTag: the tag that approves its deletion, with `approval-tag`, while the
@@ -89,6 +98,7 @@ class RetireAccessKeys(BaseAction):
             'delete-after-days': {'type': 'integer', 'minimum': 1},
             'marker-tag-prefix': MARKER_PREFIX_SCHEMA,
             'approval-tag': MARKER_PREFIX_SCHEMA,
+            'recheck-max-age-seconds': {'type': 'number', 'minimum': 0},
             'max-deactivations': {
                 'type': 'object', 'additionalProperties': False,
                 'minProperties': 1,
@@ -203,8 +213,10 @@ class RetireAccessKeys(BaseAction):
         own = own_key_ids(session, getattr(self.manager.session_factory, 'profile', None))
         # This policy's own matches from this run, never what a resource carries.
         run = self.manager.ctx.execution_id
-        matches, seen = {}, 0
+        matches, seen, reads = {}, 0, {}
+        max_age = self.data.get('recheck-max-age-seconds', RECHECK_MAX_AGE)
         for f in self.unused_filters():
+            reads.update(f.run_reads(run))
             found, keys_seen = f.run_matches(run)
             # Two filters in an `or` look at the same keys: count them once.
             seen = max(seen, keys_seen)
@@ -218,18 +230,23 @@ class RetireAccessKeys(BaseAction):
             return act.plan_user(client, self.manager.retry, r['UserName'],
                                  matches.get(r['UserName'], []), m, now, opts,
                                  is_self=own.__contains__,
-                                 scope=None if scope is None else scope[r['UserName']])
+                                 scope=None if scope is None else scope[r['UserName']],
+                                 reads=act.fresh(reads.get(r['UserName']), max_age))
 
-        log.info('retire-access-keys: planning %d users, delete after %s days',
-                 len(users), opts.delete_after.days)
+        log.info('retire-access-keys: planning %d users, delete after %s days; the filter '
+                 'read %d of them in this run (used while at most %gs old)',
+                 len(users), opts.delete_after.days,
+                 sum(1 for r in users if r['UserName'] in reads), max_age)
         with self.executor_factory(max_workers=WORKERS) as pool:
             planned = list(pool.map(plan, users))
         self.check_breaker([p for ps, _ in planned for p in ps], seen)
 
         def execute(user_plans):
             # One user's steps one after another: IAM may refuse concurrent writes to
-            # one user (ConcurrentModification).
-            return [act.execute(client, self.manager.retry, p, now, opts) for p in user_plans]
+            # one user (ConcurrentModification). Freshness is judged as each step starts.
+            return [act.execute(client, self.manager.retry, p, now, opts,
+                                reads=act.fresh(reads.get(p.user), max_age))
+                    for p in user_plans]
         with self.executor_factory(max_workers=WORKERS) as pool:
             records = [rec for _, failed in planned for rec in failed] + [
                 rec for recs in pool.map(execute, [ps for ps, _ in planned if ps])

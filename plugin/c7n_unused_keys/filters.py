@@ -1,7 +1,7 @@
 """The `unused-access-keys` filter on aws.iam-user: the c7n shell around sources and decide."""
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import Dict, Optional
 
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.filters import Filter, ValueFilter
@@ -12,7 +12,7 @@ from c7n.utils import local_session, type_schema
 
 from . import decide, facts, lifecycle, markers
 from .credential_report import ReportUnavailable, as_utc, fetch_report
-from .model import SOURCE_API, Exemption, KeyFacts, ListedKey, Thresholds, Verdict
+from .model import SOURCE_API, Exemption, KeyFacts, ListedKey, Reads, Thresholds, Verdict
 from .names import EXEMPT_ANNOTATION, EXEMPT_TAG, MARKER_PREFIX, UNUSED_ANNOTATION
 from .schema_check import check_schema
 from .sources import SOURCE_NAMES, WORKERS, Gathered, Sources
@@ -156,6 +156,9 @@ class UnusedAccessKeys(Filter):
         matched = []
         found_now = self._this_run()
         found_now[1] += gathered.keys_seen
+        for user, (at, keys) in gathered.listings.items():
+            found_now[2][user] = Reads(at, keys, {
+                f.key_id: f for f in gathered.facts.get(user, ()) if f.source == SOURCE_API})
         for r in resources:
             # Set or cleared on every user looked at: with c7n's in-memory cache, user
             # objects (and what earlier policies annotated) are shared.
@@ -179,13 +182,14 @@ class UnusedAccessKeys(Filter):
 
     def __init__(self, data, manager=None):
         super().__init__(data, manager)
-        self._run, self._found = object(), [{}, 0]
+        self._run, self._found = object(), [{}, 0, {}]
 
     def _this_run(self) -> list:
-        """[{user: matched key ids}, keys seen] of the current policy execution."""
+        """[{user: matched key ids}, keys seen, {user: Reads}] of the current policy
+        execution."""
         run = getattr(getattr(self.manager, 'ctx', None), 'execution_id', None)
         if self._run != run:
-            self._run, self._found = run, [{}, 0]
+            self._run, self._found = run, [{}, 0, {}]
         return self._found
 
     def run_matches(self, run):
@@ -193,6 +197,13 @@ class UnusedAccessKeys(Filter):
         if self._run != run:
             return {}, 0
         return dict(self._found[0]), self._found[1]
+
+    def run_reads(self, run) -> Dict[str, Reads]:
+        """{user: Reads} this filter made in execution `run`: each user's key listing
+        and the keys' last uses (GetAccessKeyLastUsed), with when they were read."""
+        if self._run != run:
+            return {}
+        return dict(self._found[2])
 
     def gather(self, users, th: Thresholds, now: datetime, listed=None) -> Gathered:
         client = local_session(self.manager.session_factory).client('iam')

@@ -1,7 +1,7 @@
 """Plain records shared by the fact gatherers, the decisions and the c7n shell."""
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import FrozenSet, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 SOURCE_API = 'api'
 SOURCE_REPORT = 'credential-report'
@@ -27,6 +27,16 @@ class ListedKey:
     key_id: str
     status: str
     created: datetime
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What a filter read of one user in a run: `at` is time.monotonic() just before
+    its ListAccessKeys (`keys`); `last_used` holds the GetAccessKeyLastUsed facts read
+    after it, by key id."""
+    at: float
+    keys: List[ListedKey]
+    last_used: Dict[str, KeyFacts]
 
 
 @dataclass(frozen=True)

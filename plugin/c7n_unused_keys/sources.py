@@ -30,6 +30,10 @@ class Gathered:
     fallback_users: int = 0
     # Keys listed, plus the report slots of users the report ruled out.
     keys_seen: int = 0
+    # The ListAccessKeys answer of each user this gathering listed, and the
+    # time.monotonic() just before it (its facts were read after): what a retire
+    # action may reuse while fresh. Empty when the keys came listed (`listed`).
+    listings: Dict[str, Tuple[float, List[ListedKey]]] = field(default_factory=dict)
 
 
 class Sources:
@@ -48,11 +52,16 @@ class Sources:
         self.client, self.retry, self.th, self.now = client, retry, th, now
         self.workers, self.executor_factory = workers, executor_factory
         self.listed = listed
+        self._listings: Dict[str, Tuple[float, List[ListedKey]]] = {}
 
     def _keys(self, user: str) -> List[ListedKey]:
         if self.listed is not None:
             return self.listed.get(user, [])
-        return facts.list_keys(self.client, self.retry, user)
+        at = time.monotonic()
+        keys = facts.list_keys(self.client, self.retry, user)
+        # One worker per user: no two threads write the same entry.
+        self._listings[user] = (at, keys)
+        return keys
 
     def gather(self, source: str, users: Sequence[str],
                fetch_report: Callable[[], CredentialReport]) -> Gathered:
@@ -159,6 +168,7 @@ class Sources:
                 out.keys_seen += seen
                 if n % PROGRESS_EVERY == 0:
                     log.info('unused-access-keys: checked %d of %d users', n, len(users))
+        out.listings = {u: self._listings[u] for u in users if u in self._listings}
         log.info('unused-access-keys: checked %d users (%d keys) in %.1fs;'
                  ' %d asked the API as the report could not be mapped',
                  len(users), sum(len(v) for v in out.facts.values()),
