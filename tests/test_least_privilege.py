@@ -11,8 +11,8 @@ import yaml
 from c7n_unused_keys import markers
 from c7n_unused_keys.names import MARKER_PREFIX
 from c7n_unused_keys.sandbox.seed import organisation, seed_account
-from conftest import (DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, run_command,
-                      write_policies)
+from conftest import (DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults,
+                      run_command, write_policies)
 
 POLICIES = sorted((ROOT / 'policies').glob('*.yml'))
 PREFIX = MARKER_PREFIX + ':'
@@ -41,7 +41,7 @@ def state(emu):
     return {u: v for u, v in account_state(emu).items() if u != 'runner'}
 
 
-def run_as(emu, tmp_path, doc, policies=POLICIES, prepare=None):
+def run_as(emu, tmp_path, doc, policies=POLICIES, prepare=None, extra_env=None):
     """Seed the sandbox account, then run the policies as a user holding `doc`;
     `prepare(client)` changes the account in between."""
     from datetime import datetime, timezone
@@ -55,8 +55,8 @@ def run_as(emu, tmp_path, doc, policies=POLICIES, prepare=None):
                       PolicyDocument=json.dumps(doc))
     key = c.create_access_key(UserName='runner')['AccessKey']
     before = state(emu)
-    env = {'AWS_ACCESS_KEY_ID': key['AccessKeyId'],
-           'AWS_SECRET_ACCESS_KEY': key['SecretAccessKey']}
+    env = dict(extra_env or {}, AWS_ACCESS_KEY_ID=key['AccessKeyId'],
+               AWS_SECRET_ACCESS_KEY=key['SecretAccessKey'])
     with emu.enforcing_iam():
         runs = [custodian_run(emu, tmp_path / p.stem, p, env=env) for p in policies]
     return before, state(emu), runs
@@ -90,10 +90,11 @@ REPORT_CALLS = ('iam:GenerateCredentialReport', 'iam:GetCredentialReport')
 
 @pytest.mark.parametrize('action', ACTIONS)
 def test_each_action_is_needed(sandbox, tmp_path, action):
-    # The retire policy makes every call of the document but ListUserTags, which only
-    # the report policy makes (its users are listed without tags).
+    # The retire policy makes every call of the document; GetUser only to read a marker
+    # back after a TagUser whose answer was lost (its users come with their tags).
     policy = REPORT if action == 'iam:ListUserTags' else RETIRE
-    before, after, runs = run_as(sandbox, tmp_path, without(action), [policy])
+    env = faults('TagUser=Lost500/bob-idle-50d') if action == 'iam:GetUser' else None
+    before, after, runs = run_as(sandbox, tmp_path, without(action), [policy], extra_env=env)
     out = '\n'.join(r.stderr for r in runs)
     operation = action.split(':')[1]
     if action in REPORT_CALLS:

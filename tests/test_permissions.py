@@ -5,10 +5,11 @@ import pytest
 
 from conftest import ROOT, run_command
 
-KEYS = {'iam:ListUsers', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed',
-        'iam:GenerateCredentialReport', 'iam:GetCredentialReport'}
-# The report policy lists users without GetUser and reads the tags of matched users.
-REPORT = KEYS | {'iam:ListUserTags'}
+# The shipped policies list users with their tags (source: authorization-details).
+KEYS = {'iam:ListUsers', 'iam:GetAccountAuthorizationDetails', 'iam:ListAccessKeys',
+        'iam:GetAccessKeyLastUsed', 'iam:GenerateCredentialReport', 'iam:GetCredentialReport'}
+REPORT = KEYS
+# GetUser: the action reads a marker back after a TagUser whose answer was lost.
 RETIRE = KEYS | {'iam:GetUser', 'iam:UpdateAccessKey', 'iam:DeleteAccessKey', 'iam:TagUser',
                  'iam:UntagUser'}
 
@@ -49,9 +50,10 @@ def test_the_lambda_policies_need_what_the_pull_policies_need():
 
 
 def test_notify_adds_its_transport():
-    # The retire policy with notify, and the key-level notice (the report's filter).
+    # The retire policy with notify, and the key-level notice (the report's filter, which
+    # reads the tags of unused keys' owners).
     _, doc = permissions(str(ROOT / 'mailer'))
-    assert actions(doc) == RETIRE | REPORT | {'sqs:SendMessage'}
+    assert actions(doc) == RETIRE | REPORT | {'iam:ListUserTags', 'sqs:SendMessage'}
 
 
 def test_no_policy_files_is_an_error(tmp_path):

@@ -106,6 +106,8 @@ class AuthorizationDetailsUser(_UsersOnly):
         return list(self._pages(client, 'list_users', 'Users'))
 
     def augment(self, resources):
+        if not resources:
+            return []
         client = local_session(self.manager.session_factory).client('iam')
         details = {u['UserName']: u for u in self._pages(
             client, 'get_account_authorization_details', 'UserDetailList', Filter=['User'])}
