@@ -23,15 +23,19 @@ Speed fixes, so that time measured here is round trips rather than emulator work
   175 stat calls) under a global lock; the sandbox remembers the answer per host.
 - moto's GetAccessKeyLastUsed scans every key of every account (O(keys) a call);
   the sandbox looks the key id up in each account's index of keys.
+
+An optional request rate per account (`Emulator.rate`), as IAM has: IAM requests beyond
+it are answered `Throttling` without reaching moto.
 """
 import contextlib
 import csv
 import io
 import logging
+import os
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 REPORT_REFRESH = timedelta(hours=4)
 # The account that the emulator's default (dummy) credentials land in.
@@ -47,10 +51,62 @@ _REPORT_HEADER = (
     'cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated').split(',')
 
 
+# IAM's answer beyond its request rate; botocore retries it as a throttle (_retry.json
+# `throttling`: code Throttling with HTTP 400, and the standard mode's throttling codes).
+_THROTTLING_BODY = (
+    b'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error>'
+    b'<Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>'
+    b'<RequestId>c7n-unused-keys-throttled</RequestId></ErrorResponse>')
+
+
+class TokenBucket:
+    """`rate` tokens a second, held up to `burst`; a request spends one or is refused.
+
+    Starts full. `clock` (seconds, monotonic) is injectable so that tests drive time.
+    Not thread-safe: the caller holds a lock.
+    """
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self._clock = clock
+        self._at = clock()
+
+    def take(self) -> bool:
+        """Spend one token if there is a whole one."""
+        now = self._clock()
+        self.tokens = min(self.burst, self.tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def _iam_access_key(environ) -> Optional[str]:
+    """The access key id of a SigV4-signed IAM request (credential scope service `iam`),
+    else None."""
+    auth = environ.get('HTTP_AUTHORIZATION', '')
+    start = auth.find('Credential=')
+    if start < 0:
+        return None
+    scope = auth[start + len('Credential='):].split(',', 1)[0].strip().split('/')
+    return scope[0] if len(scope) == 5 and scope[3] == 'iam' else None
+
+
+def _account_of(environ, access_key: str) -> str:
+    """The account moto lands a request in (as moto's BaseResponse.get_current_account)."""
+    from moto.iam.models import get_account_id_from
+    return (os.environ.get('MOTO_ACCOUNT_ID') or environ.get('HTTP_X_MOTO_ACCOUNT_ID')
+            or get_account_id_from(access_key) or access_key)
+
+
 def account_client(env: Dict[str, str], account: str = DEFAULT_ACCOUNT, service: str = 'iam',
-                   region: Optional[str] = None):
+                   region: Optional[str] = None, config=None):
     """A client of `service` on the emulator that `env` points at, landing in `account`
-    (through the account's role, as c7n-org reaches it)."""
+    (through the account's role, as c7n-org reaches it); `config`, a botocore Config,
+    for that client only."""
     import boto3
     kw = dict(endpoint_url=env['AWS_ENDPOINT_URL'],
               region_name=region or env['AWS_DEFAULT_REGION'],
@@ -63,7 +119,7 @@ def account_client(env: Dict[str, str], account: str = DEFAULT_ACCOUNT, service:
         kw.update(aws_access_key_id=creds['AccessKeyId'],
                   aws_secret_access_key=creds['SecretAccessKey'],
                   aws_session_token=creds['SessionToken'])
-    return boto3.client(service, **kw)
+    return boto3.client(service, config=config, **kw)
 
 
 def iam_client(env: Dict[str, str], account: str = DEFAULT_ACCOUNT):
@@ -250,6 +306,14 @@ class Emulator:
     `requests` counts the HTTP requests it has answered; with `count_operations`,
     `operations` counts them per action (and `last_seen` times the last), and `latency`
     adds that many seconds to each (benchmarks). Use as a context manager.
+
+    `rate` (IAM requests a second per account; 0, the default, for no limit) and `burst`
+    (the most at once; default `rate`, at least 1) set a token bucket per account, as IAM
+    has. An IAM request beyond it (SigV4 credential scope `iam`; STS, S3, Lambda and the
+    rest are never limited) is answered HTTP 400 `Throttling` ("Rate exceeded") without
+    reaching moto, after `latency` like any round trip; `throttled` counts those per
+    action, whenever `rate` is set. `operations` counts only requests that reached moto;
+    `requests` counts both. Setting `rate` or `burst` starts every bucket full again.
     """
 
     def __init__(self, port: int = 0):
@@ -265,12 +329,73 @@ class Emulator:
         self.count_operations = False
         self.operations: Dict[str, int] = {}
         self.last_seen: Dict[str, float] = {}   # time.monotonic() of each action's last request
+        # Request rate per account (see the class docstring); buckets by account.
+        self._rate = 0.0
+        self._burst: Optional[float] = None
+        self._buckets: Dict[str, TokenBucket] = {}
+        self.throttled: Dict[str, int] = {}
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    @rate.setter
+    def rate(self, value: float):
+        if value is None or value < 0:
+            raise ValueError('rate must be 0 (no limit) or more, not %r' % (value,))
+        with self._lock:
+            self._rate = float(value)
+            self._buckets.clear()
+
+    @property
+    def burst(self) -> Optional[float]:
+        return self._burst
+
+    @burst.setter
+    def burst(self, value: Optional[float]):
+        if value is not None and value < 1:
+            raise ValueError('burst must be 1 or more (or None), not %r' % (value,))
+        with self._lock:
+            self._burst = None if value is None else float(value)
+            self._buckets.clear()
+
+    def _over_rate(self, environ) -> bool:
+        """Whether this request is an IAM request beyond its account's rate."""
+        key = _iam_access_key(environ)
+        if key is None:
+            return False
+        account = _account_of(environ, key)
+        with self._lock:
+            bucket = self._buckets.get(account)
+            if bucket is None:
+                burst = self._burst if self._burst is not None else max(self._rate, 1.0)
+                bucket = self._buckets[account] = TokenBucket(self._rate, burst)
+            return not bucket.take()
+
+    def _throttle(self, environ, start_response):
+        """Answer as IAM does beyond its rate; the body is read off, for the connection's
+        next request and for the action's name."""
+        from urllib.parse import parse_qs
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+        body = environ['wsgi.input'].read(length) if length else b''
+        action = parse_qs(body.decode('utf-8', 'replace')).get('Action', ['?'])[0]
+        with self._lock:
+            self.throttled[action] = self.throttled.get(action, 0) + 1
+        if self.latency:
+            time.sleep(self.latency)
+        start_response('400 Bad Request', [('Content-Type', 'text/xml'),
+                                           ('Content-Length', str(len(_THROTTLING_BODY))),
+                                           ('x-amzn-RequestId', 'c7n-unused-keys-throttled')])
+        return [_THROTTLING_BODY]
 
     def _count(self, app):
         def counted(environ, start_response):
             with self._lock:
                 self.requests += 1
                 hooks = list(self._hooks)
+            # Before the hooks and counts: a throttled request never reaches moto.
+            if self._rate and self._over_rate(environ):
+                return self._throttle(environ, start_response)
             if hooks or self.count_operations:
                 self._inspect(environ, hooks)
             if self.latency:
