@@ -1,31 +1,50 @@
-"""`make bench`: IAM calls and wall time of one detection job, five ways, against the sandbox.
+"""`make bench`: IAM calls, retries and wall time of the whole job, against the sandbox.
 
-Not a test: it prints a table and writes .bench/results.json. Every figure is measured
-in this run, and ratios compare methods of the same run.
+Not a test: it prints tables and the targets ("met" or "missed"), and writes
+.bench/results.json. Every figure is measured in this run, and ratios compare methods of
+the same run.
 
-The job: active keys unused for 45 days or more, never-used keys counted by age (30
-days). Each size gets an account of its own, seeded with `c7n_unused_keys.sandbox.seed`
-(1.5 keys a user, about 10% of keys unused). Each request to the emulator waits a fixed
-latency (BENCH_LATENCY_MS, default 30 ms, about an IAM round trip), so wall time
-reflects round trips and concurrency rather than the emulator's own speed. The
-emulator serves from this process: "emu cpu" is the CPU it spent, which on a small
-machine competes with the run for cores. Stock moto's GetAccessKeyLastUsed scans every
-key of every account (O(keys) a call); the sandbox looks the key up by id instead.
+The job, at each size (BENCH_SIZES, default "1000,5000" users; 1.5 keys a user, about
+10% of keys unused for 60 days or more, seeded with `c7n_unused_keys.sandbox.seed`):
 
-The shipped report policy is also run on aws.iam-access-key (c7n's per-key resource:
-ListUsers, then ListAccessKeys per user), beside the same policy on aws.iam-user.
+- report: active keys unused for 45 days or more, never-used keys counted from creation
+  (30 days). The shipped report policy, the same policy under the other user sources,
+  and stock c7n's `credential` filter. At the smallest size only (they are slow): the
+  filter's `api` and `credential-report` sources, the policy on aws.iam-access-key, and
+  the AWS CLI guide's per-key script.
+- retire, day 0 and day 31: the shipped retire policy deactivates the unused keys, then
+  (31 days later, moved with `Emulator.advance`; the keys in use stay in use) deletes
+  them. Beside it, on a twin account, stock c7n's closest policy: the `credential`
+  filter with `remove-keys` (`matched: true`; `disable: true` on day 0; on day 31
+  inactive keys idle for 75 days, or never used and 60 days old, are deleted).
 
-Also measured: `c7n-org run` over ORG_ACCOUNTS accounts of ORG_USERS users (c7n-org's
-default worker count), and the start-up hook's cost in `python -X importtime -c pass`.
+Each request waits BENCH_LATENCY_MS (default 30 ms, about an IAM round trip), so time
+reflects round trips and concurrency. Calls are the IAM requests that reached the
+emulator. "÷ floor" divides them by the least an exact answer needs: listing pages
+(U/1000 ListUsers) + 3 credential report calls + one ListAccessKeys per candidate user +
+one GetAccessKeyLastUsed per candidate key, plus for retire one write per key
+(UpdateAccessKey or DeleteAccessKey) and one tag write per user (TagUser or UntagUser).
+Candidates are the users and keys whose report row can match: the unused keys.
 
-Environment: BENCH_SIZES (default "1000,5000"), BENCH_LATENCY_MS (default 30),
-BENCH_ORG ("20x250"; "0" skips c7n-org).
+With BENCH_RATE (default "50,20"; "0" skips), the emulator also limits each account to
+that many IAM requests a second (a token bucket of one second's worth, answering
+`Throttling` beyond it, as IAM does), and the report and retire methods of the shipped and
+stock policies, the user sources, and the shipped policies with botocore's adaptive
+retry mode (`AWS_RETRY_MODE=adaptive`), run again at each rate on BENCH_RATE_USERS
+(default 1000) users. "retries" counts the requests answered `Throttling`: each is retried.
+
+Also measured: `c7n-org run` over ORG_ACCOUNTS accounts of ORG_USERS users (BENCH_ORG,
+default "20x250"; "0" skips; c7n-org's default worker count), and the start-up hook's
+cost in `python -X importtime -c pass`.
+
+`bench/bench.py --markdown` prints the tables of the saved run; `--update-docs` writes
+them into docs/performance.md and README.md.
 """
 import json
+import math
 import os
-import statistics
 import random
-import re
+import statistics
 import subprocess
 import sys
 import time
@@ -34,19 +53,23 @@ from pathlib import Path
 
 import yaml
 
-from c7n_unused_keys.sandbox.server import Emulator, iam_client
-from c7n_unused_keys.sandbox.seed import ordinary_users, seed_account
 from c7n_unused_keys.names import UNUSED_ANNOTATION
+from c7n_unused_keys.sandbox.seed import ordinary_users, seed_account
+from c7n_unused_keys.sandbox.server import Emulator, iam_client
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / '.bench'
 BIN = Path(sys.executable).parent
 SIZES = [int(s) for s in os.environ.get('BENCH_SIZES', '1000,5000').split(',') if s]
 LATENCY = float(os.environ.get('BENCH_LATENCY_MS', '30')) / 1000
-LISTING = ('iam.ListUsers', 'iam.GetUser')
+RATES = sorted((float(r) for r in os.environ.get('BENCH_RATE', '50,20').split(',')
+                if r and float(r)), reverse=True)
+RATE_USERS = int(os.environ.get('BENCH_RATE_USERS', '1000'))
 ORG_ACCOUNTS, ORG_USERS = (int(n) for n in (
     os.environ.get('BENCH_ORG', '20x250') + 'x0').split('x')[:2])
-FILTER = {'days': 45, 'never-used-days': 30, 'status': 'Active'}
+LATER = 31
+NOT_IAM = ('AssumeRole', 'GetCallerIdentity')
+ADAPTIVE = {'AWS_RETRY_MODE': 'adaptive'}
 
 STOCK_FILTERS = [
     {'type': 'credential', 'key': 'access_keys.active', 'value': True},
@@ -57,50 +80,113 @@ STOCK_FILTERS = [
             {'type': 'credential', 'key': 'access_keys.last_used_date', 'value': 'absent'},
             {'type': 'credential', 'key': 'access_keys.last_rotated',
              'value_type': 'age', 'value': 30, 'op': 'greater-than'}]}]}]
+# Day 31: inactive keys idle for the 45 days plus the 30 of grace (never used: 30 + 30).
+STOCK_DELETE_FILTERS = [
+    {'type': 'credential', 'key': 'access_keys.active', 'value': False},
+    {'or': [
+        {'type': 'credential', 'key': 'access_keys.last_used_date',
+         'value_type': 'age', 'value': 75, 'op': 'greater-than'},
+        {'and': [
+            {'type': 'credential', 'key': 'access_keys.last_used_date', 'value': 'absent'},
+            {'type': 'credential', 'key': 'access_keys.last_rotated',
+             'value_type': 'age', 'value': 60, 'op': 'greater-than'}]}]}]
 
 
-def policies():
-    ours = [{'name': 'ours-%s' % s, 'resource': 'aws.iam-user',
-             'filters': [dict(FILTER, type='unused-access-keys', source=s)]}
-            for s in ('api', 'credential-report', 'hybrid')]
-    stock = {'name': 'stock-credential', 'resource': 'aws.iam-user', 'filters': STOCK_FILTERS}
-    listing = {'name': 'listing-only', 'resource': 'aws.iam-user'}
-    parallel = dict(listing, name='listing-parallel', source='describe-parallel')
-    # source: api without c7n's GetUser listing, beside the shipped (hybrid) policy.
-    api_listed = dict(ours[0], name='api-list-users', source='list-users')
-    return ours + [stock, listing, parallel, shipped_report(), api_listed, key_level_report()]
+def shipped(file_name, name):
+    policy = yaml.safe_load((ROOT / 'policies' / file_name).read_text())['policies'][0]
+    policy = {k: v for k, v in policy.items() if k != 'conditions'}
+    return dict(policy, name=name)
 
 
-def shipped_report():
-    shipped = yaml.safe_load(
-        (ROOT / 'policies' / 'unused-access-keys-report.yml').read_text())['policies'][0]
-    shipped = {k: v for k, v in shipped.items() if k != 'conditions'}
-    return dict(shipped, name='shipped-report')
+def report_policies(references):
+    """{method: policy} of the report job; `references` adds the slow ones."""
+    report = shipped('unused-access-keys-report.yml', 'shipped-report')
+    out = {'shipped-report': report,
+           'report-list-users': dict(report, name='report-list-users', source='list-users'),
+           'report-describe-parallel': dict(report, name='report-describe-parallel',
+                                            source='describe-parallel'),
+           'stock-credential': {'name': 'stock-credential', 'resource': 'aws.iam-user',
+                                'filters': STOCK_FILTERS}}
+    if references:
+        for source in ('api', 'credential-report'):
+            name = 'report-%s' % source
+            out[name] = dict(report, name=name, filters=[
+                dict(report['filters'][0], source=source)])
+        keys = {k: v for k, v in report.items() if k != 'source'}
+        out['shipped-report-keys'] = dict(keys, name='shipped-report-keys',
+                                          resource='aws.iam-access-key')
+    return out
 
 
-def key_level_report():
-    """The shipped report policy's filter on aws.iam-access-key: one resource per key."""
-    shipped = {k: v for k, v in shipped_report().items() if k != 'source'}
-    return dict(shipped, name='shipped-report-keys', resource='aws.iam-access-key')
+def retire_policies(day):
+    if day == 0:
+        stock = {'filters': STOCK_FILTERS,
+                 'actions': [{'type': 'remove-keys', 'matched': True, 'disable': True}]}
+    else:
+        stock = {'filters': STOCK_DELETE_FILTERS,
+                 'actions': [{'type': 'remove-keys', 'matched': True}]}
+    return (shipped('unused-access-keys-retire.yml', 'shipped-retire-day%d' % day),
+            dict(stock, name='stock-retire-day%d' % day, resource='aws.iam-user'))
 
 
-def custodian(emu, account, policy, out):
+class Account:
+    """One seeded account, and what an exact answer holds for it."""
+
+    def __init__(self, emu, account, size, seed):
+        self.emu, self.account, self.size = emu, account, size
+        self.users = ordinary_users('bench%d' % size, size, random.Random(seed),
+                                    unused_share=0.1)
+        seed_account(emu, account, self.users, through_api=False)
+        self.unused = {k.key_id for u in self.users for k in u.keys if k.used >= 45}
+        self.candidate_users = sum(1 for u in self.users
+                                   if any(k.key_id in self.unused for k in u.keys))
+
+    def floor(self, writes_per_key=0, writes_per_user=0):
+        return (math.ceil(self.size / 1000) + 3 + self.candidate_users + len(self.unused) +
+                writes_per_key * len(self.unused) + writes_per_user * self.candidate_users)
+
+    def keys(self):
+        """{key id: status} of every key in the account now."""
+        return {k.access_key_id: k.status
+                for u in self.emu.backend(self.account).users.values() for k in u.access_keys}
+
+    def later(self, days):
+        """`days` pass; keys in use stay in use (their last use stays as recent)."""
+        self.emu.advance(self.account, days)
+        for u in self.users:
+            for k in u.keys:
+                if k.key_id not in self.unused:
+                    self.emu.backdate_key(self.account, k.key_id, used_days=k.used)
+
+
+def counting(emu):
+    emu.count_operations, emu.operations, emu.last_seen, emu.throttled = True, {}, {}, {}
+
+
+def counted(emu):
+    emu.count_operations = False
+    calls = {op: n for op, n in emu.operations.items() if op not in NOT_IAM}
+    return calls, sum(emu.throttled.values())
+
+
+def custodian(emu, acct, policy, out, env=None):
+    """`custodian run` of one policy; (IAM calls by operation, retries, seconds, resources)."""
     path = out / ('%s.yml' % policy['name'])
     path.write_text(yaml.safe_dump({'policies': [policy]}))
-    env = dict(os.environ, **emu.env())
+    run_env = dict(os.environ, **emu.env())
+    run_env.update(env or {})
     cmd = [str(BIN / 'custodian'), 'run', '-s', str(out), '--cache-period', '0',
-           '--assume', 'arn:aws:iam::%s:role/bench' % account, str(path)]
-    start = time.monotonic()
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
-    end = time.monotonic()
-    wall = end - start
+           '--assume', 'arn:aws:iam::%s:role/bench' % acct.account, str(path)]
+    # Every method starts without a credential report, so each pays for its own.
+    emu.backend(acct.account).report_snapshot = None
+    counting(emu)
+    run = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=7200)
+    calls, retries = counted(emu)
     if run.returncode != 0:
         raise SystemExit('%s failed:\n%s' % (policy['name'], run.stderr[-3000:]))
     meta = json.loads((out / policy['name'] / 'metadata.json').read_text())
     resources = json.loads((out / policy['name'] / 'resources.json').read_text())
-    return {'stats': meta['api-stats'], 'wall': wall, 'end': end,
-            'policy_seconds': meta['execution']['duration'],
-            'resources': resources, 'stderr': run.stderr}
+    return calls, retries, meta['execution']['duration'], resources
 
 
 def our_keys(resources):
@@ -119,12 +205,13 @@ def stock_keys(emu, account, resources):
     return found
 
 
-def per_key_script(emu, account):
+def per_key_script(emu, acct):
     """The AWS CLI guide's method: ListUsers, ListAccessKeys per user,
     GetAccessKeyLastUsed per key, one call after another."""
-    iam = iam_client(emu.env(), account)
+    iam = iam_client(emu.env(), acct.account)
     now = datetime.now(timezone.utc)
     found = set()
+    counting(emu)
     start = time.monotonic()
     for page in iam.get_paginator('list_users').paginate():
         for user in page['Users']:
@@ -134,163 +221,109 @@ def per_key_script(emu, account):
                 idle = now - (when or key['CreateDate'])
                 if key['Status'] == 'Active' and idle.days >= (45 if when else 30):
                     found.add(key['AccessKeyId'])
-    return found, time.monotonic() - start
+    seconds = time.monotonic() - start
+    calls, retries = counted(emu)
+    return calls, retries, seconds, found
 
 
-def candidates(stderr):
-    users = re.search(r'leaves (\d+) of \d+ users to check', stderr)
-    keys = re.search(r'checked \d+ users \((\d+) keys\)', stderr)
-    return int(users.group(1)), int(keys.group(1))
+def row(job, calls, retries, seconds, floor, found, expected):
+    return {'job': job, 'calls': calls, 'retries': retries, 'seconds': round(seconds, 2),
+            'floor': floor, 'exact': found == expected, 'matched': len(found)}
 
 
-def own_calls(stats):
-    return sum(n for op, n in stats.items() if op not in LISTING)
+def report_rows(emu, acct, out, methods, env=None):
+    rows = {}
+    for name, policy in methods.items():
+        print('  %-28s' % name, end='', flush=True)
+        calls, retries, seconds, resources = custodian(emu, acct, policy, out, env)
+        found = (stock_keys(emu, acct.account, resources) if name.startswith('stock')
+                 else our_keys(resources))
+        rows[name + suffix(env)] = row('report', calls, retries, seconds, acct.floor(),
+                                       found, acct.unused)
+        print('%8.1fs %6d calls %5d retries' % (seconds, sum(calls.values()), retries),
+              flush=True)
+    return rows
 
 
-def measure(emu, size):
-    account = '5%011d' % size
-    users = ordinary_users('bench%d' % size, size, random.Random(size), unused_share=0.1)
-    print('seeding %d users into %s ...' % (size, account), flush=True)
-    seed_account(emu, account, users)
-    expected = {k.key_id for u in users for k in u.keys if k.used >= 45}
+def suffix(env):
+    return '+adaptive' if env == ADAPTIVE else ''
+
+
+def retire_rows(emu, ours, stock, out, env=None, with_stock=True):
+    """Day 0 and day 31 of the shipped retire policy on `ours`, and of stock's on `stock`."""
+    rows = {}
+    for day in (0, LATER):
+        if day:
+            ours.later(LATER)
+            if with_stock:
+                stock.later(LATER)
+        mine, theirs = retire_policies(day)
+        pairs = [(mine, ours)] + ([(theirs, stock)] if with_stock else [])
+        for policy, acct in pairs:
+            name = policy['name'] + ('' if policy is theirs else suffix(env))
+            print('  %-28s' % name, end='', flush=True)
+            before = acct.keys()
+            calls, retries, seconds, _ = custodian(
+                emu, acct, policy, out, None if policy is theirs else env)
+            after = acct.keys()
+            changed = {k for k in before if after.get(k) != before[k]}
+            if day == 0:
+                found = {k for k in changed if after.get(k) == 'Inactive'}
+            else:
+                found = set(before) - set(after)
+            rows[name] = row('retire day %d' % day, calls, retries, seconds,
+                             acct.floor(1, 1), found, acct.unused)
+            # Any other change is wrong too: a key deleted on day 0, or switched off on 31.
+            rows[name]['exact'] &= changed == found
+            print('%8.1fs %6d calls %5d retries' % (seconds, sum(calls.values()), retries),
+                  flush=True)
+    return rows
+
+
+def measure(emu, size, references):
     out = OUT / str(size)
     out.mkdir(parents=True, exist_ok=True)
+    print('seeding three accounts of %d users ...' % size, flush=True)
+    report = Account(emu, '5%011d' % size, size, size)
+    ours = Account(emu, '7%011d' % size, size, size)
+    stock = Account(emu, '8%011d' % size, size, size)
     emu.latency = LATENCY
-    rows = {}
-    for policy in policies():
-        print('  %-22s' % policy['name'], end='', flush=True)
-        # Every method starts without a credential report, so each pays for its own.
-        emu.backend(account).report_snapshot = None
-        emu.count_operations, emu.operations, emu.last_seen = True, {}, {}
-        cpu = time.process_time()
-        r = custodian(emu, account, policy, out)
-        cpu = time.process_time() - cpu
-        emu.count_operations = False
-        # c7n's listing of keys ends with its last ListAccessKeys call.
-        ops = ('ListUsers', 'GetUser') + (
-            ('ListAccessKeys',) if policy['resource'] == 'aws.iam-access-key' else ())
-        listed = max(emu.last_seen[op] for op in ops if op in emu.last_seen)
-        if policy['name'].startswith('listing'):
-            keys = None
-        elif policy['name'] == 'stock-credential':
-            keys = stock_keys(emu, account, r['resources'])
-        else:
-            keys = our_keys(r['resources'])
-        rows[policy['name']] = {
-            'calls': r['stats'], 'own_calls': own_calls(r['stats']),
-            'wall_seconds': round(r['wall'], 2), 'policy_seconds': round(r['policy_seconds'], 2),
-            'exact': None if keys is None else keys == expected,
-            'matched': None if keys is None else len(keys), 'emulator_cpu': round(cpu, 1),
-            # From c7n's last listing call (seen at the emulator) to the end of the run.
-            'filter_seconds': round(r['end'] - listed, 2)}
-        if policy['name'] == 'ours-hybrid':
-            rows[policy['name']]['candidates'] = candidates(r['stderr'])
-        print('%8.1fs' % r['policy_seconds'], flush=True)
-    print('  %-22s' % 'per-key-script', end='', flush=True)
-    emu.count_operations, emu.operations = True, {}
-    cpu = time.process_time()
-    keys, wall = per_key_script(emu, account)
-    cpu = time.process_time() - cpu
-    emu.count_operations = False
-    calls = {'iam.' + k: v for k, v in emu.operations.items()}
-    rows['per-key-script'] = {'calls': calls, 'own_calls': own_calls(calls),
-                              'wall_seconds': round(wall, 2), 'policy_seconds': round(wall, 2),
-                              'exact': keys == expected, 'matched': len(keys),
-                              # the script's own client runs in this process too
-                              'emulator_cpu': round(cpu, 1), 'filter_seconds': round(wall, 2)}
-    print('%8.1fs' % wall, flush=True)
-    emu.latency = 0.0
-    return {'users': size, 'keys': sum(len(u.keys) for u in users),
-            'unused': len(expected), 'methods': rows}
+    try:
+        rows = report_rows(emu, report, out, report_policies(references))
+        if references:
+            print('  %-28s' % 'per-key-script', end='', flush=True)
+            calls, retries, seconds, found = per_key_script(emu, report)
+            rows['per-key-script'] = row('report', calls, retries, seconds, report.floor(),
+                                         found, report.unused)
+            print('%8.1fs' % seconds, flush=True)
+        rows.update(retire_rows(emu, ours, stock, out))
+    finally:
+        emu.latency = 0.0
+    return {'users': size, 'keys': sum(len(u.keys) for u in report.users),
+            'unused': len(report.unused), 'candidate_users': report.candidate_users,
+            'methods': rows}
 
 
-def targets(results):
-    by = {r['users']: r['methods'] for r in results}
-    big = by[max(by)]
-    out = []
-    for size, m in by.items():
-        h = m['ours-hybrid']
-        cu, ck = h['candidates']
-        out.append(('hybrid calls at %d users: %d <= 3 + %d + %d' % (
-            size, h['own_calls'], cu, ck), h['own_calls'] <= 3 + cu + ck))
-        out.append(('exactness at %d users: api, credential-report, hybrid' % size,
-                    all(m['ours-%s' % s]['exact'] for s in
-                        ('api', 'credential-report', 'hybrid'))))
-    f = {k: v['filter_seconds'] for k, v in big.items()}
-    t = {k: v['policy_seconds'] for k, v in big.items()}
-    out.append(('hybrid speed at %d users, time after c7n\'s listing: %.1fs <= 0.5 x '
-                'api %.1fs and <= stock credential %.1fs' % (
-                    max(by), f['ours-hybrid'], f['ours-api'], f['stock-credential']),
-                f['ours-hybrid'] <= 0.5 * f['ours-api'] and
-                f['ours-hybrid'] <= f['stock-credential']))
-    out.append(('hybrid speed at %d users, whole runs listing with list-users: shipped '
-                '(hybrid) %.1fs <= 0.5 x api %.1fs' % (
-                    max(by), t['shipped-report'], t['api-list-users']),
-                t['shipped-report'] <= 0.5 * t['api-list-users']))
-    for size, m in by.items():
-        out.append(('key-level report at %d users: the same keys as the user-level one'
-                    % size, m['shipped-report-keys']['exact'] and m['shipped-report']['exact']))
-    out.append(('shipped report policy at %d users: %.1fs <= 0.2 x stock %.1fs, exact' % (
-        max(by), t['shipped-report'], t['stock-credential']),
-        t['shipped-report'] <= 0.2 * t['stock-credential'] and big['shipped-report']['exact']))
-    if len(by) > 1:
-        small, large = min(by), max(by)
-        scale = large / small
-        for name in ('ours-hybrid', 'shipped-report'):
-            ratio = by[large][name]['own_calls'] / max(1, by[small][name]['own_calls'])
-            total = sum(by[large][name]['calls'].values()) / max(
-                1, sum(by[small][name]['calls'].values()))
-            out.append(('linear cost, %s: own calls x%.2f, all calls x%.2f for x%.0f users '
-                        '(within 10%%)' % (name, ratio, total, scale),
-                        abs(ratio - scale) <= 0.1 * scale and abs(total - scale) <= 0.1 * scale))
-    return out
-
-
-def table(results):
-    lines = []
-    for r in results:
-        m = r['methods']
-        per_key, stock = m['per-key-script'], m['stock-credential']
-        script_calls = sum(per_key['calls'].values())
-        stock_calls = sum(stock['calls'].values())
-        lines.append('\n%d users, %d keys, %d unused; latency %.0f ms a request' % (
-            r['users'], r['keys'], r['unused'], LATENCY * 1000))
-        lines.append('%-22s %6s %6s %6s %6s %6s %7s %7s %6s %6s %6s %6s' % (
-            'method', 'calls', 'own', 'list', '/scrpt', '/stock', 'seconds', 'filter',
-            '/scrpt', '/stock', 'emucpu', 'exact'))
-        for name, row in m.items():
-            calls = sum(row['calls'].values())
-            listing = sum(row['calls'].get(op, 0) for op in LISTING)
-            lines.append('%-22s %6d %6d %6d %6.2f %6.2f %7.1f %7.1f %6.2f %6.2f %6.1f %6s' % (
-                name, calls, row['own_calls'], listing,
-                calls / script_calls, calls / stock_calls,
-                row['policy_seconds'], row['filter_seconds'],
-                row['policy_seconds'] / per_key['policy_seconds'],
-                row['policy_seconds'] / stock['policy_seconds'], row['emulator_cpu'],
-                '-' if row['exact'] is None else
-                ('yes' if row['exact'] else 'NO (%d)' % row['matched'])))
-    return '\n'.join(lines)
-
-
-def key_level(results):
-    """The shipped report policy on keys beside the same policy on users: calls per
-    operation and seconds."""
-    lines = []
-    for r in results:
-        users, keys = r['methods']['shipped-report'], r['methods']['shipped-report-keys']
-        lines.append('\nshipped report policy at %d users: aws.iam-user beside '
-                     'aws.iam-access-key' % r['users'])
-        lines.append('  %-30s %8s %8s' % ('IAM operation', 'users', 'keys'))
-        for op in sorted(set(users['calls']) | set(keys['calls'])):
-            lines.append('  %-30s %8d %8d' % (op, users['calls'].get(op, 0),
-                                              keys['calls'].get(op, 0)))
-        lines.append('  %-30s %8d %8d' % ('all', sum(users['calls'].values()),
-                                          sum(keys['calls'].values())))
-        lines.append('  %-30s %8.1f %8.1f' % ('seconds (policy run)', users['policy_seconds'],
-                                              keys['policy_seconds']))
-        lines.append('  %-30s %8s %8s' % ('exact', *(
-            'yes' if m['exact'] else 'NO (%d)' % m['matched'] for m in (users, keys))))
-    return '\n'.join(lines)
+def under_rate(emu, rate):
+    """The shipped and stock methods, the user sources, and the shipped policies with
+    botocore's adaptive retry mode, at `rate` IAM requests a second per account."""
+    size = RATE_USERS
+    out = OUT / ('rate-%g' % rate)
+    out.mkdir(parents=True, exist_ok=True)
+    print('at %g requests a second per account, %d users:' % (rate, size), flush=True)
+    base = int(rate) * 100
+    report = Account(emu, '9%011d' % (base + 1), size, size)
+    accounts = [Account(emu, '9%011d' % (base + n), size, size) for n in (2, 3, 4)]
+    emu.latency, emu.rate = LATENCY, rate
+    try:
+        rows = report_rows(emu, report, out, report_policies(False))
+        rows.update(report_rows(emu, report, out, {
+            'shipped-report': report_policies(False)['shipped-report']}, ADAPTIVE))
+        rows.update(retire_rows(emu, accounts[0], accounts[1], out))
+        rows.update(retire_rows(emu, accounts[2], None, out, ADAPTIVE, with_stock=False))
+    finally:
+        emu.latency, emu.rate = 0.0, 0
+    return {'rate': rate, 'users': size, 'unused': len(report.unused), 'methods': rows}
 
 
 def org(emu):
@@ -303,44 +336,47 @@ def org(emu):
     for n in range(1, ORG_ACCOUNTS + 1):
         account = '6%011d' % n
         users = ordinary_users('org%02d' % n, ORG_USERS, random.Random(n), unused_share=0.1)
-        seed_account(emu, account, users)
+        seed_account(emu, account, users, through_api=False)
         expected |= {k.key_id for u in users for k in u.keys if k.used >= 45}
         accounts.append({'account_id': account, 'name': 'bench%02d' % n,
                          'role': 'arn:aws:iam::%s:role/bench' % account,
                          'regions': ['us-east-1']})
     config = out / 'accounts.yml'
     config.write_text(yaml.safe_dump({'accounts': accounts}))
-    stock = {'name': 'stock-credential', 'resource': 'aws.iam-user', 'filters': STOCK_FILTERS}
+    methods = report_policies(False)
     rows = {}
     emu.latency = LATENCY
-    for policy in (shipped_report(), stock):
-        print('  c7n-org %-18s' % policy['name'], end='', flush=True)
-        for a in accounts:
-            emu.backend(a['account_id']).report_snapshot = None
-        path = out / ('%s.yml' % policy['name'])
-        path.write_text(yaml.safe_dump({'policies': [policy]}))
-        env = {k: v for k, v in os.environ.items() if k != 'C7N_ORG_PARALLEL'}
-        env.update(emu.env())
-        start = time.monotonic()
-        run = subprocess.run(
-            [str(BIN / 'c7n-org'), 'run', '-c', str(config), '-u', str(path),
-             '-s', str(out / 'runs'), '--cache-period', '0'],
-            env=env, capture_output=True, text=True, timeout=3600)
-        wall = time.monotonic() - start
-        if run.returncode != 0 or 'c7n_org:WARNING' in run.stderr:
-            raise SystemExit('c7n-org %s failed:\n%s' % (policy['name'], run.stderr[-3000:]))
-        calls, keys = {}, set()
-        for a in accounts:
-            where = out / 'runs' / a['name'] / 'us-east-1' / policy['name']
-            for op, n in json.loads((where / 'metadata.json').read_text())['api-stats'].items():
-                calls[op] = calls.get(op, 0) + n
-            resources = json.loads((where / 'resources.json').read_text())
-            keys |= (stock_keys(emu, a['account_id'], resources)
-                     if policy is stock else our_keys(resources))
-        rows[policy['name']] = {'calls': calls, 'wall_seconds': round(wall, 1),
-                                'exact': keys == expected, 'matched': len(keys)}
-        print('%8.1fs' % wall, flush=True)
-    emu.latency = 0.0
+    try:
+        for name in ('shipped-report', 'stock-credential'):
+            policy = methods[name]
+            print('  c7n-org %-20s' % name, end='', flush=True)
+            for a in accounts:
+                emu.backend(a['account_id']).report_snapshot = None
+            path = out / ('%s.yml' % name)
+            path.write_text(yaml.safe_dump({'policies': [policy]}))
+            env = {k: v for k, v in os.environ.items() if k != 'C7N_ORG_PARALLEL'}
+            env.update(emu.env())
+            counting(emu)
+            start = time.monotonic()
+            run = subprocess.run(
+                [str(BIN / 'c7n-org'), 'run', '-c', str(config), '-u', str(path),
+                 '-s', str(out / 'runs'), '--cache-period', '0'],
+                env=env, capture_output=True, text=True, timeout=3600)
+            wall = time.monotonic() - start
+            calls, _ = counted(emu)
+            if run.returncode != 0 or 'c7n_org:WARNING' in run.stderr:
+                raise SystemExit('c7n-org %s failed:\n%s' % (name, run.stderr[-3000:]))
+            keys = set()
+            for a in accounts:
+                where = out / 'runs' / a['name'] / 'us-east-1' / name
+                resources = json.loads((where / 'resources.json').read_text())
+                keys |= (stock_keys(emu, a['account_id'], resources)
+                         if name.startswith('stock') else our_keys(resources))
+            rows[name] = {'calls': calls, 'seconds': round(wall, 1),
+                          'exact': keys == expected, 'matched': len(keys)}
+            print('%8.1fs' % wall, flush=True)
+    finally:
+        emu.latency = 0.0
     return {'accounts': ORG_ACCOUNTS, 'users_each': ORG_USERS, 'unused': len(expected),
             'workers': 'c7n-org default (%d: 4 per core)' % (4 * (os.cpu_count() or 1)),
             'methods': rows}
@@ -361,85 +397,194 @@ def hook(runs=15):
             'hook_us_max': max(hooks), 'startup_imports_us_median': statistics.median(totals)}
 
 
-def markdown(saved):
-    """The tables of a saved run (.bench/results.json), for docs/performance.md."""
-    lines = []
+# -- targets -----------------------------------------------------------------------------
+STOCK_OF = {'shipped-report': 'stock-credential',
+            'shipped-retire-day0': 'stock-retire-day0',
+            'shipped-retire-day%d' % LATER: 'stock-retire-day%d' % LATER}
+
+
+def total(r):
+    return sum(r['calls'].values())
+
+
+def targets(saved):
+    by = {r['users']: r['methods'] for r in saved['results']}
+    out = []
+    big = max(by)
+    m = by[big]
+    for name, limit in (('shipped-report', 0.05), ('shipped-retire-day0', 0.1),
+                        ('shipped-retire-day%d' % LATER, 0.1)):
+        r, stock = m[name], m[STOCK_OF[name]]
+        out.append(('%s at %d users: calls %d <= 1.05 x floor %d (x%.3f)' % (
+            name, big, total(r), r['floor'], total(r) / r['floor']),
+            total(r) <= 1.05 * r['floor']))
+        out.append(('%s at %d users: %.1fs <= %g x %s %.1fs (x%.3f)' % (
+            name, big, r['seconds'], limit, STOCK_OF[name], stock['seconds'],
+            r['seconds'] / stock['seconds']), r['seconds'] <= limit * stock['seconds']))
+    if saved.get('org'):
+        o = saved['org']['methods']
+        ratio = o['shipped-report']['seconds'] / o['stock-credential']['seconds']
+        out.append(('c7n-org run, %d accounts x %d users, shipped report: %.1fs <= 0.15 x '
+                    'stock %.1fs (x%.3f)' % (saved['org']['accounts'],
+                                             saved['org']['users_each'],
+                                             o['shipped-report']['seconds'],
+                                             o['stock-credential']['seconds'], ratio),
+                    ratio <= 0.15 and o['shipped-report']['exact']))
+    for rated in saved.get('rates', ()):
+        r = rated['methods']
+        exact = [n for n in r if n.startswith('shipped') and not r[n]['exact']]
+        out.append(('at %g requests/s, %d users: every shipped method exact (adaptive too)' % (
+            rated['rate'], rated['users']), not exact))
+    if saved.get('rates'):
+        low = min(saved['rates'], key=lambda r: r['rate'])
+        for name, stock in STOCK_OF.items():
+            r, s = low['methods'][name], low['methods'][stock]
+            out.append(('under the lower rate (%g/s): %s %.1fs <= %s %.1fs, retries %d and %d'
+                        % (low['rate'], name, r['seconds'], stock, s['seconds'],
+                           r['retries'], s['retries']),
+                        r['seconds'] <= s['seconds'] and r['exact']))
+    for size, methods in by.items():
+        wrong = [n for n in methods if not n.startswith('stock') and not methods[n]['exact']]
+        out.append(('exactness at %d users: every method but stock%s' % (
+            size, (' (not: %s)' % ', '.join(wrong)) if wrong else ''), not wrong))
+    if len(by) > 1:
+        small, large = min(by), max(by)
+        scale = large / small
+        for name in STOCK_OF:
+            ratio = total(by[large][name]) / max(1, total(by[small][name]))
+            out.append(('linear cost, %s: calls x%.2f for x%g users (within 10%%)' % (
+                name, ratio, scale), abs(ratio - scale) <= 0.1 * scale))
+    return out
+
+
+# -- tables ------------------------------------------------------------------------------
+def lines(rows, stock_of=None, md=False):
+    """Rows of one table: method, job, calls, ÷ floor, ÷ stock, retries, seconds, ÷ stock,
+    exact."""
+    head = ('method', 'job', 'IAM calls', '÷ floor', '÷ stock', 'retries', 'seconds',
+            '÷ stock', 'exact')
+    out = []
+    if md:
+        out += ['| %s |' % ' | '.join(head), '|---|---|---:|---:|---:|---:|---:|---:|---|']
+    else:
+        out.append('%-30s %-12s %9s %7s %7s %7s %8s %7s  %s' % head)
+    for name, r in rows.items():
+        stock = rows.get(stock_for(name, r))
+        cells = (name, r['job'], '%d' % total(r), '%.2f' % (total(r) / r['floor']),
+                 '%.2f' % (total(r) / total(stock)) if stock else '–',
+                 '%d' % r['retries'], '%.1f' % r['seconds'],
+                 '%.3f' % (r['seconds'] / stock['seconds']) if stock else '–',
+                 'yes' if r['exact'] else 'no: %d keys' % r['matched'])
+        if md:
+            out.append('| %s |' % ' | '.join(cells))
+        else:
+            out.append('%-30s %-12s %9s %7s %7s %7s %8s %7s  %s' % cells)
+    return out
+
+
+def stock_for(name, r):
+    base = name.split('+')[0]
+    if base in STOCK_OF:
+        return STOCK_OF[base]
+    return 'stock-credential' if r['job'] == 'report' else None
+
+
+def render(saved, md=False):
+    out = []
     for r in saved['results']:
-        m = r['methods']
-        script, stock = m['per-key-script'], m['stock-credential']
-        lines += ['', '%d users, %d keys, %d of them unused:' % (r['users'], r['keys'],
-                                                                   r['unused']), '',
-                  '| method | IAM calls | of them listing | ÷ script | ÷ stock | seconds |'
-                  ' ÷ script | ÷ stock | after listing | exact |',
-                  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|']
-        for name, row in m.items():
-            calls = sum(row['calls'].values())
-            lines.append('| %s | %d | %d | %.2f | %.2f | %.1f | %.2f | %.2f | %.1f | %s |' % (
-                name, calls, sum(row['calls'].get(op, 0) for op in LISTING),
-                calls / sum(script['calls'].values()), calls / sum(stock['calls'].values()),
-                row['policy_seconds'], row['policy_seconds'] / script['policy_seconds'],
-                row['policy_seconds'] / stock['policy_seconds'], row['filter_seconds'],
-                '–' if row['exact'] is None else
-                ('yes' if row['exact'] else 'no: %d keys' % row['matched'])))
+        out += ['', '%d users, %d keys, %d of them unused (%d users hold them); %g ms a '
+                'request, no rate limit:' % (r['users'], r['keys'], r['unused'],
+                                             r['candidate_users'], saved['latency_ms']), '']
+        out += lines(r['methods'], md=md)
+    for rated in saved.get('rates', ()):
+        out += ['', 'At %g IAM requests a second per account (token bucket; beyond it '
+                '`Throttling`), %d users, %g ms a request:' % (
+                    rated['rate'], rated['users'], saved['latency_ms']), '']
+        out += lines(rated['methods'], md=md)
     if saved.get('org'):
         o = saved['org']
         stock = o['methods']['stock-credential']
-        lines += ['', '`c7n-org run`, %d accounts of %d users (%d unused keys), %s workers:' % (
-            o['accounts'], o['users_each'], o['unused'], o['workers']), '',
-            '| policy | IAM calls | seconds | ÷ stock | exact |', '|---|---:|---:|---:|---|']
-        for name, row in o['methods'].items():
-            lines.append('| %s | %d | %.1f | %.2f | %s |' % (
-                name, sum(row['calls'].values()), row['wall_seconds'],
-                row['wall_seconds'] / stock['wall_seconds'],
-                'yes' if row['exact'] else 'no: %d keys' % row['matched']))
-    lines += ['', 'Targets:', '']
-    lines += ['- %s: %s' % ('met' if t['met'] else '**missed**', t['target'])
-              for t in saved['targets']]
-    return '\n'.join(lines)
+        out += ['', '`c7n-org run`, %d accounts of %d users (%d unused keys), %s workers:' % (
+            o['accounts'], o['users_each'], o['unused'], o['workers']), '']
+        if md:
+            out += ['| policy | IAM calls | seconds | ÷ stock | exact |',
+                    '|---|---:|---:|---:|---|']
+        for name, r in o['methods'].items():
+            cells = (name, '%d' % sum(r['calls'].values()), '%.1f' % r['seconds'],
+                     '%.3f' % (r['seconds'] / stock['seconds']),
+                     'yes' if r['exact'] else 'no: %d keys' % r['matched'])
+            out.append(('| %s |' % ' | '.join(cells)) if md else
+                       '%-30s %9s calls %7ss  x%s of stock  exact %s' % cells)
+    s = saved['startup']
+    out += ['', 'Start-up hook: %d µs (median of %d runs; max %d) of %d µs of imports in '
+            '`python -X importtime -c pass`.' % (s['hook_us_median'], s['runs'],
+                                                 s['hook_us_max'],
+                                                 s['startup_imports_us_median'])]
+    out += ['', 'Targets:', '']
+    out += ['- %s: %s' % ('met' if t['met'] else ('**missed**' if md else 'MISSED'),
+                          t['target']) for t in saved['targets']]
+    return '\n'.join(out)
+
+
+BEGIN, END = '<!-- bench:begin -->', '<!-- bench:end -->'
+
+
+def update_docs(saved):
+    """Write the saved run's tables between the markers of docs/performance.md, and its
+    5,000-user table and targets into README.md."""
+    body = render(saved, md=True)
+    for path, text in ((ROOT / 'docs' / 'performance.md', body),
+                       (ROOT / 'README.md', readme_block(saved))):
+        doc = path.read_text()
+        head, rest = doc.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        path.write_text('%s%s\n%s\n%s%s' % (head, BEGIN, text.strip('\n'), END, tail))
+        print('updated %s' % path.relative_to(ROOT))
+
+
+def readme_block(saved):
+    big = max(saved['results'], key=lambda r: r['users'])
+    keep = ('shipped-report', 'report-list-users', 'report-describe-parallel',
+            'stock-credential', 'shipped-retire-day0', 'stock-retire-day0',
+            'shipped-retire-day%d' % LATER, 'stock-retire-day%d' % LATER)
+    rows = {k: big['methods'][k] for k in keep if k in big['methods']}
+    out = ['%d users, %d unused keys, %g ms a request (`%s`, %s):' % (
+        big['users'], big['unused'], saved['latency_ms'], saved['command'],
+        saved['duration']), '']
+    out += lines(rows, md=True)
+    out += ['', 'Targets:', '']
+    out += ['- %s: %s' % ('met' if t['met'] else '**missed**', t['target'])
+            for t in saved['targets']]
+    return '\n'.join(out)
 
 
 def main():
     if sys.argv[1:] == ['--markdown']:
-        print(markdown(json.loads((OUT / 'results.json').read_text())))
+        print(render(json.loads((OUT / 'results.json').read_text()), md=True))
+        return
+    if sys.argv[1:] == ['--update-docs']:
+        update_docs(json.loads((OUT / 'results.json').read_text()))
         return
     OUT.mkdir(exist_ok=True)
+    start = time.monotonic()
     with Emulator() as emu:
-        results = [measure(emu, size) for size in SIZES]
+        results = [measure(emu, size, size == min(SIZES)) for size in SIZES]
+        rates = [under_rate(emu, rate) for rate in RATES]
         organisation = org(emu) if ORG_ACCOUNTS and ORG_USERS else None
-    startup = hook()
-    print(table(results))
-    print(key_level(results))
-    if organisation:
-        stock = organisation['methods']['stock-credential']
-        print('\nc7n-org run, %d accounts of %d users (%d unused keys), %s workers:' % (
-            organisation['accounts'], organisation['users_each'], organisation['unused'],
-            organisation['workers']))
-        for name, row in organisation['methods'].items():
-            print('  %-18s %6d calls %7.1fs  x%.2f of stock time  exact %s' % (
-                name, sum(row['calls'].values()), row['wall_seconds'],
-                row['wall_seconds'] / stock['wall_seconds'], 'yes' if row['exact'] else
-                'NO (%d)' % row['matched']))
-    print('\nStart-up hook: %d us (median of %d; max %d) of %d us of imports in '
-          '`python -X importtime -c pass`' % (
-              startup['hook_us_median'], startup['runs'], startup['hook_us_max'],
-              startup['startup_imports_us_median']))
-    print('\nTargets:')
-    met = targets(results)
-    for text, ok in met:
-        print('  %-6s %s' % ('met' if ok else 'MISSED', text))
-    print('\n"seconds": the policy run (metadata.json duration), its user listing included;'
-          ' for the script, its run. "filter": seconds from c7n\'s last listing'
-          ' call (ListUsers or GetUser; ListAccessKeys too for aws.iam-access-key, seen at the'
-          ' emulator) to the end of the run.'
-          ' "own": calls beside ListUsers and GetUser. "/scrpt", "/stock": ratios to the'
-          ' per-key script and to stock c7n\'s credential policy. "emucpu": CPU seconds the'
-          ' emulator spent.')
-    print('Stock moto answers GetAccessKeyLastUsed in O(keys), scanning every key of every'
-          ' account; the sandbox looks the key up by id, so no method pays for that scan.')
-    (OUT / 'results.json').write_text(json.dumps(
-        {'latency_ms': LATENCY * 1000, 'results': results, 'org': organisation,
-         'startup': startup, 'targets': [{'target': t, 'met': ok} for t, ok in met]},
-        indent=2))
+    saved = {'latency_ms': LATENCY * 1000, 'results': results, 'rates': rates,
+             'org': organisation, 'startup': hook(),
+             'command': 'make bench' if not any(k.startswith('BENCH_') for k in os.environ)
+             else ' '.join('%s=%s' % (k, v) for k, v in sorted(os.environ.items())
+                           if k.startswith('BENCH_')) + ' make bench',
+             'duration': '%d min %d s' % divmod(int(time.monotonic() - start), 60)}
+    saved['targets'] = [{'target': t, 'met': ok} for t, ok in targets(saved)]
+    print(render(saved))
+    print('\nCalls: IAM requests that reached the emulator. "÷ floor": calls over the least '
+          'an exact answer needs (listing pages + 3 report calls + ListAccessKeys per '
+          'candidate user + GetAccessKeyLastUsed per candidate key, + writes for retire). '
+          '"retries": requests answered Throttling. "seconds": the policy run '
+          '(metadata.json), its user listing included; for the script, its run.')
+    (OUT / 'results.json').write_text(json.dumps(saved, indent=2))
     print('\nwrote %s' % (OUT / 'results.json'))
 
 

@@ -228,3 +228,33 @@ def test_permissions_follow_the_source(tmp_path):
     assert 'iam:GetUser' not in ours and 'iam:GetAccountAuthorizationDetails' not in parallel
     assert ours - parallel == {'iam:GetAccountAuthorizationDetails'}
     assert parallel - ours == {'iam:GetUser'}
+
+
+def test_users_by_name_as_describe_gives_them_without_get_user(sandbox, monkeypatch, tmp_path):
+    """c7n's event modes ask a source for users by name (get_resources): the same records
+    as `describe`, from the two listings, with no GetUser (which the source does not
+    declare)."""
+    from c7n.config import Config
+    from c7n.policy import Policy
+    from c7n.resources import load_resources
+    seed_varied(sandbox)
+    for k, v in sandbox.env().items():
+        monkeypatch.setenv(k, v)
+    load_resources(('aws.iam-user',))
+    names = ['bounded-tagged', 'bounded-bare', 'pathed-untagged', 'no-such-user']
+
+    def by_name(source):
+        policy = Policy(dict({'name': 'by-name', 'resource': 'aws.iam-user'}, **source),
+                        Config.empty(region='us-east-1', output_dir=str(tmp_path)))
+        sandbox.count_operations, sandbox.operations = True, {}
+        try:
+            found = policy.resource_manager.get_resources(names)
+        finally:
+            sandbox.count_operations = False
+        return {u['UserName']: u for u in found}, dict(sandbox.operations)
+    stock, stock_calls = by_name({})
+    ours, calls = by_name({'source': SOURCE})
+    assert sorted(ours) == sorted(stock) == sorted(names[:3])
+    assert ours == stock
+    assert stock_calls.get('GetUser', 0) >= len(names)
+    assert calls == {'ListUsers': 1, 'GetAccountAuthorizationDetails': 1}

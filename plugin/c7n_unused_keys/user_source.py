@@ -105,6 +105,13 @@ class AuthorizationDetailsUser(_UsersOnly):
         client = local_session(self.manager.session_factory).client('iam')
         return list(self._pages(client, 'list_users', 'Users'))
 
+    def get_resources(self, resource_ids, cache=True):
+        # By name (event modes): from ListUsers, which the manager then augments, not from
+        # the GetUser calls of c7n's describe, which this source's permissions leave out.
+        wanted = set(resource_ids)
+        client = local_session(self.manager.session_factory).client('iam')
+        return [u for u in self._pages(client, 'list_users', 'Users') if u['UserName'] in wanted]
+
     def augment(self, resources):
         if not resources:
             return []

@@ -522,7 +522,8 @@ class Emulator:
         key = self.backend(account).access_keys[key_id]
         now = utcnow_naive()
         if created_days is not None:
-            key.create_date = now - timedelta(days=created_days)
+            # IAM keeps a key's CreateDate to the second (the credential report too).
+            key.create_date = (now - timedelta(days=created_days)).replace(microsecond=0)
         if never_used:
             key.last_used = None
         elif used_days is not None:
