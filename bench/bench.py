@@ -29,9 +29,13 @@ Candidates are the users and keys whose report row can match: the unused keys.
 With BENCH_RATE (default "50,20"; "0" skips), the emulator also limits each account to
 that many IAM requests a second (a token bucket of one second's worth, answering
 `Throttling` beyond it, as IAM does), and the report and retire methods of the shipped and
-stock policies, the user sources, and the shipped policies with botocore's adaptive
-retry mode (`AWS_RETRY_MODE=adaptive`), run again at each rate on BENCH_RATE_USERS
-(default 1000) users. "retries" counts the requests answered `Throttling`: each is retried.
+stock policies and the user sources run again at each rate on BENCH_RATE_USERS (default
+1000) users. "retries" counts the requests answered `Throttling`: each is retried.
+
+The plugin makes 8 to 16 IAM calls at once, halving on throttling (`pace`). The shipped
+policies also run with that fixed at 8 (`+fixed8`, `C7N_UNUSED_KEYS_CALLS=8`: what it
+was) and with botocore's own adaptive retry mode (`+boto-adaptive`,
+`AWS_RETRY_MODE=adaptive`: a client-side rate limiter), at 5,000 users and under each rate.
 
 Also measured: `c7n-org run` over ORG_ACCOUNTS accounts of ORG_USERS users (BENCH_ORG,
 default "20x250"; "0" skips; c7n-org's default worker count), and the start-up hook's
@@ -69,7 +73,10 @@ ORG_ACCOUNTS, ORG_USERS = (int(n) for n in (
     os.environ.get('BENCH_ORG', '20x250') + 'x0').split('x')[:2])
 LATER = 31
 NOT_IAM = ('AssumeRole', 'GetCallerIdentity')
-ADAPTIVE = {'AWS_RETRY_MODE': 'adaptive'}
+# The plugin's calls at once: adaptive (the default), fixed at 8 (what it was), and
+# adaptive with botocore's own adaptive retry mode (a client-side rate limiter).
+VARIANTS = {'+fixed8': {'C7N_UNUSED_KEYS_CALLS': '8'},
+            '+boto-adaptive': {'AWS_RETRY_MODE': 'adaptive'}}
 
 STOCK_FILTERS = [
     {'type': 'credential', 'key': 'access_keys.active', 'value': True},
@@ -246,7 +253,7 @@ def report_rows(emu, acct, out, methods, env=None):
 
 
 def suffix(env):
-    return '+adaptive' if env == ADAPTIVE else ''
+    return next((name for name, e in VARIANTS.items() if e == env), '')
 
 
 def retire_rows(emu, ours, stock, out, env=None, with_stock=True):
@@ -290,6 +297,8 @@ def measure(emu, size, references):
     emu.latency = LATENCY
     try:
         rows = report_rows(emu, report, out, report_policies(references))
+        rows.update(report_rows(emu, report, out, {
+            'shipped-report': report_policies(False)['shipped-report']}, VARIANTS['+fixed8']))
         if references:
             print('  %-28s' % 'per-key-script', end='', flush=True)
             calls, retries, seconds, found = per_key_script(emu, report)
@@ -305,22 +314,24 @@ def measure(emu, size, references):
 
 
 def under_rate(emu, rate):
-    """The shipped and stock methods, the user sources, and the shipped policies with
-    botocore's adaptive retry mode, at `rate` IAM requests a second per account."""
+    """The shipped and stock methods, the user sources, and the shipped policies' variants,
+    at `rate` IAM requests a second per account."""
     size = RATE_USERS
     out = OUT / ('rate-%g' % rate)
     out.mkdir(parents=True, exist_ok=True)
     print('at %g requests a second per account, %d users:' % (rate, size), flush=True)
     base = int(rate) * 100
     report = Account(emu, '9%011d' % (base + 1), size, size)
-    accounts = [Account(emu, '9%011d' % (base + n), size, size) for n in (2, 3, 4)]
+    accounts = [Account(emu, '9%011d' % (base + n), size, size) for n in (2, 3, 4, 5)]
     emu.latency, emu.rate = LATENCY, rate
     try:
         rows = report_rows(emu, report, out, report_policies(False))
-        rows.update(report_rows(emu, report, out, {
-            'shipped-report': report_policies(False)['shipped-report']}, ADAPTIVE))
+        for env in VARIANTS.values():
+            rows.update(report_rows(emu, report, out, {
+                'shipped-report': report_policies(False)['shipped-report']}, env))
         rows.update(retire_rows(emu, accounts[0], accounts[1], out))
-        rows.update(retire_rows(emu, accounts[2], None, out, ADAPTIVE, with_stock=False))
+        for acct, env in zip(accounts[2:], VARIANTS.values()):
+            rows.update(retire_rows(emu, acct, None, out, env, with_stock=False))
     finally:
         emu.latency, emu.rate = 0.0, 0
     return {'rate': rate, 'users': size, 'unused': len(report.unused), 'methods': rows}
@@ -433,7 +444,7 @@ def targets(saved):
     for rated in saved.get('rates', ()):
         r = rated['methods']
         exact = [n for n in r if n.startswith('shipped') and not r[n]['exact']]
-        out.append(('at %g requests/s, %d users: every shipped method exact (adaptive too)' % (
+        out.append(('at %g requests/s, %d users: every shipped method exact (variants too)' % (
             rated['rate'], rated['users']), not exact))
     if saved.get('rates'):
         low = min(saved['rates'], key=lambda r: r['rate'])
@@ -458,27 +469,28 @@ def targets(saved):
 
 
 # -- tables ------------------------------------------------------------------------------
-def lines(rows, stock_of=None, md=False):
+def lines(rows, md=False, rate=None):
     """Rows of one table: method, job, calls, ÷ floor, ÷ stock, retries, seconds, ÷ stock,
-    exact."""
+    exact; with `rate`, also seconds ÷ (calls / rate), the least time the rate allows."""
     head = ('method', 'job', 'IAM calls', '÷ floor', '÷ stock', 'retries', 'seconds',
-            '÷ stock', 'exact')
+            '÷ stock') + (('÷ calls/rate',) if rate else ()) + ('exact',)
+    text = '%-30s %-13s %9s %7s %7s %7s %8s %7s ' + ('%12s ' if rate else '') + ' %s'
     out = []
     if md:
-        out += ['| %s |' % ' | '.join(head), '|---|---|---:|---:|---:|---:|---:|---:|---|']
+        out += ['| %s |' % ' | '.join(head),
+                '|---|---|%s---|' % ('---:|' * (len(head) - 3))]
     else:
-        out.append('%-30s %-12s %9s %7s %7s %7s %8s %7s  %s' % head)
+        out.append(text % head)
     for name, r in rows.items():
         stock = rows.get(stock_for(name, r))
         cells = (name, r['job'], '%d' % total(r), '%.2f' % (total(r) / r['floor']),
                  '%.2f' % (total(r) / total(stock)) if stock else '–',
                  '%d' % r['retries'], '%.1f' % r['seconds'],
-                 '%.3f' % (r['seconds'] / stock['seconds']) if stock else '–',
-                 'yes' if r['exact'] else 'no: %d keys' % r['matched'])
-        if md:
-            out.append('| %s |' % ' | '.join(cells))
-        else:
-            out.append('%-30s %-12s %9s %7s %7s %7s %8s %7s  %s' % cells)
+                 '%.3f' % (r['seconds'] / stock['seconds']) if stock else '–')
+        if rate:
+            cells += ('%.2f' % (r['seconds'] / (total(r) / rate)),)
+        cells += ('yes' if r['exact'] else 'no: %d keys' % r['matched'],)
+        out.append(('| %s |' % ' | '.join(cells)) if md else text % cells)
     return out
 
 
@@ -500,7 +512,8 @@ def render(saved, md=False):
         out += ['', 'At %g IAM requests a second per account (token bucket; beyond it '
                 '`Throttling`), %d users, %g ms a request:' % (
                     rated['rate'], rated['users'], saved['latency_ms']), '']
-        out += lines(rated['methods'], md=md)
+        out += lines(rated['methods'], md=md, rate=rated['rate'])
+    out += concurrency(saved)
     if saved.get('org'):
         o = saved['org']
         stock = o['methods']['stock-credential']
@@ -524,6 +537,31 @@ def render(saved, md=False):
     out += ['- %s: %s' % ('met' if t['met'] else ('**missed**' if md else 'MISSED'),
                           t['target']) for t in saved['targets']]
     return '\n'.join(out)
+
+
+def concurrency(saved):
+    """The shipped policies with the plugin's pace, fixed at 8, and with botocore's adaptive
+    mode: seconds, and under a rate seconds ÷ (calls / rate) and retries."""
+    out = ['', 'Calls at once (the shipped policies: pace, the default; `+fixed8`; '
+           '`+boto-adaptive`):', '']
+    big = max(saved['results'], key=lambda r: r['users'])
+    m = big['methods']
+    if 'shipped-report+fixed8' in m:
+        out.append('- no rate limit, %d users: shipped-report %.1fs, fixed at 8 %.1fs' % (
+            big['users'], m['shipped-report']['seconds'],
+            m['shipped-report+fixed8']['seconds']))
+    for rated in saved.get('rates', ()):
+        m = rated['methods']
+        for name in STOCK_OF:
+            cells = []
+            for variant in ('',) + tuple(VARIANTS):
+                r = m.get(name + variant)
+                if r:
+                    cells.append('%s %.1fs, x%.2f of calls/rate, %d retries' % (
+                        variant.lstrip('+') or 'pace', r['seconds'],
+                        r['seconds'] / (total(r) / rated['rate']), r['retries']))
+            out.append('- %g/s, %s: %s' % (rated['rate'], name, '; '.join(cells)))
+    return out
 
 
 BEGIN, END = '<!-- bench:begin -->', '<!-- bench:end -->'

@@ -27,9 +27,11 @@ USERS = {
 
 
 def approval_policy(tmp_path):
-    """The shipped retire policy with `approval-tag`."""
+    """The shipped retire policy with `approval-tag`, rechecking every delete with fresh
+    calls (`recheck-max-age-seconds: 0`), so that a use can land just before one."""
     policies = yaml.safe_load(POLICY.read_text())['policies']
     policies[0]['actions'][0]['approval-tag'] = APPROVAL
+    policies[0]['actions'][0]['recheck-max-age-seconds'] = 0
     return write_policies(tmp_path / 'retire.yml', *policies)
 
 

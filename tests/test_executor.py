@@ -6,6 +6,8 @@ must then run on the main thread too.
 import json
 import sys
 
+import yaml
+
 from c7n_unused_keys.sources import WORKERS
 from conftest import ROOT, run_command, seeded
 
@@ -53,5 +55,12 @@ def test_every_pool_of_the_plugin_is_c7ns(sandbox, tmp_path):
     for n, policy in enumerate(['report', 'retire', 'retire']):
         found += mapped_by(sandbox, tmp_path / str(n),
                            ROOT / 'policies' / ('unused-access-keys-%s.yml' % policy))
+    # The user sources with pools of their own, under the report policy.
+    report = yaml.safe_load((ROOT / 'policies' / 'unused-access-keys-report.yml').read_text())
+    for source in ('list-users', 'describe-parallel'):
+        report['policies'][0]['source'] = source
+        path = tmp_path / ('report-%s.yml' % source)
+        path.write_text(yaml.safe_dump(report))
+        found += mapped_by(sandbox, tmp_path / source, path)
     assert OURS <= {name for name, _ in found}, found
     assert {workers for name, workers in found if name in OURS} == {WORKERS}

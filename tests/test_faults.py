@@ -220,7 +220,7 @@ def test_killed_after_every_call_a_clean_rerun_converges(sandbox, tmp_path):
     unbroken = custodian_run(sandbox, tmp_path / 'unbroken', RETIRE)
     assert unbroken.returncode == 0, unbroken.stderr
     expected, total = shape(sandbox), iam_calls(tmp_path / 'unbroken')
-    assert total >= 20
+    assert total >= 15
 
     # A clean rerun from a state equal to one already rerun from repeats that rerun: many
     # N leave the same state (reads change nothing), so each distinct state is rerun once.

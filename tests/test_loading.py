@@ -39,7 +39,7 @@ def test_disabling_the_hook_unloads_the_plugin(tmp_path):
     run = run_command(['custodian', 'validate'] + POLICY_FILES, None, extra_env=off)
     assert run.returncode != 0
     # The shipped policies name the plugin's source first, then its filter.
-    assert "On instance['source']" in run.stderr and 'describe-parallel' in run.stderr
+    assert "On instance['source']" in run.stderr and 'authorization-details' in run.stderr
     path = write_policies(tmp_path / 'p.yml', unused_keys_policy('filter-only', {'days': 45}))
     run = run_command(['custodian', 'validate', path], None, extra_env=off)
     assert run.returncode != 0

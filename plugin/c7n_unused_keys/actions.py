@@ -18,6 +18,7 @@ from .filters import (MARKER_PREFIX_SCHEMA, TAG_PERMISSIONS, MarkedAccessKeys,
                       UnusedAccessKeys)
 from .names import MARKER_PREFIX, RESULTS_ANNOTATION
 from .schema_check import check_schema
+from .pace import paced
 from .sources import WORKERS
 from .user_source import FreshKeyListing, refuse_without_tags
 
@@ -227,7 +228,7 @@ class RetireAccessKeys(BaseAction):
 
         def plan(r):
             m = markers.markers_of(r.get('Tags'), opts.prefix, opts.approval)
-            return act.plan_user(client, self.manager.retry, r['UserName'],
+            return act.plan_user(client, paced(self.manager), r['UserName'],
                                  matches.get(r['UserName'], []), m, now, opts,
                                  is_self=own.__contains__,
                                  scope=None if scope is None else scope[r['UserName']],
@@ -244,7 +245,7 @@ class RetireAccessKeys(BaseAction):
         def execute(user_plans):
             # One user's steps one after another: IAM may refuse concurrent writes to
             # one user (ConcurrentModification). Freshness is judged as each step starts.
-            return [act.execute(client, self.manager.retry, p, now, opts,
+            return [act.execute(client, paced(self.manager), p, now, opts,
                                 reads=act.fresh(reads.get(p.user), max_age))
                     for p in user_plans]
         with self.executor_factory(max_workers=WORKERS) as pool:
@@ -391,6 +392,6 @@ class RetireAccessKey(FreshKeyListing, RetireAccessKeys):
         client = local_session(self.manager.session_factory).client('iam')
         with self.executor_factory(max_workers=WORKERS) as pool:
             found = list(pool.map(
-                lambda u: facts.user_tags(client, self.manager.retry, u['UserName']), owners))
+                lambda u: facts.user_tags(client, paced(self.manager), u['UserName']), owners))
         for u, tags in zip(owners, found):
             u['Tags'] = tags

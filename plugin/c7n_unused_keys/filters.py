@@ -15,6 +15,7 @@ from .credential_report import ReportUnavailable, as_utc, fetch_report
 from .model import SOURCE_API, Exemption, KeyFacts, ListedKey, Reads, Thresholds, Verdict
 from .names import EXEMPT_ANNOTATION, EXEMPT_TAG, MARKER_PREFIX, UNUSED_ANNOTATION
 from .schema_check import check_schema
+from .pace import paced
 from .sources import SOURCE_NAMES, WORKERS, Gathered, Sources
 from .user_source import (LIST_ONLY, FreshKeyListing, listed_without_tags,
                           refuse_without_tags)
@@ -207,13 +208,13 @@ class UnusedAccessKeys(Filter):
 
     def gather(self, users, th: Thresholds, now: datetime, listed=None) -> Gathered:
         client = local_session(self.manager.session_factory).client('iam')
-        sources = Sources(client, self.manager.retry, th, now,
+        sources = Sources(client, paced(self.manager), th, now,
                           executor_factory=self.executor_factory, listed=listed)
         source = self.data.get('source', SOURCE_NAMES[0])
 
         def report():
             return fetch_report(
-                client, self.manager.retry, now,
+                client, paced(self.manager), now,
                 max_age=timedelta(hours=self.data.get('report-max-age-hours', 4)),
                 timeout=self.data.get('report-timeout', 300))
         try:
@@ -228,7 +229,7 @@ class UnusedAccessKeys(Filter):
         wanted = [r for r in resources if decide.split_exempt(
             gathered.facts.get(r['UserName'], ()), th, None, now)[0]]
         client = local_session(self.manager.session_factory).client('iam')
-        found = Sources(client, self.manager.retry, th, now,
+        found = Sources(client, paced(self.manager), th, now,
                         executor_factory=self.executor_factory).tags(
             [r['UserName'] for r in wanted])
         for r in wanted:
@@ -309,7 +310,7 @@ class UnusedAccessKey(FreshKeyListing, UnusedAccessKeys):
         owners = sorted(u for u, found in gathered.facts.items()
                         if decide.split_exempt(found, th, None, now)[0])
         client = local_session(self.manager.session_factory).client('iam')
-        tags = Sources(client, self.manager.retry, th, now,
+        tags = Sources(client, paced(self.manager), th, now,
                        executor_factory=self.executor_factory).tags(owners) if owners else {}
         verdicts = {}
         for user in owners:
@@ -442,7 +443,7 @@ class MarkedAccessKeys(Filter):
             def key_gone(item):
                 r, m = item
                 present = {k.key_id for k in
-                           facts.list_keys(client, self.manager.retry, r['UserName'])}
+                           facts.list_keys(client, paced(self.manager), r['UserName'])}
                 return bool(lifecycle.keys_needing_work(m, present, now, grace))
             with self.executor_factory(max_workers=WORKERS) as pool:
                 wanted |= {r['UserName'] for (r, _), gone in

@@ -8,6 +8,7 @@ from c7n.utils import local_session
 from . import facts, lifecycle, markers
 from .filters import TAG_PERMISSIONS, MarkedAccessKeys, UnusedAccessKeys
 from .names import EXEMPT_ANNOTATION, UNUSED_ANNOTATION
+from .pace import paced
 from .sources import WORKERS
 from .user_source import FreshKeyListing
 
@@ -62,7 +63,7 @@ class MarkedAccessKey(FreshKeyListing, MarkedAccessKeys):
             client = local_session(self.manager.session_factory).client('iam')
             with self.executor_factory(max_workers=WORKERS) as pool:
                 tags.update(zip(missing, pool.map(
-                    lambda u: facts.user_tags(client, self.manager.retry, u), missing)))
+                    lambda u: facts.user_tags(client, paced(self.manager), u), missing)))
         matched = []
         for user in sorted(keys):
             m = markers.markers_of(tags[user], self.prefix(), self.approval())

@@ -12,12 +12,14 @@ from datetime import datetime
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import decide, facts
+from .pace import MOST
 from .credential_report import ReportUnavailable
 from .model import SOURCE_API, SOURCE_REPORT, CredentialReport, KeyFacts, ListedKey, Thresholds
 
 log = logging.getLogger('custodian.unused-access-keys')
 
-WORKERS = 8
+# Threads of each pool; how many of their calls are in flight at once is up to `pace`.
+WORKERS = MOST
 PROGRESS_EVERY = 1000
 HYBRID = 'hybrid'
 # The filter's `source` values; the first is the default.

@@ -23,6 +23,7 @@ from c7n.resources.iam import DescribeUser, User
 from c7n.utils import local_session
 
 from .lambda_mode import check_lambda_mode
+from .pace import paced
 from .sources import WORKERS
 
 PARALLEL = 'describe-parallel'
@@ -57,7 +58,7 @@ class ParallelDescribeUser(_UsersOnly):
 
         def get_user(r):
             # Deleted since ListUsers: dropped, as stock c7n does.
-            found = self.manager.retry(client.get_user, UserName=r['UserName'],
+            found = paced(self.manager)(client.get_user, UserName=r['UserName'],
                                        ignore_err_codes=('NoSuchEntity',))
             return found['User'] if found else None
 
