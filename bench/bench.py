@@ -29,13 +29,15 @@ Candidates are the users and keys whose report row can match: the unused keys.
 With BENCH_RATE (default "50,20"; "0" skips), the emulator also limits each account to
 that many IAM requests a second (a token bucket of one second's worth, answering
 `Throttling` beyond it, as IAM does), and the report and retire methods of the shipped and
-stock policies and the user sources run again at each rate on BENCH_RATE_USERS (default
-1000) users. "retries" counts the requests answered `Throttling`: each is retried.
+stock policies, the user sources and the smallest size's other methods run again at each
+rate on BENCH_RATE_USERS (default 1000) users. "retries" counts the requests answered
+`Throttling`: each is retried.
 
 The plugin makes 8 to 16 IAM calls at once, halving on throttling (`pace`). The shipped
 policies also run with that fixed at 8 (`+fixed8`, `C7N_UNUSED_KEYS_CALLS=8`: what it
 was) and with botocore's own adaptive retry mode (`+boto-adaptive`,
-`AWS_RETRY_MODE=adaptive`: a client-side rate limiter), at 5,000 users and under each rate.
+`AWS_RETRY_MODE=adaptive`: a client-side rate limiter): the report at every size, and
+every shipped method under each rate.
 
 Also measured: `c7n-org run` over ORG_ACCOUNTS accounts of ORG_USERS users (BENCH_ORG,
 default "20x250"; "0" skips; c7n-org's default worker count), and the start-up hook's
@@ -233,6 +235,14 @@ def per_key_script(emu, acct):
     return calls, retries, seconds, found
 
 
+def script_row(emu, acct):
+    print('  %-28s' % 'per-key-script', end='', flush=True)
+    calls, retries, seconds, found = per_key_script(emu, acct)
+    print('%8.1fs %6d calls %5d retries' % (seconds, sum(calls.values()), retries), flush=True)
+    return {'per-key-script': row('report', calls, retries, seconds, acct.floor(), found,
+                                  acct.unused)}
+
+
 def row(job, calls, retries, seconds, floor, found, expected):
     return {'job': job, 'calls': calls, 'retries': retries, 'seconds': round(seconds, 2),
             'floor': floor, 'exact': found == expected, 'matched': len(found)}
@@ -300,11 +310,7 @@ def measure(emu, size, references):
         rows.update(report_rows(emu, report, out, {
             'shipped-report': report_policies(False)['shipped-report']}, VARIANTS['+fixed8']))
         if references:
-            print('  %-28s' % 'per-key-script', end='', flush=True)
-            calls, retries, seconds, found = per_key_script(emu, report)
-            rows['per-key-script'] = row('report', calls, retries, seconds, report.floor(),
-                                         found, report.unused)
-            print('%8.1fs' % seconds, flush=True)
+            rows.update(script_row(emu, report))
         rows.update(retire_rows(emu, ours, stock, out))
     finally:
         emu.latency = 0.0
@@ -325,7 +331,8 @@ def under_rate(emu, rate):
     accounts = [Account(emu, '9%011d' % (base + n), size, size) for n in (2, 3, 4, 5)]
     emu.latency, emu.rate = LATENCY, rate
     try:
-        rows = report_rows(emu, report, out, report_policies(False))
+        rows = report_rows(emu, report, out, report_policies(True))
+        rows.update(script_row(emu, report))
         for env in VARIANTS.values():
             rows.update(report_rows(emu, report, out, {
                 'shipped-report': report_policies(False)['shipped-report']}, env))
