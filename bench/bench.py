@@ -255,7 +255,7 @@ def row(job, calls, retries, seconds, floor, found, expected):
 def report_rows(emu, acct, out, methods, env=None):
     rows = {}
     for name, policy in methods.items():
-        print('  %-28s' % name, end='', flush=True)
+        print('  %-28s' % (name + suffix(env)), end='', flush=True)
         calls, retries, seconds, resources = custodian(emu, acct, policy, out, env)
         found = (stock_keys(emu, acct.account, resources) if name.startswith('stock')
                  else our_keys(resources))
@@ -522,6 +522,9 @@ def stock_for(name, r):
 
 def render(saved, md=False):
     out = []
+    if saved.get('command'):
+        out += ['One run of `%s`, %s, on this 2-core machine, idle.' % (
+            saved['command'], saved['duration'])]
     for r in saved['results']:
         out += ['', '%d users, %d keys, %d of them unused (%d users hold them); %g ms a '
                 'request, no rate limit:' % (r['users'], r['keys'], r['unused'],
@@ -579,7 +582,8 @@ def concurrency(saved):
                     cells.append('%s %.1fs, x%.2f of calls/rate, %d retries' % (
                         variant.lstrip('+') or 'pace', r['seconds'],
                         r['seconds'] / (total(r) / rated['rate']), r['retries']))
-            out.append('- %g/s, %s: %s' % (rated['rate'], name, '; '.join(cells)))
+            out.append('- %g/s, %d users, %s: %s' % (rated['rate'], rated['users'], name,
+                                                   '; '.join(cells)))
     return out
 
 

@@ -4,7 +4,7 @@ Stock c7n lists aws.iam-user with ListUsers, then one GetUser per user, one afte
 another (`DescribeUser.augment`).
 
 - `describe-parallel` returns the same user data (GetUser, with tags) but makes the
-  GetUser calls `WORKERS` at a time. Nothing else changes.
+  GetUser calls 8 to 16 at a time (`pace`). Nothing else changes.
 - `list-users` makes no GetUser call: users carry what ListUsers returns, without
   `Tags` or `PermissionsBoundary`. `unused-access-keys` then reads the tags
   (ListUserTags) of the users it matches, and only theirs. Filters placed before it
