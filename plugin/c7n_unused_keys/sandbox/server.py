@@ -17,6 +17,8 @@ Fidelity fixes over stock moto, applied on start:
 - Users can have a permissions boundary (PutUserPermissionsBoundary), which GetUser and
   GetAccountAuthorizationDetails return and ListUsers does not, as AWS does; moto has
   none for users.
+- A backdated key's CreateDate is kept to the second, as IAM keeps it (and the credential
+  report shows it): c7n maps report slots to keys by that equality.
 
 Speed fixes, so that time measured here is round trips rather than emulator work:
 - moto finds the service of each request by listing its own package folder (about
