@@ -52,8 +52,14 @@ def test_fresh_up_to_the_max_age_and_not_after():
     r = reads(at=100.0)
     assert act.fresh(r, 60, clock=lambda: 160.0) is r
     assert act.fresh(r, 60, clock=lambda: 160.5) is None
-    assert act.fresh(r, 0, clock=lambda: 100.0) is r
     assert act.fresh(None, 60, clock=lambda: 100.0) is None
+
+
+def test_zero_or_no_number_never_uses_the_reads():
+    # 0 always calls again, even within the same clock tick; NaN and infinity fail closed.
+    r = reads(at=100.0)
+    for max_age in (0, -1, float('nan'), float('inf')):
+        assert act.fresh(r, max_age, clock=lambda: 100.0) is None, max_age
 
 
 def test_planning_on_reads_makes_no_call():

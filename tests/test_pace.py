@@ -77,6 +77,33 @@ def test_never_more_calls_in_flight_than_the_limit():
     assert 1 <= most[0] <= 3
 
 
+def test_a_connection_error_changes_nothing():
+    pace = Pace(start=2, most=16)
+    call = pace.wrap(retry)
+
+    def broken():
+        raise ConnectionError('reset by peer')
+    for _ in range(4):
+        with pytest.raises(ConnectionError):
+            call(broken)
+    assert pace.limit == 2 and pace.halvings == 0
+
+
+def test_one_pace_per_manager_when_workers_ask_at_once():
+    from c7n_unused_keys.pace import pace_of
+
+    class Manager:
+        pass
+    manager, start = Manager(), threading.Barrier(16)
+
+    def first():
+        start.wait()
+        return pace_of(manager)
+    with ThreadPoolExecutor(16) as pool:
+        found = list(pool.map(lambda _: first(), range(16)))
+    assert len({id(p) for p in found}) == 1
+
+
 def test_the_floor_holds():
     pace = Pace(start=2, most=16, least=1)
     call = pace.wrap(retry)

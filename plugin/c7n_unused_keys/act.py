@@ -1,5 +1,6 @@
 """IAM writes for retirement: the only module that changes anything in an account."""
 import logging
+import math
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -31,8 +32,9 @@ def record(plan: Plan, error: Optional[str] = None) -> Dict:
 
 def fresh(reads: Optional[Reads], max_age: float,
           clock: Callable[[], float] = time.monotonic) -> Optional[Reads]:
-    """`reads` while they are at most `max_age` seconds old, else None."""
-    if reads is None or clock() - reads.at > max_age:
+    """`reads` while they are at most `max_age` seconds old, else None; 0 (or anything
+    but a finite positive number) never uses them."""
+    if reads is None or not 0 < max_age < math.inf or not clock() - reads.at <= max_age:
         return None
     return reads
 

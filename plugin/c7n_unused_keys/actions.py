@@ -1,6 +1,7 @@
 """The `retire-access-keys` action on aws.iam-user and aws.iam-access-key: the c7n shell
 around lifecycle and act."""
 import logging
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -24,8 +25,10 @@ from .user_source import FreshKeyListing, refuse_without_tags
 
 log = logging.getLogger('custodian.retire-access-keys')
 
-# Seconds for which the filter's reads of a user stand in for fresh ones (see the docstring).
+# Seconds for which the filter's reads of a user stand in for fresh ones (see the docstring),
+# and the most a policy may set: beyond a few minutes they are no recheck at all.
 RECHECK_MAX_AGE = 60
+RECHECK_MAX_AGE_LIMIT = 300
 
 
 @User.action_registry.register('retire-access-keys')
@@ -99,7 +102,8 @@ class RetireAccessKeys(BaseAction):
             'delete-after-days': {'type': 'integer', 'minimum': 1},
             'marker-tag-prefix': MARKER_PREFIX_SCHEMA,
             'approval-tag': MARKER_PREFIX_SCHEMA,
-            'recheck-max-age-seconds': {'type': 'number', 'minimum': 0},
+            'recheck-max-age-seconds': {'type': 'number', 'minimum': 0,
+                                        'maximum': RECHECK_MAX_AGE_LIMIT},
             'max-deactivations': {
                 'type': 'object', 'additionalProperties': False,
                 'minProperties': 1,
@@ -133,6 +137,13 @@ class RetireAccessKeys(BaseAction):
             raise PolicyValidationError(
                 'retire-access-keys: max-deactivations needs an amount, a percent or both, '
                 'on %s' % self.manager.data.get('name'))
+        max_age = self.data.get('recheck-max-age-seconds', RECHECK_MAX_AGE)
+        if not isinstance(max_age, (int, float)) or not math.isfinite(max_age):
+            # .nan and .inf pass the schema's bounds, and would never recheck.
+            raise PolicyValidationError(
+                'retire-access-keys: recheck-max-age-seconds must be a number of seconds from '
+                '0 to %d, not %r, on %s' % (RECHECK_MAX_AGE_LIMIT, max_age,
+                                            self.manager.data.get('name')))
         approval = self.data.get('approval-tag')
         if approval and markers.heads_overlap(self.prefix(), approval):
             # Its tags would be read as markers (or the markers as approvals).

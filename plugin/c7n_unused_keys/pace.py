@@ -54,14 +54,20 @@ class Pace:
                 retried = (e.response.get('Error', {}).get('Code') in THROTTLED or
                            e.response.get('ResponseMetadata', {}).get('RetryAttempts', 0) > 0)
                 raise
+            except BaseException:
+                # A connection error or timeout says nothing of the rate: no change.
+                retried = None
+                raise
             finally:
                 self._done(epoch, retried)
         return paced
 
-    def _done(self, epoch: int, retried: bool):
+    def _done(self, epoch: int, retried):
         with self._cond:
             self._running -= 1
-            if retried:
+            if retried is None:
+                pass
+            elif retried:
                 if epoch == self._epoch and self.limit > self.least:
                     self.limit = max(self.least, self.limit // 2)
                     self._epoch += 1
@@ -91,12 +97,16 @@ def settings(environ: Mapping[str, str] = os.environ) -> Tuple[int, int, int]:
     return n, n, n
 
 
+_MADE = threading.Lock()
+
+
 def pace_of(manager) -> Pace:
     """The one Pace of a policy's run: its filters and action share the account's rate."""
-    pace = getattr(manager, '_c7n_unused_keys_pace', None)
-    if pace is None:
-        start, most, least = settings()
-        pace = manager._c7n_unused_keys_pace = Pace(start, most, least)
+    with _MADE:  # the first call may come from several workers at once
+        pace = getattr(manager, '_c7n_unused_keys_pace', None)
+        if pace is None:
+            start, most, least = settings()
+            pace = manager._c7n_unused_keys_pace = Pace(start, most, least)
     return pace
 
 
