@@ -84,25 +84,24 @@ NOT_IAM = ('AssumeRole', 'GetCallerIdentity')
 VARIANTS = {'+fixed8': {'C7N_UNUSED_KEYS_CALLS': '8'},
             '+boto-adaptive': {'AWS_RETRY_MODE': 'adaptive'}}
 
-STOCK_FILTERS = [
-    {'type': 'credential', 'key': 'access_keys.active', 'value': True},
-    {'or': [
-        {'type': 'credential', 'key': 'access_keys.last_used_date',
-         'value_type': 'age', 'value': 45, 'op': 'greater-than'},
-        {'and': [
-            {'type': 'credential', 'key': 'access_keys.last_used_date', 'value': 'absent'},
-            {'type': 'credential', 'key': 'access_keys.last_rotated',
-             'value_type': 'age', 'value': 30, 'op': 'greater-than'}]}]}]
+
+def stock_filters(active, days, never_used_days):
+    """Stock c7n's `credential` filters for keys of that status, idle for `days`, or never
+    used and `never_used_days` old."""
+    def age(key, value):
+        return {'type': 'credential', 'key': key, 'value_type': 'age', 'value': value,
+                'op': 'greater-than'}
+    return [
+        {'type': 'credential', 'key': 'access_keys.active', 'value': active},
+        {'or': [age('access_keys.last_used_date', days),
+                {'and': [{'type': 'credential', 'key': 'access_keys.last_used_date',
+                          'value': 'absent'},
+                         age('access_keys.last_rotated', never_used_days)]}]}]
+
+
+STOCK_FILTERS = stock_filters(True, 45, 30)
 # Day 31: inactive keys idle for the 45 days plus the 30 of grace (never used: 30 + 30).
-STOCK_DELETE_FILTERS = [
-    {'type': 'credential', 'key': 'access_keys.active', 'value': False},
-    {'or': [
-        {'type': 'credential', 'key': 'access_keys.last_used_date',
-         'value_type': 'age', 'value': 75, 'op': 'greater-than'},
-        {'and': [
-            {'type': 'credential', 'key': 'access_keys.last_used_date', 'value': 'absent'},
-            {'type': 'credential', 'key': 'access_keys.last_rotated',
-             'value_type': 'age', 'value': 60, 'op': 'greater-than'}]}]}]
+STOCK_DELETE_FILTERS = stock_filters(False, 75, 60)
 
 
 def shipped(file_name, name):

@@ -14,7 +14,8 @@ MARKER = markers.format_time(NOW - 40 * DAY)
 
 
 class Client:
-    """An IAM client that answers from `keys` and `used` and records every call."""
+    """An IAM client whose one key has `status` and was last used at `used`; it records
+    every call."""
 
     def __init__(self, status='Inactive', used=None):
         self.calls = []
@@ -43,9 +44,8 @@ def reads(status='Inactive', used=NOW - 100 * DAY, at=100.0, with_last_use=True)
 
 
 def due():
-    m = markers.markers_of([{'Key': markers.deactivated_tag(MARKER_PREFIX, KEY),
-                             'Value': MARKER}], MARKER_PREFIX)
-    return m
+    return markers.markers_of([{'Key': markers.deactivated_tag(MARKER_PREFIX, KEY),
+                                'Value': MARKER}], MARKER_PREFIX)
 
 
 def test_fresh_up_to_the_max_age_and_not_after():

@@ -237,9 +237,11 @@ class RetireAccessKeys(BaseAction):
                 known.extend(k for k in key_ids if k not in known and (
                     scope is None or k in scope.get(user, ())))
 
+        retry = paced(self.manager)
+
         def plan(r):
             m = markers.markers_of(r.get('Tags'), opts.prefix, opts.approval)
-            return act.plan_user(client, paced(self.manager), r['UserName'],
+            return act.plan_user(client, retry, r['UserName'],
                                  matches.get(r['UserName'], []), m, now, opts,
                                  is_self=own.__contains__,
                                  scope=None if scope is None else scope[r['UserName']],
@@ -256,7 +258,7 @@ class RetireAccessKeys(BaseAction):
         def execute(user_plans):
             # One user's steps one after another: IAM may refuse concurrent writes to
             # one user (ConcurrentModification). Freshness is judged as each step starts.
-            return [act.execute(client, paced(self.manager), p, now, opts,
+            return [act.execute(client, retry, p, now, opts,
                                 reads=act.fresh(reads.get(p.user), max_age))
                     for p in user_plans]
         with self.executor_factory(max_workers=WORKERS) as pool:
@@ -401,8 +403,9 @@ class RetireAccessKey(FreshKeyListing, RetireAccessKeys):
         if not owners:
             return
         client = local_session(self.manager.session_factory).client('iam')
+        retry = paced(self.manager)
         with self.executor_factory(max_workers=WORKERS) as pool:
             found = list(pool.map(
-                lambda u: facts.user_tags(client, paced(self.manager), u['UserName']), owners))
+                lambda u: facts.user_tags(client, retry, u['UserName']), owners))
         for u, tags in zip(owners, found):
             u['Tags'] = tags

@@ -208,13 +208,14 @@ class UnusedAccessKeys(Filter):
 
     def gather(self, users, th: Thresholds, now: datetime, listed=None) -> Gathered:
         client = local_session(self.manager.session_factory).client('iam')
-        sources = Sources(client, paced(self.manager), th, now,
+        retry = paced(self.manager)
+        sources = Sources(client, retry, th, now,
                           executor_factory=self.executor_factory, listed=listed)
         source = self.data.get('source', SOURCE_NAMES[0])
 
         def report():
             return fetch_report(
-                client, paced(self.manager), now,
+                client, retry, now,
                 max_age=timedelta(hours=self.data.get('report-max-age-hours', 4)),
                 timeout=self.data.get('report-timeout', 300))
         try:
@@ -439,11 +440,11 @@ class MarkedAccessKeys(Filter):
         unsure = [(r, m) for r, m in marked if r['UserName'] not in wanted]
         if unsure:
             client = local_session(self.manager.session_factory).client('iam')
+            retry = paced(self.manager)
 
             def key_gone(item):
                 r, m = item
-                present = {k.key_id for k in
-                           facts.list_keys(client, paced(self.manager), r['UserName'])}
+                present = {k.key_id for k in facts.list_keys(client, retry, r['UserName'])}
                 return bool(lifecycle.keys_needing_work(m, present, now, grace))
             with self.executor_factory(max_workers=WORKERS) as pool:
                 wanted |= {r['UserName'] for (r, _), gone in

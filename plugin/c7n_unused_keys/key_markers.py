@@ -61,9 +61,10 @@ class MarkedAccessKey(FreshKeyListing, MarkedAccessKeys):
         missing = sorted(u for u in keys if u not in tags)
         if missing:
             client = local_session(self.manager.session_factory).client('iam')
+            retry = paced(self.manager)
             with self.executor_factory(max_workers=WORKERS) as pool:
                 tags.update(zip(missing, pool.map(
-                    lambda u: facts.user_tags(client, paced(self.manager), u), missing)))
+                    lambda u: facts.user_tags(client, retry, u), missing)))
         matched = []
         for user in sorted(keys):
             m = markers.markers_of(tags[user], self.prefix(), self.approval())

@@ -55,11 +55,12 @@ class ParallelDescribeUser(_UsersOnly):
 
     def augment(self, resources):
         client = local_session(self.manager.session_factory).client('iam')
+        retry = paced(self.manager)
 
         def get_user(r):
             # Deleted since ListUsers: dropped, as stock c7n does.
-            found = paced(self.manager)(client.get_user, UserName=r['UserName'],
-                                       ignore_err_codes=('NoSuchEntity',))
+            found = retry(client.get_user, UserName=r['UserName'],
+                          ignore_err_codes=('NoSuchEntity',))
             return found['User'] if found else None
 
         with self.manager.executor_factory(max_workers=WORKERS) as pool:
