@@ -196,17 +196,23 @@ def test_leftovers_of_an_earlier_run_in_the_same_folder_are_not_trusted(emulator
     out = tmp_path / 'out'
     real = org_run(emulator, out, RETIRE, '-a', 'dev')
     assert real.returncode == 0, real.stderr
-    # A dry run into the same folder: the report shows its would-steps, not the old steps.
+    # A dry run into the same folder: the report shows its would-steps, and the real
+    # run's steps as that run's (run 1 of 2), never as the dry run's.
     dry = org_run(emulator, out, RETIRE, '-a', 'dev', '--dryrun')
     assert dry.returncode == 0, dry.stderr
     data, run = as_json(out)
-    assert run.returncode == 0 and data['rows'] and all(r['would'] for r in data['rows'])
+    latest = [r for r in data['rows'] if not r['runs']]
+    assert run.returncode == 0 and latest and all(r['would'] for r in latest)
+    earlier = [r for r in data['rows'] if r['runs']]
+    assert earlier and all(r['runs'] == [1] and not r['would'] for r in earlier)
+    assert [r['read'] for r in data['runs']] == [2]
     # A run that stops before its filters: the old resources.json does not hide it.
     failed = org_run(emulator, out, RETIRE, '-a', 'dev', env=faults('ListUsers=AccessDenied'))
     assert failed.returncode != 0
     data, run = as_json(out)
-    assert run.returncode == 2 and data['rows'] == []
-    assert data['failures'][0]['reason'].startswith('the policy stopped before its filters')
+    assert run.returncode == 2 and data['rows'] and all(r['runs'] == [1] for r in data['rows'])
+    assert [f['reason'][:47] for f in data['failures']] == [
+        'the policy stopped before its filters finished:']
     emulator.reset()
 
 
@@ -247,17 +253,22 @@ def test_leftovers_are_not_trusted_whatever_the_file_times(sandbox, tmp_path):
     assert dry.returncode == 0, dry.stderr
     ahead(tmp_path)
     data, run = as_json(tmp_path)
-    assert (run.returncode, data['failures']) == (0, [])
-    assert data['rows'] and all(r['would'] and r['step'] != 'failed' for r in data['rows'])
-    [bob] = [r for r in data['rows'] if r['user'] == 'bob-idle-50d']
+    latest = [r for r in data['rows'] if not r['runs']]
+    assert latest and all(r['would'] and r['step'] != 'failed' for r in latest)
+    [bob] = [r for r in latest if r['user'] == 'bob-idle-50d']
     assert (bob['status'], bob['step']) == ('Active', 'deactivated')
+    # The real run's failure stays shown as its own (run 1 of 2): nothing made it good.
+    [failed_bob] = [r for r in data['rows'] if r['runs'] and r['user'] == 'bob-idle-50d']
+    assert (failed_bob['step'], failed_bob['runs']) == ('failed', [1])
+    assert (run.returncode, [f['reason'] for f in data['failures']]) == (2, ['1 keys failed'])
     # A run that stops before its filters leaves the dry run's resources.json.
     failed = custodian_run(sandbox, tmp_path, RETIRE, env=faults('ListUsers=AccessDenied'))
     assert failed.returncode != 0
     ahead(tmp_path, 2)
     data, run = as_json(tmp_path)
-    assert run.returncode == 2 and data['rows'] == []
+    assert run.returncode == 2 and all(r['runs'] == [1] for r in data['rows'])
     assert data['failures'] == [{
+        'account': DEFAULT_ACCOUNT, 'policy': name, 'reason': '1 keys failed'}, {
         'account': DEFAULT_ACCOUNT, 'policy': name,
         'reason': 'the policy stopped before its filters finished: ClientError: An error '
                   'occurred (AccessDenied) when calling the ListUsers operation: injected '

@@ -214,7 +214,7 @@ def test_the_latest_dated_run_is_read(outputs, emulator, tmp_path):
     assert shown['older'] == len(folders) - 1 >= 1
     text = run_command(['c7n-unused-keys', 'report', 's3://%s/dated' % BUCKET, '--width',
                         '200'], emulator).stdout
-    assert 'run read (latest of its policy)' in text and shown['folder'] in text
+    assert 'folder read (latest of its policy)' in text and shown['folder'] in text
     # A synced copy picks the same run.
     data, _ = report(download(s3, 'dated', tmp_path / 'copy'))
     assert [r['folder'] for r in data['runs']] == [shown['folder']]

@@ -17,7 +17,7 @@ from c7n.utils import local_session, type_schema
 from . import act, facts, lifecycle, markers
 from .filters import (MARKER_PREFIX_SCHEMA, TAG_PERMISSIONS, MarkedAccessKeys,
                       UnusedAccessKeys)
-from .names import MARKER_PREFIX, RESULTS_ANNOTATION
+from .names import MARKER_PREFIX, RESULTS_ANNOTATION, RUN_RECORDS, RUN_STAMP
 from .schema_check import check_schema
 from .pace import paced
 from .sources import WORKERS
@@ -277,6 +277,7 @@ class RetireAccessKeys(BaseAction):
             counts[rec['Step']] = counts.get(rec['Step'], 0) + 1
         log.info('retire-access-keys: %s', ', '.join(
             '%s %d' % (s, counts[s]) for s in lifecycle.STEPS if s in counts) or 'no keys')
+        self.write_run_records(records)
         failed = [rec for rec in records if rec['Step'] == lifecycle.FAILED]
         if failed:
             error = PolicyExecutionError(
@@ -313,7 +314,21 @@ class RetireAccessKeys(BaseAction):
                    'seen, above max-deactivations (%s); nothing was changed' % (
                        planned, seen, breaker.describe()))
         log.error(message)
+        self.write_run_records([], error=message)
         raise PolicyExecutionError(message)
+
+    def write_run_records(self, records, error=None):
+        """This run's records (and what failed the run as a whole) in a file named by
+        the run: a retry into the same folder (Lambda's, or a reused `-s`) overwrites
+        `action-retire-access-keys`, not this. c7n gzips and uploads it with the other
+        files of an s3:// output."""
+        ctx = self.manager.ctx
+        start = ctx.start_time or datetime.now(timezone.utc).timestamp()
+        name = RUN_RECORDS % (datetime.fromtimestamp(start, timezone.utc).strftime(RUN_STAMP),
+                              ctx.execution_id)
+        ctx.output.write_file(name, utils.dumps({
+            'ExecutionId': ctx.execution_id, 'Start': start,
+            'Policy': self.manager.data.get('name'), 'Error': error, 'Records': records}))
 
 
 def own_key_ids(session, profile=None) -> set:

@@ -13,3 +13,9 @@ REACTIVATED_SUFFIX = '-reactivated'
 UNUSED_ANNOTATION = 'c7n:unused-access-keys'
 EXEMPT_ANNOTATION = 'c7n:exempt-access-keys'
 RESULTS_ANNOTATION = 'c7n:retire-access-keys'
+
+# Each run of retire-access-keys also writes its records to a file of its own,
+# `retire-access-keys-<UTC start, %Y%m%dT%H%M%S%fZ>-<execution id>.json`: a retry in the
+# same output folder overwrites `action-retire-access-keys`, never another run's file.
+RUN_RECORDS = 'retire-access-keys-%s-%s.json'
+RUN_STAMP = '%Y%m%dT%H%M%S%fZ'

@@ -15,11 +15,14 @@ import csv
 import gzip
 import io
 import json
+import math
+import os
 import re
 import shutil
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,7 +30,7 @@ from typing import Dict, Iterable, List, Optional
 
 from . import lifecycle, markers
 from .model import ListedKey
-from .names import MARKER_PREFIX, UNUSED_ANNOTATION
+from .names import MARKER_PREFIX, RUN_RECORDS, UNUSED_ANNOTATION
 
 ANNOTATION = UNUSED_ANNOTATION
 ACTION = 'retire-access-keys'
@@ -54,6 +57,8 @@ class Row:
     delete_on: Optional[str] = None
     error: Optional[str] = None
     would: bool = False
+    # The runs read in its folder (1: the oldest) whose record of the key the row shows.
+    runs: List[int] = field(default_factory=list)
 
 
 @dataclass
@@ -103,6 +108,10 @@ class Report:
 #   timestamp is at or after the run's start. Both are readings of one clock in one
 #   process, so no slack is needed; the log only gives the reason of a failure,
 #   never decides whether there was one.
+# Several runs share a folder (Lambda's retries in the same hour, a reused `-s`):
+# each run of the action also writes its records to a file named by the run
+# (names.RUN_RECORDS), which no later run overwrites; the report reads them all
+# (the latest MAX_RUN_FILES) beside the last run's files.
 
 LOG = 'custodian-run.log'
 # The message c7n logs (with the traceback) when a policy run raises; c7n-org mutes it.
@@ -115,6 +124,26 @@ LAYOUTS = {1: 'custodian', 2: 'per-account', 3: 'c7n-org'}
 # c7n's blob outputs (s3://) put each run under `<policy>/YYYY/MM/DD/HH/` (UTC hour).
 DATE = re.compile(r'^(.*)/(\d{4}/\d\d/\d\d/\d\d)$')
 GZ = '.gz'
+# The per-run record files of retire-access-keys (names.RUN_RECORDS), plain or gzipped;
+# their names sort by the run's start.
+RUN_FILE = re.compile('^%s(\\.gz)?$' % (re.escape(RUN_RECORDS) % (
+    r'\d{8}T\d{12}Z', r'[0-9A-Za-z-]{1,64}')))
+# At most this many runs' record files of one policy folder are read: the latest ones.
+MAX_RUN_FILES = 50
+# No file is read beyond this size, decompressed: a damaged or hostile file (a gzip
+# bomb) is refused instead of filling memory. Far above what c7n writes for the
+# largest accounts (resources.json of 10,000 users is about 20 MiB).
+MAX_FILE_BYTES = 64 << 20
+# The files the report reads in a policy folder (besides the run record files).
+READ_NAMES = ('metadata.json', 'resources.json', ACTION_FILE, LOG)
+
+
+class Damaged(Exception):
+    """A file of the output that cannot be read as c7n writes it."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__('%s: %s' % (path, why))
+        self.path, self.why = path, why
 
 
 @dataclass
@@ -129,9 +158,33 @@ class RunDir:
         return self.parts[-1]
 
 
-def files_below(out: Path) -> List[str]:
-    """Every file below `out`, as a path relative to it."""
-    return [p.relative_to(out).as_posix() for p in out.rglob('*') if p.is_file()]
+@dataclass
+class RunRecords:
+    """One run's records: from its own file, or (the latest run) from the action file."""
+    execution_id: str
+    start: Optional[float]
+    records: List[dict]
+    error: Optional[str] = None  # what failed the run as a whole (its circuit breaker)
+    number: int = 0              # 1 for the oldest run read in its folder
+
+
+def files_below(out: Path):
+    """([every regular file], [every symbolic link]) below `out`, as paths relative to
+    it. Links are not followed: what they point to may lie outside the output."""
+    files, links = [], []
+    for root, dirs, names in os.walk(out):
+        base = Path(root)
+        for name in dirs + names:
+            path = base / name
+            if path.is_symlink():
+                links.append(path.relative_to(out).as_posix())
+            elif name in names and path.is_file():
+                files.append(path.relative_to(out).as_posix())
+    return sorted(files), sorted(links)
+
+
+def base_name(name: str) -> str:
+    return name[:-len(GZ)] if name.endswith(GZ) else name
 
 
 def runs_of(out: Path, files: Optional[Iterable[str]] = None):
@@ -143,14 +196,12 @@ def runs_of(out: Path, files: Optional[Iterable[str]] = None):
     metadata.json after. `files` lists the output's files relative to `out` (default:
     what is on disk). Layouts are told apart by depth; the shallowest found wins.
     Of the dated folders of one policy, the latest is read. Runs within one hour
-    share a folder, where each file is the last run's (see `read`), so no two
-    folders of a policy carry the same date; an undated folder counts as older
-    than any dated one."""
+    share a folder (see `read`), so no two folders of a policy carry the same date;
+    an undated folder counts as older than any dated one."""
     folders = set()
-    for f in files_below(out) if files is None else files:
+    for f in files_below(out)[0] if files is None else files:
         folder, _, name = f.rpartition('/')
-        if folder and (name[:-len(GZ)] if name.endswith(GZ) else name) in (
-                'metadata.json', LOG):
+        if folder and base_name(name) in ('metadata.json', LOG):
             folders.add(folder)
     latest: Dict[tuple, RunDir] = {}
     for folder in sorted(folders):
@@ -175,94 +226,342 @@ def runs_of(out: Path, files: Optional[Iterable[str]] = None):
             [r for r in runs if len(r.parts) != depth])
 
 
+def run_record_names(names: Iterable[str]):
+    """([the names to read], how many left unread) of the run record files among
+    `names` (one folder's): the latest MAX_RUN_FILES, a gzipped copy counting once."""
+    by_run = {}
+    for name in sorted(names):
+        if RUN_FILE.match(name):
+            by_run.setdefault(base_name(name), name)
+    latest = sorted(by_run)[-MAX_RUN_FILES:]
+    return [by_run[n] for n in latest], len(by_run) - len(latest)
+
+
 def found(run_dir: Path, name: str) -> Optional[Path]:
     """The file `name` of a policy folder, or its gzipped copy as a blob output leaves."""
     for path in (run_dir / name, run_dir / (name + GZ)):
+        if path.is_symlink():
+            raise Damaged(path, 'a symbolic link to %s, not read: the report reads only '
+                                'the files inside the output' % os.readlink(path))
         if path.is_file():
             return path
     return None
 
 
-def text_of(path: Path) -> str:
-    if path.name.endswith(GZ):
-        with gzip.open(path, 'rt', errors='replace') as fh:
-            return fh.read()
-    return path.read_text(errors='replace')
+def bytes_of(path: Path, tail: bool = False) -> bytes:
+    """The file's content, decompressed, at most MAX_FILE_BYTES of it: beyond, Damaged
+    (or, with `tail`, its last MAX_FILE_BYTES: a log a reused folder keeps growing)."""
+    limit = 'larger than %d MiB%s, the most the report reads of a file' % (
+        MAX_FILE_BYTES >> 20, ' decompressed' if path.name.endswith(GZ) else '')
+    try:
+        if path.name.endswith(GZ):
+            with gzip.open(path, 'rb') as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)
+        else:
+            with open(path, 'rb') as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size > MAX_FILE_BYTES and not tail:
+                    raise Damaged(path, limit)
+                fh.seek(max(0, size - MAX_FILE_BYTES))
+                data = fh.read(MAX_FILE_BYTES + 1)
+    except gzip.BadGzipFile as e:
+        raise Damaged(path, 'not gzip (%s)' % e) from e
+    except EOFError as e:
+        raise Damaged(path, 'cut short (%s)' % e) from e
+    except (OSError, zlib.error) as e:
+        raise Damaged(path, 'cannot be read (%s)' % e) from e
+    if len(data) > MAX_FILE_BYTES:
+        raise Damaged(path, limit)
+    return data
 
 
-def json_of(run_dir: Path, name: str):
+def text_of(path: Path, tail: bool = False) -> str:
+    return bytes_of(path, tail).decode('utf-8', errors='replace')
+
+
+def json_of(run_dir: Path, name: str, check=None):
+    """The parsed file `name` of a policy folder (None when it is not there), checked
+    by `check(value)`, which returns what is wrong with its shape, if anything."""
     path = found(run_dir, name)
-    return None if path is None else json.loads(text_of(path))
+    return None if path is None else parsed(path, check)
+
+
+def parsed(path: Path, check=None):
+    try:
+        value = json.loads(text_of(path))
+    except (ValueError, RecursionError) as e:
+        raise Damaged(path, 'not valid JSON (%s)' % (str(e)[:100] or type(e).__name__)) from e
+    wrong = check(value) if check else None
+    if wrong:
+        raise Damaged(path, 'not in the shape it is written in: %s' % wrong)
+    return value
+
+
+# -- shapes: what the report relies on, checked before it is used ------------
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _text(v, optional=True) -> bool:
+    return isinstance(v, str) or (optional and v is None)
+
+
+def metadata_shape(meta) -> Optional[str]:
+    if not isinstance(meta, dict):
+        return 'not a JSON object'
+    for key in ('execution', 'config', 'policy'):
+        if not isinstance(meta.get(key, {}), dict):
+            return '%s is not an object' % key
+    execution = meta.get('execution', {})
+    if 'start' in execution and not _number(execution['start']):
+        return 'execution.start is not a number'
+    if not _text(execution.get('id')):
+        return 'execution.id is not a string'
+    found_metrics = meta.get('metrics', [])
+    if not isinstance(found_metrics, list) or not all(isinstance(m, dict)
+                                                      for m in found_metrics):
+        return 'metrics is not a list of objects'
+    policy = meta.get('policy', {})
+    if not isinstance(policy.get('actions', []), list):
+        return 'policy.actions is not a list'
+    mode = policy.get('mode', {})
+    if not isinstance(mode, dict) or not isinstance(mode.get('execution-options', {}), dict):
+        return 'policy.mode is not an object'
+    return None
+
+
+ANNOTATION_FIELDS = (('AccessKeyId', False), ('Status', True), ('LastUsedDate', True),
+                     ('LastUsedService', True), ('LastUsedRegion', True))
+
+
+def resources_shape(resources) -> Optional[str]:
+    if not isinstance(resources, list):
+        return 'not a JSON array'
+    for i, res in enumerate(resources):
+        if not isinstance(res, dict) or not isinstance(res.get('UserName'), str):
+            return 'resource %d has no UserName' % i
+        tags = res.get('Tags', [])
+        if not isinstance(tags, list) or not all(
+                isinstance(t, dict) and _text(t.get('Key'), False) and _text(t.get('Value'))
+                for t in tags):
+            return 'resource %d: Tags is not a list of Key/Value objects' % i
+        anns = res.get(ANNOTATION, [])
+        if not isinstance(anns, list):
+            return 'resource %d: %s is not a list' % (i, ANNOTATION)
+        for ann in anns:
+            if not isinstance(ann, dict):
+                return 'resource %d: %s holds a non-object' % (i, ANNOTATION)
+            for name, optional in ANNOTATION_FIELDS:
+                if not _text(ann.get(name), optional):
+                    return 'resource %d: %s.%s is not a string' % (i, ANNOTATION, name)
+            idle = ann.get('IdleDays')
+            if idle is not None and not _number(idle):
+                return 'resource %d: %s.IdleDays is not a number' % (i, ANNOTATION)
+    return None
+
+
+def records_shape(records, where='records') -> Optional[str]:
+    if not isinstance(records, list):
+        return '%s is not a list' % where
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            return '%s[%d] is not an object' % (where, i)
+        for name, optional in (('UserName', False), ('AccessKeyId', False), ('Step', False),
+                               ('DeleteOn', True), ('Error', True), ('ExecutionId', True)):
+            if not _text(rec.get(name), optional):
+                return '%s[%d].%s is not a string' % (where, i, name)
+    return None
+
+
+def run_records_shape(value) -> Optional[str]:
+    if not isinstance(value, dict):
+        return 'not a JSON object'
+    if not _text(value.get('ExecutionId'), False):
+        return 'ExecutionId is not a string'
+    if not _number(value.get('Start')):
+        return 'Start is not a number'
+    if not _text(value.get('Error')):
+        return 'Error is not a string'
+    return records_shape(value.get('Records'), 'Records')
+
+
+# -- reading a whole output ---------------------------------------------------
+
+def failure(account, policy, reason) -> Dict[str, str]:
+    return {'account': account, 'policy': policy, 'reason': reason}
+
+
+def damaged(out: Path, e: Damaged) -> str:
+    """The reason of a failure for a damaged file: its path below OUT, then why."""
+    try:
+        where = e.path.relative_to(out).as_posix()
+    except ValueError:
+        where = str(e.path)
+    return '%s: %s' % (where, e.why)
 
 
 def read(out: Path, accounts: Optional[Dict[str, str]] = None,
          files: Optional[Iterable[str]] = None) -> Report:
+    links = []
+    if files is None:
+        files, links = files_below(out)
     layout, runs, skipped = runs_of(out, files)
     report = Report(layout=layout or ('c7n-org' if accounts else 'none'))
     for run in skipped:
-        report.failures.append({
-            'account': '*', 'policy': '/'.join(run.parts),
-            'reason': 'not read: %s output beside the %s output read; report on each '
-                      'folder on its own' % (LAYOUTS[len(run.parts)], layout)})
+        report.failures.append(failure(
+            '*', '/'.join(run.parts),
+            'not read: %s output beside the %s output read; report on each folder on its '
+            'own' % (LAYOUTS[len(run.parts)], layout)))
     seen = set()
+    folders = {run.path.relative_to(out).as_posix() for run in runs}
+    for link in links:
+        folder, _, name = link.rpartition('/')
+        if folder in folders and (base_name(name) in READ_NAMES or RUN_FILE.match(name)):
+            continue  # named by its folder's reading, as the file it stands for
+        parts = link.split('/')
+        account = '*'
+        if report.layout in ('c7n-org', 'per-account'):
+            account = (accounts or {}).get(parts[0], parts[0])
+            seen.add((account, '*'))
+        report.failures.append(failure(account, '*', (
+            '%s: a symbolic link to %s, not read: the report reads only the files inside '
+            'the output, and follows no link' % (link, os.readlink(out / link)))))
     for run in runs:
-        policy = run.policy
         # The folder above the policy's: c7n-org's account name, or a per-account
         # prefix (often the account id, which the accounts file names).
         account = (accounts or {}).get(run.parts[0], run.parts[0]) if len(run.parts) > 1 \
             else None
-        meta = json_of(run.path, 'metadata.json')
-        if meta is None:
-            account = account or UNKNOWN
-            seen.add((account, policy))
-            report.failures.append({'account': account, 'policy': policy,
-                                    'reason': NOT_STARTED})
-            continue
-        account_id = meta.get('config', {}).get('account_id')
-        account_id = str(account_id) if account_id else ''
-        account = account or account_id or UNKNOWN
-        seen.add((account, policy))
-        if run.date:
-            start = meta.get('execution', {}).get('start')
-            report.runs.append({
-                'account': account, 'policy': policy,
-                'folder': run.path.relative_to(out).as_posix(), 'older': run.older,
-                'started': datetime.fromtimestamp(start, timezone.utc).strftime(
-                    '%Y-%m-%d %H:%M:%S UTC') if start else None})
-        resources = this_runs_resources(run.path, meta)
-        if resources is None and not raised(meta) and deployment(run, meta):
-            report.deployed.append({
-                'account': account, 'policy': policy,
-                'region': meta.get('config', {}).get('region') or '',
-                'output': (meta.get('policy', {}).get('mode', {})
-                           .get('execution-options', {}).get('output_dir') or '')})
-            continue
-        if resources is None:
-            failure = '%s: %s' % (
-                'the deployment of its Lambda function failed' if deployment(run, meta)
-                else 'the policy stopped before its filters finished',
-                failure_reason(run, meta, layout))
-        else:
-            rows = rows_of(run.path, policy, meta, account, account_id, resources)
-            report.rows.extend(rows)
-            failed = sum(r.step == lifecycle.FAILED for r in rows)
-            failure = ('%d keys failed' % failed if failed else
-                       failure_reason(run, meta, layout) if raised(meta) else None)
-        if failure:
-            report.failures.append({'account': account, 'policy': policy,
-                                    'reason': failure})
+        try:
+            read_run(report, out, run, account, layout, seen)
+        except Damaged as e:
+            seen.add((account or UNKNOWN, run.policy))
+            report.failures.append(failure(account or UNKNOWN, run.policy, damaged(out, e)))
     report.rows.sort(key=lambda r: (r.account, r.policy, r.user, r.key_id))
     if accounts and report.layout in ('c7n-org', 'per-account'):
-        policies = {p for _, p in seen}
+        policies = {p for _, p in seen if p != '*'}
         for account_id, name in accounts.items():
             if not any(a == name for a, _ in seen):
-                report.failures.append({'account': name, 'policy': '*', 'reason': NO_OUTPUT})
+                report.failures.append(failure(name, '*', NO_OUTPUT))
+                continue
+            if (name, '*') in seen:
                 continue
             for policy in sorted(policies - {p for a, p in seen if a == name}):
-                report.failures.append({'account': name, 'policy': policy,
-                                        'reason': 'no output: the policy did not run '
-                                                  '(c7n-org only warns about this)'})
+                report.failures.append(failure(name, policy, 'no output: the policy did not '
+                                                             'run (c7n-org only warns about '
+                                                             'this)'))
     return report
+
+
+def read_run(report: Report, out: Path, run: RunDir, account: Optional[str],
+             layout: Optional[str], seen: set):
+    """The rows, failures and deployments of one policy folder, into `report`."""
+    policy = run.policy
+    meta = json_of(run.path, 'metadata.json', metadata_shape)
+    if meta is None:
+        account = account or UNKNOWN
+        seen.add((account, policy))
+        report.failures.append(failure(account, policy, NOT_STARTED))
+        return
+    account_id = meta.get('config', {}).get('account_id')
+    account_id = str(account_id) if account_id else ''
+    account = account or account_id or UNKNOWN
+    seen.add((account, policy))
+    try:
+        read_run_files(report, out, run, meta, account, account_id, layout)
+    except Damaged as e:
+        report.failures.append(failure(account, policy, damaged(out, e)))
+
+
+def read_run_files(report: Report, out: Path, run: RunDir, meta: dict, account: str,
+                   account_id: str, layout: Optional[str]):
+    policy = run.policy
+    resources = this_runs_resources(run.path, meta)
+    if resources is None and not raised(meta) and deployment(run, meta):
+        report.deployed.append({
+            'account': account, 'policy': policy,
+            'region': meta.get('config', {}).get('region') or '',
+            'output': (meta.get('policy', {}).get('mode', {})
+                       .get('execution-options', {}).get('output_dir') or '')})
+        return
+    history, not_read, problems = runs_recorded(run.path, meta)
+    for e in problems:
+        report.failures.append(failure(account, policy, damaged(out, e)))
+    start = meta.get('execution', {}).get('start')
+    if run.date or len(history) > 1 or not_read:
+        report.runs.append({
+            'account': account, 'policy': policy,
+            'folder': run.path.relative_to(out).as_posix(), 'older': run.older,
+            'started': when(start), 'read': max(len(history), 1), 'not_read': not_read})
+    try:
+        rows = rows_of(policy, meta, account, account_id, resources or [], history)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        # What the shape checks let through and the rows still trip on.
+        raise Damaged(found(run.path, 'resources.json') or run.path,
+                      'not in the shape it is written in: %s: %s' % (type(e).__name__, e)) from e
+    report.rows.extend(rows)
+    latest = {}
+    for past in history:
+        for rec in past.records:
+            latest[(rec['UserName'], rec['AccessKeyId'])] = rec
+    failed = sum(rec['Step'] == lifecycle.FAILED for rec in latest.values())
+    run_id = meta.get('execution', {}).get('id')
+    if failed:
+        report.failures.append(failure(account, policy, '%d keys failed' % failed))
+    for past in history:
+        if past.error and past.execution_id != run_id:
+            report.failures.append(failure(account, policy, 'run %d of %d read (started %s) '
+                                           'failed: %s' % (past.number, len(history),
+                                                           when(past.start), past.error)))
+    this_run_failed_keys = any(rec['Step'] == lifecycle.FAILED for past in history
+                               if past.execution_id == run_id for rec in past.records)
+    if resources is None:
+        report.failures.append(failure(account, policy, '%s: %s' % (
+            'the deployment of its Lambda function failed' if deployment(run, meta)
+            else 'the policy stopped before its filters finished',
+            failure_reason(run, meta, layout))))
+    elif raised(meta) and not this_run_failed_keys:
+        report.failures.append(failure(account, policy, failure_reason(run, meta, layout)))
+
+
+def when(start) -> Optional[str]:
+    return datetime.fromtimestamp(start, timezone.utc).strftime(
+        '%Y-%m-%d %H:%M:%S UTC') if start else None
+
+
+def runs_recorded(run_dir: Path, meta: dict):
+    """([RunRecords] oldest first, numbered; run files left unread; [Damaged]) of a
+    policy folder: every run's own record file (the latest MAX_RUN_FILES), and the run
+    metadata.json describes, from the action file when it has no file of its own (an
+    output of an earlier version) or took no action (a dry run: no records)."""
+    problems = []
+    names, not_read = run_record_names(p.name for p in run_dir.iterdir())
+    history = []
+    for name in names:
+        try:
+            path = found(run_dir, base_name(name))
+            value = parsed(path, run_records_shape)
+        except Damaged as e:
+            problems.append(e)
+            continue
+        history.append(RunRecords(execution_id=value['ExecutionId'], start=value['Start'],
+                                  records=value['Records'], error=value.get('Error')))
+    run_id = meta.get('execution', {}).get('id')
+    try:
+        # Only this run's records: the file may be an earlier run's.
+        action = [r for r in json_of(run_dir, ACTION_FILE, records_shape) or ()
+                  if run_id and r.get('ExecutionId') == run_id]
+    except Damaged as e:
+        problems.append(e)
+        action = []
+    if run_id and run_id not in {h.execution_id for h in history}:
+        history.append(RunRecords(execution_id=run_id,
+                                  start=meta.get('execution', {}).get('start'),
+                                  records=action))
+    history.sort(key=lambda h: (h.start or 0, h.execution_id != run_id))
+    for n, h in enumerate(history, 1):
+        h.number = n
+    return history, not_read, problems
 
 
 # What c7n logs when it deploys a policy in a Lambda mode instead of running it.
@@ -293,7 +592,8 @@ def raised(meta: dict) -> bool:
 def this_runs_resources(run_dir: Path, meta: dict) -> Optional[list]:
     """resources.json if this run wrote it: c7n records ResourceCount right before."""
     count = metrics(meta).get('ResourceCount')
-    resources = json_of(run_dir, 'resources.json') if count is not None else None
+    resources = json_of(run_dir, 'resources.json', resources_shape) \
+        if count is not None else None
     if resources is None:
         return None
     return resources if len(resources) == count else None
@@ -313,7 +613,7 @@ def log_entries(run: RunDir, meta: dict) -> List[tuple]:
         return []
     start_ms = int(start) * 1000 + int((start - int(start)) * 1000)
     entries, mine = [], bool(run.date) or log.name.endswith(GZ)
-    for line in text_of(log).splitlines():
+    for line in text_of(log, tail=True).splitlines():
         m = LINE.match(line)
         if m and not mine:
             at = time.mktime(time.strptime(m[1], '%Y-%m-%d %H:%M:%S'))
@@ -360,33 +660,54 @@ def exception_of(traceback: List[str]) -> Optional[str]:
     return '%s: %s' % (name.rsplit('.', 1)[-1], message)
 
 
-def rows_of(run_dir: Path, name: str, meta: dict, account: str, account_id: str,
-            resources: list) -> List[Row]:
+def rows_of(name: str, meta: dict, account: str, account_id: str, resources: list,
+            history: List[RunRecords]) -> List[Row]:
+    """The rows of one policy folder: one per key the filter matched in the run
+    metadata.json describes (with that run's record of the key, or the step a dry run
+    would take), and one per other step a key took in any run read. Records of
+    consecutive runs that agree (a key failing on every retry) make one row, with
+    their runs."""
     policy = meta.get('policy', {})
-    # Only this run's records: the file may be an earlier run's.
     run_id = meta.get('execution', {}).get('id')
-    records = {(r['UserName'], r['AccessKeyId']): r
-               for r in json_of(run_dir, ACTION_FILE) or ()
-               if run_id and r.get('ExecutionId') == run_id}
+    latest = next((h.number for h in history if h.execution_id == run_id), None)
+    steps: Dict[tuple, List[list]] = {}   # key -> [[runs, record]] in the runs' order
+    for past in history:
+        for rec in past.records:
+            groups = steps.setdefault((rec['UserName'], rec['AccessKeyId']), [])
+            if groups and (groups[-1][1]['Step'], groups[-1][1]['Error']) == (
+                    rec['Step'], rec['Error']):
+                groups[-1] = [groups[-1][0] + [past.number], rec]
+            else:
+                groups.append([[past.number], rec])
     would = meta.get('config', {}).get('dryrun') and action_settings(policy) is not None
+
+    def recorded(row: Row, runs: List[int], rec: dict) -> Row:
+        row.step, row.delete_on, row.error = rec['Step'], rec.get('DeleteOn'), rec.get('Error')
+        row.runs = runs
+        return row
+
     rows = []
     for res in resources:
         for ann in res.get(ANNOTATION, ()):
             row = Row(account=account, account_id=account_id, policy=name,
-                      user=res['UserName'], key_id=ann['AccessKeyId'], status=ann['Status'],
-                      last_used=(ann['LastUsedDate'] or '')[:10] or None,
-                      last_service=ann['LastUsedService'], last_region=ann['LastUsedRegion'],
-                      idle_days=ann['IdleDays'])
-            rec = records.pop((row.user, row.key_id), None)
-            if rec:
-                row.step, row.delete_on, row.error = rec['Step'], rec['DeleteOn'], rec['Error']
+                      user=res['UserName'], key_id=ann['AccessKeyId'],
+                      status=ann.get('Status'),
+                      last_used=(ann.get('LastUsedDate') or '')[:10] or None,
+                      last_service=ann.get('LastUsedService'),
+                      last_region=ann.get('LastUsedRegion'), idle_days=ann.get('IdleDays'))
+            groups = steps.pop((row.user, row.key_id), [])
+            mine = groups.pop() if groups and groups[-1][0][-1] == latest else None
+            rows.extend(recorded(Row(account=account, account_id=account_id, policy=name,
+                                     user=row.user, key_id=row.key_id), runs, rec)
+                        for runs, rec in groups)
+            if mine:
+                recorded(row, *mine)
             elif would:
                 would_step(row, res, policy, meta, ann)
             rows.append(row)
-    for (user, key_id), rec in sorted(records.items()):
-        rows.append(Row(account=account, account_id=account_id, policy=name,
-                        user=user, key_id=key_id, step=rec['Step'], delete_on=rec['DeleteOn'],
-                        error=rec['Error']))
+    for (user, key_id), groups in sorted(steps.items()):
+        rows.extend(recorded(Row(account=account, account_id=account_id, policy=name,
+                                 user=user, key_id=key_id), runs, rec) for runs, rec in groups)
     return rows
 
 
@@ -437,13 +758,31 @@ def would_step(row: Row, resource: dict, policy: dict, meta: dict, ann: dict):
 # A Lambda deployment's row: where the function's own runs write their output.
 DEPLOYED = ('account', 'policy', 'region', 'its runs write to')
 NOT_KEPT = "the function's /tmp (no s3:// output_dir in execution-options)"
-# Of dated (s3://) outputs, the folder read for each policy and the older ones left.
-RUNS = ('run read (latest of its policy)', 'started', 'older runs')
+# The folder read for each policy of a dated (s3://) output (and the older ones left),
+# and every folder where more than one run's records were read.
+RUNS = ('folder read (latest of its policy)', 'latest run started', 'older folders',
+        'runs read')
 COLUMNS = ('account', 'user', 'key', 'status', 'last used', 'via', 'idle', 'step',
            'delete on')
 # For a narrow table: columns cut first (to 8 characters), then columns left out.
 SHRINK = (1, 5, 7, 0)
 DROP = (5, 3)
+
+
+def span(runs: List[int]) -> str:
+    """`1-3`, `4`, `1,3`: the runs of a row."""
+    parts, i = [], 0
+    while i < len(runs):
+        j = i
+        while j + 1 < len(runs) and runs[j + 1] == runs[j] + 1:
+            j += 1
+        parts.append(str(runs[i]) if i == j else '%d-%d' % (runs[i], runs[j]))
+        i = j + 1
+    return ','.join(parts)
+
+
+def several_runs(report: Report) -> bool:
+    return any(r['read'] > 1 for r in report.runs)
 
 
 def cells(r: Row) -> List[str]:
@@ -475,18 +814,24 @@ def render(report: Report, fmt: str, width: Optional[int] = None) -> str:
     if fmt == 'csv':
         out = io.StringIO()
         w = csv.writer(out, lineterminator='\n')
-        w.writerow(COLUMNS + ('error', 'policy'))
+        w.writerow(COLUMNS + ('runs', 'error', 'policy'))
         for r in report.rows:
-            w.writerow(cells(r) + [r.error or '', r.policy])
+            w.writerow(cells(r) + [span(r.runs), r.error or '', r.policy])
         return out.getvalue()
     header, rows, shrink, drop = with_policy(report, COLUMNS, [cells(r) for r in report.rows])
+    if several_runs(report):
+        # Which runs of a shared folder took each step (numbered as in `runs read`).
+        header = tuple(header) + ('runs',)
+        rows = [c + [span(r.runs)] for c, r in zip(rows, report.rows)]
     totals = [[scope] + ['%s %d' % kv for kv in t.items()]
               for scope, t in report.totals().items()]
     totals = [[t[0], ', '.join(t[1:])] for t in totals]
     failures = [[f['account'], f['policy'], f['reason']] for f in report.failures]
     deployed = [[d['account'], d['policy'], d['region'], d['output'] or NOT_KEPT]
                 for d in report.deployed]
-    runs = [[r['folder'], r['started'] or '', str(r['older'])] for r in report.runs]
+    runs = [[r['folder'], r['started'] or '', str(r['older']),
+             str(r['read']) + (' (%d older not read)' % r['not_read'] if r['not_read'] else '')]
+            for r in report.runs]
     if fmt == 'markdown':
         parts = [markdown(header, rows), '', '**Totals**', '',
                  markdown(('account', 'keys'), totals)]
@@ -580,6 +925,8 @@ def run_report(output_dir: str, fmt: str, fail_on, config: Optional[str],
     if report.layout == 'none':
         print('c7n-unused-keys report: no custodian or c7n-org output under %s' % output_dir,
               file=sys.stderr)
+        for f in report.failures:
+            print('c7n-unused-keys report: %s' % f['reason'], file=sys.stderr)
         return EXIT_ERRORS
     sys.stdout.write(render(report, fmt, width))
     for f in report.failures:
@@ -609,16 +956,32 @@ def read_s3(url: str, accounts: Optional[Dict[str, str]] = None) -> Report:
         client = boto3.client('s3', region_name=parse_qs(parsed.query).get('region', [None])[0])
         pages = client.get_paginator('list_objects_v2').paginate(Bucket=bucket, Prefix=base)
         # Keys whose path could leave the temporary folder are not c7n's: left out.
-        files = [f for f in (o['Key'][len(base):] for page in pages
-                             for o in page.get('Contents', ()))
-                 if not {'', '.', '..'} & set(f.split('/'))]
+        sizes = {o['Key'][len(base):]: o.get('Size', 0) for page in pages
+                 for o in page.get('Contents', ())}
+        files = [f for f in sizes if not {'', '.', '..'} & set(f.split('/'))]
         with tempfile.TemporaryDirectory(prefix='c7n-unused-keys-report-') as tmp:
             out = Path(tmp)
             wanted = {run.path for run in runs_of(out, files)[1]}
+            by_folder: Dict[Path, List[str]] = {}
             for f in files:
                 if (out / f).parent in wanted:
-                    (out / f).parent.mkdir(parents=True, exist_ok=True)
-                    client.download_file(bucket, base + f, str(out / f))
+                    by_folder.setdefault((out / f).parent, []).append(f)
+            for folder, names in by_folder.items():
+                folder.mkdir(parents=True, exist_ok=True)
+                # Of the run record files, only those the report reads.
+                records = set(run_record_names(f.rsplit('/', 1)[-1] for f in names)[0])
+                for f in names:
+                    name = f.rsplit('/', 1)[-1]
+                    if RUN_FILE.match(name) and name not in records:
+                        continue
+                    if sizes[f] > MAX_FILE_BYTES:
+                        # Its first bytes are enough for the bound to refuse it.
+                        body = client.get_object(Bucket=bucket, Key=base + f,
+                                                 Range='bytes=0-%d' % MAX_FILE_BYTES)['Body']
+                        with open(out / f, 'wb') as fh:
+                            shutil.copyfileobj(body, fh)
+                    else:
+                        client.download_file(bucket, base + f, str(out / f))
             return read(out, accounts, files)
     except (BotoCoreError, ClientError) as e:
         raise S3Error(str(e)) from e
