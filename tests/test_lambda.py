@@ -190,6 +190,13 @@ def test_the_retire_function_retires_as_custodian_run_does(twins, tmp_path, runt
         tmp_path / 'day0' / 'local' / RETIRE / 'action-retire-access-keys'))}
     assert 'deactivated' in day0
     assert 'deleted' in {s for _, s in expected}
+    # Each invocation also wrote its records to a file of its own, gzipped in the bucket:
+    # a later run in the same hour's folder (a retry) does not overwrite them.
+    runs = sorted((v['Start'], steps(v['Records'])) for name, v in outputs(twins, RETIRE).items()
+                  if name.startswith('retire-access-keys-'))
+    assert [s for _, s in runs] == [steps(read_json(
+        tmp_path / day / 'local' / RETIRE / 'action-retire-access-keys')) for day in ('day0',
+                                                                               'day31')]
 
 
 def test_c7n_default_handler_cannot_run_the_policy(twins, tmp_path, runtime):
