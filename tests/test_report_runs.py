@@ -118,6 +118,12 @@ def test_runs_sharing_an_s3_hour_folder_are_all_read(sandbox, tmp_path, monkeypa
         client.download_file(BUCKET, key, str(path))
     data, rep = as_json(copy)
     assert rep.returncode == 0 and steps(data) == expected
+    # An object above the size bound is fetched only up to it, then refused.
+    monkeypatch.setattr(report_module, 'MAX_FILE_BYTES', 200)
+    bounded = report_module.read_s3('s3://%s/retire' % BUCKET)
+    assert [f['reason'] for f in bounded.failures] == [
+        '%s/2030/01/01/00/metadata.json.gz: larger than 200 bytes decompressed, the most the '
+        'report reads of a file' % NAME]
     for key in keys:
         client.delete_object(Bucket=BUCKET, Key=key)
     client.delete_bucket(Bucket=BUCKET)

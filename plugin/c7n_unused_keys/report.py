@@ -251,8 +251,10 @@ def found(run_dir: Path, name: str) -> Optional[Path]:
 def bytes_of(path: Path, tail: bool = False) -> bytes:
     """The file's content, decompressed, at most MAX_FILE_BYTES of it: beyond, Damaged
     (or, with `tail`, its last MAX_FILE_BYTES: a log a reused folder keeps growing)."""
-    limit = 'larger than %d MiB%s, the most the report reads of a file' % (
-        MAX_FILE_BYTES >> 20, ' decompressed' if path.name.endswith(GZ) else '')
+    bound = MAX_FILE_BYTES
+    limit = 'larger than %s%s, the most the report reads of a file' % (
+        '%d MiB' % (bound >> 20) if bound % (1 << 20) == 0 else '%d bytes' % bound,
+        ' decompressed' if path.name.endswith(GZ) else '')
     try:
         if path.name.endswith(GZ):
             with gzip.open(path, 'rb') as fh:
@@ -417,7 +419,7 @@ def read(out: Path, accounts: Optional[Dict[str, str]] = None,
     folders = {run.path.relative_to(out).as_posix() for run in runs}
     for link in links:
         folder, _, name = link.rpartition('/')
-        if folder in folders and (base_name(name) in READ_NAMES or RUN_FILE.match(name)):
+        if folder in folders and base_name(name) in READ_NAMES:
             continue  # named by its folder's reading, as the file it stands for
         parts = link.split('/')
         account = '*'
@@ -427,13 +429,18 @@ def read(out: Path, accounts: Optional[Dict[str, str]] = None,
         report.failures.append(failure(account, '*', (
             '%s: a symbolic link to %s, not read: the report reads only the files inside '
             'the output, and follows no link' % (link, os.readlink(out / link)))))
+    names: Dict[str, List[str]] = {}
+    for f in files:
+        folder, _, name = f.rpartition('/')
+        names.setdefault(folder, []).append(name)
     for run in runs:
         # The folder above the policy's: c7n-org's account name, or a per-account
         # prefix (often the account id, which the accounts file names).
         account = (accounts or {}).get(run.parts[0], run.parts[0]) if len(run.parts) > 1 \
             else None
         try:
-            read_run(report, out, run, account, layout, seen)
+            read_run(report, out, run, account, layout, seen,
+                     names.get(run.path.relative_to(out).as_posix(), []))
         except Damaged as e:
             seen.add((account or UNKNOWN, run.policy))
             report.failures.append(failure(account or UNKNOWN, run.policy, damaged(out, e)))
@@ -454,7 +461,7 @@ def read(out: Path, accounts: Optional[Dict[str, str]] = None,
 
 
 def read_run(report: Report, out: Path, run: RunDir, account: Optional[str],
-             layout: Optional[str], seen: set):
+             layout: Optional[str], seen: set, names: List[str]):
     """The rows, failures and deployments of one policy folder, into `report`."""
     policy = run.policy
     meta = json_of(run.path, 'metadata.json', metadata_shape)
@@ -468,13 +475,13 @@ def read_run(report: Report, out: Path, run: RunDir, account: Optional[str],
     account = account or account_id or UNKNOWN
     seen.add((account, policy))
     try:
-        read_run_files(report, out, run, meta, account, account_id, layout)
+        read_run_files(report, out, run, meta, account, account_id, layout, names)
     except Damaged as e:
         report.failures.append(failure(account, policy, damaged(out, e)))
 
 
 def read_run_files(report: Report, out: Path, run: RunDir, meta: dict, account: str,
-                   account_id: str, layout: Optional[str]):
+                   account_id: str, layout: Optional[str], names: List[str]):
     policy = run.policy
     resources = this_runs_resources(run.path, meta)
     if resources is None and not raised(meta) and deployment(run, meta):
@@ -484,7 +491,7 @@ def read_run_files(report: Report, out: Path, run: RunDir, meta: dict, account: 
             'output': (meta.get('policy', {}).get('mode', {})
                        .get('execution-options', {}).get('output_dir') or '')})
         return
-    history, not_read, problems = runs_recorded(run.path, meta)
+    history, not_read, problems = runs_recorded(run.path, meta, names)
     for e in problems:
         report.failures.append(failure(account, policy, damaged(out, e)))
     start = meta.get('execution', {}).get('start')
@@ -529,15 +536,16 @@ def when(start) -> Optional[str]:
         '%Y-%m-%d %H:%M:%S UTC') if start else None
 
 
-def runs_recorded(run_dir: Path, meta: dict):
+def runs_recorded(run_dir: Path, meta: dict, names: Iterable[str]):
     """([RunRecords] oldest first, numbered; run files left unread; [Damaged]) of a
-    policy folder: every run's own record file (the latest MAX_RUN_FILES), and the run
+    policy folder whose files are `names`: every run's own record file (the latest
+    MAX_RUN_FILES), and the run
     metadata.json describes, from the action file when it has no file of its own (an
     output of an earlier version) or took no action (a dry run: no records)."""
     problems = []
-    names, not_read = run_record_names(p.name for p in run_dir.iterdir())
+    chosen, not_read = run_record_names(names)
     history = []
-    for name in names:
+    for name in chosen:
         try:
             path = found(run_dir, base_name(name))
             value = parsed(path, run_records_shape)
