@@ -323,6 +323,8 @@ class RetireAccessKeys(BaseAction):
         `action-retire-access-keys`, not this. c7n gzips and uploads it with the other
         files of an s3:// output."""
         ctx = self.manager.ctx
+        if ctx.output is None:
+            return  # called outside a policy run (c7n opens the output for one)
         start = ctx.start_time or datetime.now(timezone.utc).timestamp()
         name = RUN_RECORDS % (datetime.fromtimestamp(start, timezone.utc).strftime(RUN_STAMP),
                               ctx.execution_id)

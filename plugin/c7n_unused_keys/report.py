@@ -444,6 +444,11 @@ def read(out: Path, accounts: Optional[Dict[str, str]] = None,
         except Damaged as e:
             seen.add((account or UNKNOWN, run.policy))
             report.failures.append(failure(account or UNKNOWN, run.policy, damaged(out, e)))
+        except Exception as e:  # noqa: BLE001 - content no check foresaw: one folder's loss
+            seen.add((account or UNKNOWN, run.policy))
+            report.failures.append(failure(account or UNKNOWN, run.policy, '%s: cannot be read '
+                                           '(%s: %s)' % (run.path.relative_to(out).as_posix(),
+                                                         type(e).__name__, e)))
     report.rows.sort(key=lambda r: (r.account, r.policy, r.user, r.key_id))
     if accounts and report.layout in ('c7n-org', 'per-account'):
         policies = {p for _, p in seen if p != '*'}
