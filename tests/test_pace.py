@@ -129,3 +129,42 @@ def test_a_bad_setting_fails_the_run_and_changes_nothing(sandbox, tmp_path):
     assert run.returncode != 0
     assert ENV in run.stderr
     assert account_state(sandbox, DEFAULT_ACCOUNT) == before
+
+
+def c7n_retry(monkeypatch, during_sleep):
+    """c7n's own retry wrapper (as a resource manager's `retry`), whose backoff sleeps
+    call `during_sleep(seconds)` instead of sleeping."""
+    from c7n import utils
+    monkeypatch.setattr(utils.time, 'sleep', during_sleep)
+    return utils.get_retry(('Throttling',))
+
+
+def throttled_once():
+    """A call that is throttled on its first attempt (botocore gave up) and then goes
+    through untouched."""
+    tries = []
+
+    def call():
+        tries.append(1)
+        if len(tries) == 1:
+            raise ClientError({'Error': {'Code': 'Throttling', 'Message': 'Rate exceeded'},
+                               'ResponseMetadata': {'RetryAttempts': 4}}, 'ListAccessKeys')
+        return answer()
+    return call, tries
+
+
+def test_a_throttle_that_c7n_s_retry_absorbs_halves(monkeypatch):
+    pace = Pace(start=8, most=16)
+    call, tries = throttled_once()
+    resp = pace.wrap(c7n_retry(monkeypatch, lambda seconds: None))(call)
+    assert resp == answer() and len(tries) == 2
+    assert pace.limit == 4 and pace.halvings == 1
+
+
+def test_no_slot_is_held_through_c7n_s_backoff(monkeypatch):
+    pace = Pace(start=1, most=1)
+    held = []
+    call, tries = throttled_once()
+    paced = pace.wrap(c7n_retry(monkeypatch, lambda seconds: held.append(pace._running)))
+    paced(call)
+    assert len(tries) == 2 and held == [0]

@@ -129,7 +129,7 @@ def test_the_plugin_registers_what_the_lint_walks():
         'iam-user.actions.retire-access-keys', 'iam-user.source.describe-parallel',
         'iam-user.source.list-users', 'iam-user.source.authorization-details',
         'iam-access-key.filters.unused-access-keys',
-        'iam-access-key.filters.active-finding', 'iam-access-key.actions.post-finding',
+        'iam-access-key.filters.active-finding', 'iam-access-key.actions.post-unused-key-finding',
         'account.actions.resolve-access-key-findings',
         'iam-access-key.filters.marked-access-keys', 'iam-access-key.actions.retire-access-keys',
         'iam-user.actions.notify-unused-keys', 'iam-access-key.actions.notify-unused-keys'}

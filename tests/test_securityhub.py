@@ -141,7 +141,7 @@ def test_findings_per_key_then_resolved_when_used_deleted_exempted_or_gone(hub, 
     assert state(d2) == ('ACTIVE', 'FAILED')
     assert {k: d2[k] for k in ('Id', 'CreatedAt', 'Title', 'Resources')} == \
         {k: d1[k] for k in ('Id', 'CreatedAt', 'Title', 'Resources')}
-    # alice's key reached post-finding through active-finding only; bob's through none.
+    # alice's key reached post-unused-key-finding through active-finding only; bob's through none.
     kept = read_json(tmp_path / 'run2' / POLICY / 'resources.json')
     assert {r['AccessKeyId'] for r in kept} == {keys['alice'], keys['carol'], keys['dave']}
     gone = json.loads((tmp_path / 'run2' / GONE_POLICY /
@@ -192,7 +192,7 @@ def test_findings_of_other_policies_are_left_alone(hub, tmp_path):
     key = make_key(hub, 'alice', 200, 100)
     other = {'name': 'someone-else', 'resource': 'aws.iam-access-key',
              'filters': [{'type': 'unused-access-keys', 'days': 45}],
-             'actions': [{'type': 'post-finding', 'types': [
+             'actions': [{'type': 'post-unused-key-finding', 'types': [
                  'Software and Configuration Checks/AWS Security Best Practices']}]}
     r = custodian_run(hub, tmp_path / 'other', write_policies(tmp_path / 'o.yml', other))
     assert r.returncode == 0, r.stderr
@@ -209,7 +209,7 @@ def test_post_finding_refuses_a_fixed_state(tmp_path, option):
     value = {'compliance_status': 'FAILED', 'record_state': 'ACTIVE'}[option]
     policy = {'name': 'p', 'resource': 'aws.iam-access-key',
               'filters': [{'type': 'unused-access-keys', 'days': 45}],
-              'actions': [{'type': 'post-finding', option: value, 'types': [
+              'actions': [{'type': 'post-unused-key-finding', option: value, 'types': [
                   'Software and Configuration Checks/AWS Security Best Practices']}]}
     r = run_command(['custodian', 'validate', write_policies(tmp_path / 'p.yml', policy)],
                     None)
@@ -256,7 +256,7 @@ def _key(**extra):
 POLICY_DATA = {'name': POLICY, 'resource': 'aws.iam-access-key',
                'filters': [{'or': [{'type': 'unused-access-keys', 'days': 45,
                                     'never-used-days': 30}, {'type': 'active-finding'}]}],
-               'actions': [{'type': 'post-finding', 'types': [
+               'actions': [{'type': 'post-unused-key-finding', 'types': [
                    'Software and Configuration Checks/AWS Security Best Practices']}]}
 
 
@@ -342,3 +342,65 @@ def test_the_printed_document_is_enough(hub, tmp_path):
         assert 'AccessDenied' not in run.stderr and 'not authorized' not in run.stderr
     assert state(findings(hub)[keys['bob']]) == ('ARCHIVED', 'PASSED')
     assert state(findings(hub)[keys['dave']]) == ('ACTIVE', 'FAILED')
+
+
+# -- Security Hub refusals -----------------------------------------------------------------
+
+@pytest.fixture
+def refusing(hub, monkeypatch):
+    """The hub, whose BatchImportFindings refuses the findings of the keys in the
+    returned set (FailedCount, FailedFindings), as Security Hub does with an invalid or
+    throttled finding; it imports the others."""
+    from moto.securityhub.models import SecurityHubBackend
+    refused = set()
+    real = SecurityHubBackend.batch_import_findings
+
+    def batch_import_findings(self, findings):
+        kept = [f for f in findings if f['Resources'][0]['Id'] not in refused]
+        failed, ok, failures = real(self, kept)
+        failures = failures + [{'Id': f['Id'], 'ErrorCode': 'InvalidInput',
+                                'ErrorMessage': 'refused by the test for %s' %
+                                f['Resources'][0]['Id']}
+                               for f in findings if f['Resources'][0]['Id'] in refused]
+        return failed + len(findings) - len(kept), ok, failures
+
+    monkeypatch.setattr(SecurityHubBackend, 'batch_import_findings', batch_import_findings)
+    return refused
+
+
+def test_a_refused_finding_fails_the_run_naming_it(hub, refusing, tmp_path):
+    keys = account(hub)
+    report = ['c7n-unused-keys', 'report', '--fail-on', 'errors']
+
+    # The key-level policy: bob's finding is refused, the others are posted.
+    refusing.add(keys['bob'])
+    r = custodian_run(hub, tmp_path / 'run1', SHIPPED)
+    assert r.returncode != 0
+    posted = findings(hub)
+    assert set(posted) == {keys[n] for n in ('alice', 'carol', 'dave')}
+    assert all(state(f) == ('ACTIVE', 'FAILED') for f in posted.values())
+    assert 'post-unused-key-finding: Security Hub refused 1 of 4 findings of %s' % POLICY \
+        in r.stderr
+    assert '(key %s): InvalidInput: refused by the test for %s' % (keys['bob'], keys['bob']) \
+        in r.stderr
+    assert run_command(report + [tmp_path / 'run1'], None).returncode == 2
+
+    # The account policy: dave's key is gone and the archive of its finding is refused.
+    refusing.clear()
+    refusing.add(keys['dave'])
+    hub.iam_client().delete_access_key(UserName='dave', AccessKeyId=keys['dave'])
+    r = custodian_run(hub, tmp_path / 'run2', SHIPPED)
+    assert r.returncode != 0
+    after = findings(hub)
+    assert state(after[keys['dave']]) == ('ACTIVE', 'FAILED')
+    assert state(after[keys['bob']]) == ('ACTIVE', 'FAILED')
+    assert ('resolve-access-key-findings: Security Hub refused 1 of 1 findings of %s: %s '
+            '(key %s): InvalidInput' % (POLICY, posted[keys['dave']]['Id'], keys['dave'])) \
+        in r.stderr
+    assert run_command(report + [tmp_path / 'run2'], None).returncode == 2
+
+    # Nothing refused: the same output folder reports no error.
+    refusing.clear()
+    r = run(hub, tmp_path / 'run2')
+    assert state(findings(hub)[keys['dave']]) == ('ARCHIVED', 'PASSED')
+    assert run_command(report + [tmp_path / 'run2'], None).returncode == 0

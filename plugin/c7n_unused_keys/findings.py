@@ -1,14 +1,16 @@
 """Security Hub findings per access key, which resolve themselves.
 
-Three elements, registered on c7n's resources:
+Three elements, registered on c7n's resources under names of their own (c7n's
+`post-finding` stays as it is, for every policy):
 
-- `post-finding` on aws.iam-access-key: c7n's own action (client, batching, ids,
-  retries), with an `AwsIamAccessKey` resource. A key that carries
+- `post-unused-key-finding` on aws.iam-access-key: c7n's `post-finding` (its finding
+  ids, fields and options), with an `AwsIamAccessKey` resource. A key that carries
   `c7n:unused-access-keys` gets an ACTIVE, FAILED finding that says why; any other key
   that reaches it (see `active-finding`) gets its finding ARCHIVED and PASSED.
 - `active-finding` on aws.iam-access-key: keys that have an ACTIVE finding posted by this
   policy. Beside `unused-access-keys` in an `or`, it brings the keys that are fine again
-  (used, exempted, deactivated under `status: Active`) to `post-finding`, which resolves
+  (used, exempted, deactivated under `status: Active`) to `post-unused-key-finding`,
+  which resolves
   them; it also hands the finding's id to the action, so a key keeps one finding.
 - `resolve-access-key-findings` on aws.account: archives the ACTIVE findings of a
   key-level policy whose key no longer exists. c7n calls no action when a policy matched
@@ -17,14 +19,17 @@ Three elements, registered on c7n's resources:
 
 GetFindings is asked for the policy's findings (GeneratorId is the policy name) and the
 answer is checked again here, field by field: the AWS emulator ignores the filters.
+When Security Hub refuses findings (BatchImportFindings' FailedCount), both actions
+post the rest, then fail the run naming each refused finding and Security Hub's reason.
 """
+import copy
 import logging
 from datetime import datetime
 
 from dateutil.tz import tzutc
 
 from c7n.actions import Action
-from c7n.exceptions import PolicyValidationError
+from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.filters import Filter
 from c7n.manager import iter_filters
 from c7n.resources.account import Account
@@ -33,11 +38,13 @@ from c7n.resources.securityhub import PostFinding
 from c7n.utils import chunks, get_partition, local_session, type_schema
 
 from .names import EXEMPT_ANNOTATION, UNUSED_ANNOTATION
+from .schema_check import check_schema
 from .user_source import FreshKeyListing
 
 log = logging.getLogger('custodian.c7n_unused_keys.findings')
 
 RESOURCE_TYPE = 'AwsIamAccessKey'
+POST = 'post-unused-key-finding'
 # On a key that has an ACTIVE finding of this policy: {'Id': ..., 'CreatedAt': ...}.
 FINDING_ANNOTATION = 'c7n:access-key-finding'
 # BatchImportFindings takes at most 100 findings per call.
@@ -93,13 +100,35 @@ def resolved(finding: dict, why: str, now: str) -> dict:
     return update
 
 
+def refusals(answer: dict, sent: list) -> list:
+    """What Security Hub refused of `sent`, from a BatchImportFindings answer: one line
+    per finding, with its key and Security Hub's reason."""
+    if not answer.get('FailedCount'):
+        return []
+    key_of = {f['Id']: f['Resources'][0]['Id'] for f in sent}
+    listed = answer.get('FailedFindings') or []
+    lines = ['%s (key %s): %s: %s' % (f.get('Id'), key_of.get(f.get('Id'), 'unknown'),
+                                      f.get('ErrorCode'), f.get('ErrorMessage'))
+             for f in listed]
+    # A count without the list still fails the run.
+    lines += ['a finding not named by Security Hub'] * (answer['FailedCount'] - len(listed))
+    return lines
+
+
+def refused_error(action: str, policy: str, refused: list, sent: int) -> PolicyExecutionError:
+    return PolicyExecutionError(
+        '%s: Security Hub refused %d of %d findings of %s: %s' % (
+            action, len(refused), sent, policy, '; '.join(refused)))
+
+
 def principal(finding: dict):
     return finding['Resources'][0].get('Details', {}).get(RESOURCE_TYPE, {}).get(
         'PrincipalName')
 
 
 def hub_region(manager, data: dict) -> str:
-    # c7n's post-finding posts to `region` (cross-region aggregation) or the run's region.
+    # c7n's post-finding posts to `region` (cross-region aggregation) or the run's region;
+    # post-unused-key-finding and resolve-access-key-findings do as it does.
     return data.get('region') or manager.config.region
 
 
@@ -116,7 +145,7 @@ class ActiveFinding(FreshKeyListing, Filter):
     .. code-block:: yaml
 
       policies:
-        - name: unused-access-keys-findings
+        - name: unused-access-keys-findings-resolved
           resource: aws.iam-access-key
           filters:
             - or:
@@ -124,24 +153,30 @@ class ActiveFinding(FreshKeyListing, Filter):
                   days: 45
                 - type: active-finding
           actions:
-            - type: post-finding
+            - type: post-unused-key-finding
+              severity_label: MEDIUM
               types: [Software and Configuration Checks/AWS Security Best Practices]
 
     Beside `unused-access-keys` in an `or`, it brings the keys reported before to the
-    policy's `post-finding`, which archives the findings of those that are no longer
-    unused. A key with such a finding is annotated `c7n:access-key-finding` (its Id and
-    CreatedAt): `post-finding` updates that finding rather than opening another one.
-    Findings are those whose GeneratorId is the policy name, of AwsIamAccessKey
-    resources of this account and region, in the hub that the policy's `post-finding`
-    posts to. Reads only (GetFindings).
+    policy's `post-unused-key-finding`, which archives the findings of those that are
+    no longer unused. A key with such a finding is annotated `c7n:access-key-finding`
+    (its Id and CreatedAt): `post-unused-key-finding` updates that finding rather than
+    opening another one. Findings are those whose GeneratorId is the policy name, of
+    AwsIamAccessKey resources of this account and region, in the hub that the policy's
+    `post-unused-key-finding` posts to. Reads only (GetFindings).
     """
 
     schema = type_schema('active-finding')
+    schema_alias = False
     permissions = ('securityhub:GetFindings',)
+
+    def validate(self):
+        check_schema(self)
+        return self
 
     def _hub(self) -> str:
         post = next((a for a in getattr(self.manager, 'actions', ())
-                     if isinstance(a, PostFinding)), None)
+                     if isinstance(a, AccessKeyFinding)), None)
         return hub_region(self.manager, post.data if post else {})
 
     def process(self, resources, event=None):
@@ -162,7 +197,19 @@ class ActiveFinding(FreshKeyListing, Filter):
         return matched
 
 
-@AccessKey.action_registry.register('post-finding')
+# Options of c7n's post-finding that this action decides per key.
+FIXED_BY_KEY = ('compliance_status', 'record_state')
+
+
+def _post_schema():
+    schema = copy.deepcopy(PostFinding.schema)
+    schema['properties']['type'] = {'enum': [POST]}
+    for option in FIXED_BY_KEY:
+        del schema['properties'][option]
+    return schema
+
+
+@AccessKey.action_registry.register(POST)
 class AccessKeyFinding(PostFinding):
     """One Security Hub finding per access key, in the ASFF of AwsIamAccessKey.
 
@@ -179,32 +226,59 @@ class AccessKeyFinding(PostFinding):
                   days: 45
                 - type: active-finding
           actions:
-            - type: post-finding
+            - type: post-unused-key-finding
               severity_label: MEDIUM
               types: [Software and Configuration Checks/AWS Security Best Practices]
 
-    c7n's `post-finding`, with the key as the finding's resource: `Type`
-    AwsIamAccessKey, `Id` the key id, `Details.AwsIamAccessKey` with AccessKeyId,
-    PrincipalName (the user), PrincipalType (IAMUser), Status, CreatedAt and AccountId.
-    A key annotated `c7n:unused-access-keys` gets an ACTIVE finding, Compliance FAILED,
-    whose title and description give the last use, the idle days and the threshold.
-    Any other key (one that `active-finding` brought here) gets its finding ARCHIVED,
-    Compliance PASSED: the key is in use again, exempt, or no longer in scope.
-    `compliance_status` and `record_state` are therefore set per key, not from the
-    policy. A key annotated `c7n:access-key-finding` updates that finding.
+    c7n's `post-finding` (the same options and finding ids), with the key as the
+    finding's subject: `Type` AwsIamAccessKey, `Id` the key id, `Details.AwsIamAccessKey`
+    with AccessKeyId, PrincipalName (the user), PrincipalType (IAMUser), Status,
+    CreatedAt and AccountId. A key annotated `c7n:unused-access-keys` gets an ACTIVE
+    finding, Compliance FAILED, whose title and description give the last use, the
+    idle days and the threshold. Any other key (one that `active-finding` brought
+    here) gets its finding ARCHIVED, Compliance PASSED: the key is in use again,
+    exempt, or no longer in scope. The state is therefore set per key: the options
+    `compliance_status` and `record_state` of `post-finding` are refused. A key
+    annotated `c7n:access-key-finding` updates that finding. When Security Hub refuses
+    findings, the others are posted and the run fails, naming each refused finding,
+    its key and Security Hub's reason.
     """
 
     resource_type = RESOURCE_TYPE
+    schema = _post_schema()
+    schema_alias = False
 
     def validate(self):
-        super().validate()
-        for option in ('compliance_status', 'record_state'):
+        for option in FIXED_BY_KEY:
             if option in self.data:
                 raise PolicyValidationError(
-                    'post-finding on aws.iam-access-key sets %s per key (FAILED and ACTIVE '
-                    'for an unused key, PASSED and ARCHIVED once it is not): remove it '
-                    'from %s' % (option, self.manager.data.get('name', 'this policy')))
+                    '%s sets %s per key (FAILED and ACTIVE for an unused key, PASSED and '
+                    'ARCHIVED once it is not): remove it from %s' % (
+                        POST, option, self.manager.data.get('name', 'this policy')))
+        check_schema(self)
+        super().validate()
         return self
+
+    def process(self, resources, event=None):
+        # c7n's post-finding, without its tagging (keys take no tags; the finding's id
+        # comes from active-finding) and with Security Hub's answer checked.
+        client = local_session(self.manager.session_factory).client(
+            'securityhub', region_name=hub_region(self.manager, self.data))
+        now = datetime.now(tzutc()).isoformat()
+        refused, sent = [], 0
+        for resource_set in chunks(resources, self.data.get('batch_size', 1)):
+            findings = []
+            for r in resource_set:
+                tag = self.get_finding_tag(r)
+                finding_id, created_at = tag.split(':', 1) if tag else (None, now)
+                findings.append(self.get_finding([r], finding_id, created_at, now))
+            answer = self.manager.retry(client.batch_import_findings, Findings=findings)
+            sent += len(findings)
+            refused += refusals(answer, findings)
+        log.info('%s: %d findings of %s posted, %d refused', POST, sent,
+                 self.manager.ctx.policy.name, len(refused))
+        if refused:
+            raise refused_error(POST, self.manager.ctx.policy.name, refused, sent)
 
     def get_finding_tag(self, resource):
         # Keys take no tags: the id of the key's open finding comes from active-finding.
@@ -302,17 +376,24 @@ class ResolveAccessKeyFindings(Action):
     `policy` posted in this account and region (GetFindings), lists the keys of their
     users (ListAccessKeys, once per user) and archives, PASSED, the findings whose key
     or user is gone (BatchImportFindings). Keys that still exist are left to that
-    policy: its `active-finding` filter brings them to its `post-finding`. It runs on
-    aws.account because c7n runs a policy's actions only when a resource matched, and an
-    account is always one resource. `region` is the hub, as on `post-finding`.
+    policy: its `active-finding` filter brings them to its `post-unused-key-finding`.
+    It runs on aws.account because c7n runs a policy's actions only when a resource
+    matched, and an account is always one resource. `region` is the hub, as on
+    `post-unused-key-finding`. When Security Hub refuses findings, the run fails after
+    the others are archived, naming each refused finding and Security Hub's reason.
     """
 
     schema = type_schema(
         'resolve-access-key-findings', required=['policy'],
         policy={'type': 'string', 'minLength': 1},
         region={'type': 'string'})
+    schema_alias = False
     permissions = ('securityhub:GetFindings', 'securityhub:BatchImportFindings',
                    'iam:ListAccessKeys')
+
+    def validate(self):
+        check_schema(self)
+        return self
 
     def process(self, resources, event=None):
         session = local_session(self.manager.session_factory)
@@ -330,15 +411,16 @@ class ResolveAccessKeyFindings(Action):
                 continue
             gone.append(resolved(f, 'Access key %s of IAM user %s no longer exists.' % (
                 key, user), now))
-        failed = 0
+        refused = []
         for batch in chunks(gone, IMPORT_BATCH):
             answer = self.manager.retry(hub.batch_import_findings, Findings=batch)
-            failed += answer.get('FailedCount', 0)
-            if answer.get('FailedCount'):
-                log.error('resolve-access-key-findings: import failed: %s',
-                          answer.get('FailedFindings'))
+            refused += refusals(answer, batch)
         log.info('resolve-access-key-findings: %d active findings of %s, %d archived '
-                 '(key gone), %d failed', len(found), self.data['policy'], len(gone), failed)
+                 '(key gone), %d refused', len(found), self.data['policy'], len(gone),
+                 len(refused))
+        if refused:
+            raise refused_error('resolve-access-key-findings', self.data['policy'],
+                                refused, len(gone))
         return [{'Id': f['Id'], 'AccessKeyId': f['Resources'][0]['Id']} for f in gone]
 
     def keys_of(self, iam, user: str) -> set:

@@ -4,14 +4,18 @@ once it throttles.
 IAM limits each account to a request rate it does not publish. A fixed number of calls
 at once is either too few while IAM keeps up or, beyond its rate, spends the run in
 retry backoff. `Pace` adapts as TCP does (additive increase, multiplicative decrease): it
-starts at `start` calls at once, halves on a call that was throttled (or otherwise
-retried), and adds one after as many calls in a row went through untouched, up to `most`.
+starts at `start` calls at once, halves on an attempt that was throttled (or otherwise
+retried by botocore), and adds one after as many attempts in a row went through
+untouched, up to `most`. It paces each attempt that c7n's retry makes, not the whole
+retried call: a throttle that c7n's retry absorbs still halves, and a call waiting out
+c7n's backoff holds no slot.
 Calls that started before a halving do not halve again: one burst of throttling is one
 signal.
 
 `C7N_UNUSED_KEYS_CALLS=N` (1 to `MOST`) fixes it at N calls at once instead, for a role
 that must leave most of its account's IAM rate to others.
 """
+import functools
 import logging
 import os
 import threading
@@ -37,30 +41,36 @@ class Pace:
         self.halvings = 0
 
     def wrap(self, retry: Callable) -> Callable:
-        """`retry` (c7n's retry wrapper: `retry(call, *args, **kw)`), paced."""
+        """`retry` (c7n's retry wrapper: `retry(call, *args, **kw)`), each of its attempts
+        paced: a throttle that c7n's retry absorbs still counts, and no slot is held
+        while it sleeps before its next attempt."""
         def paced(call, *args, **kw):
-            with self._cond:
-                while self._running >= self.limit:
-                    self._cond.wait()
-                self._running += 1
-                epoch = self._epoch
-            retried = False
-            try:
-                resp = retry(call, *args, **kw)
-                retried = bool(resp) and resp.get('ResponseMetadata', {}).get(
-                    'RetryAttempts', 0) > 0
-                return resp
-            except ClientError as e:
-                retried = (e.response.get('Error', {}).get('Code') in THROTTLED or
-                           e.response.get('ResponseMetadata', {}).get('RetryAttempts', 0) > 0)
-                raise
-            except BaseException:
-                # A connection error or timeout says nothing of the rate: no change.
-                retried = None
-                raise
-            finally:
-                self._done(epoch, retried)
+            return retry(functools.partial(self._attempt, call), *args, **kw)
         return paced
+
+    def _attempt(self, call, *args, **kw):
+        """One attempt of `call` (botocore's own retries inside it), in a slot."""
+        with self._cond:
+            while self._running >= self.limit:
+                self._cond.wait()
+            self._running += 1
+            epoch = self._epoch
+        retried = False
+        try:
+            resp = call(*args, **kw)
+            retried = bool(resp) and resp.get('ResponseMetadata', {}).get(
+                'RetryAttempts', 0) > 0
+            return resp
+        except ClientError as e:
+            retried = (e.response.get('Error', {}).get('Code') in THROTTLED or
+                       e.response.get('ResponseMetadata', {}).get('RetryAttempts', 0) > 0)
+            raise
+        except BaseException:
+            # A connection error or timeout says nothing of the rate: no change.
+            retried = None
+            raise
+        finally:
+            self._done(epoch, retried)
 
     def _done(self, epoch: int, retried):
         with self._cond:
