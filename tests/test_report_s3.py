@@ -215,6 +215,10 @@ def test_the_latest_dated_run_is_read(outputs, emulator, tmp_path):
     text = run_command(['c7n-unused-keys', 'report', 's3://%s/dated' % BUCKET, '--width',
                         '200'], emulator).stdout
     assert 'folder read (latest of its policy)' in text and shown['folder'] in text
+    # However narrow the table, the folder is never cut.
+    narrow = run_command(['c7n-unused-keys', 'report', 's3://%s/dated' % BUCKET, '--width',
+                          '40'], emulator).stdout
+    assert shown['folder'] in narrow
     # A synced copy picks the same run.
     data, _ = report(download(s3, 'dated', tmp_path / 'copy'))
     assert [r['folder'] for r in data['runs']] == [shown['folder']]

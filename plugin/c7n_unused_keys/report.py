@@ -602,9 +602,24 @@ def raised(meta: dict) -> bool:
     return 'PolicyException' in metrics(meta)
 
 
+# The resources whose resources.json holds users and keys. A policy of another resource
+# in the same output (the account policy that resolves findings) has no rows: only its
+# failures are reported.
+KEY_RESOURCES = frozenset(('iam-user', 'iam-access-key', 'aws.iam-user',
+                           'aws.iam-access-key'))
+
+
+def holds_keys(meta: dict) -> bool:
+    resource = meta.get('policy', {}).get('resource')
+    return resource is None or resource in KEY_RESOURCES
+
+
 def this_runs_resources(run_dir: Path, meta: dict) -> Optional[list]:
-    """resources.json if this run wrote it: c7n records ResourceCount right before."""
+    """resources.json if this run wrote it: c7n records ResourceCount right before.
+    Of a policy whose resources are not users or keys, an empty list."""
     count = metrics(meta).get('ResourceCount')
+    if count is not None and not holds_keys(meta):
+        return []
     resources = json_of(run_dir, 'resources.json', resources_shape) \
         if count is not None else None
     if resources is None:
@@ -772,9 +787,10 @@ def would_step(row: Row, resource: dict, policy: dict, meta: dict, ann: dict):
 DEPLOYED = ('account', 'policy', 'region', 'its runs write to')
 NOT_KEPT = "the function's /tmp (no s3:// output_dir in execution-options)"
 # The folder read for each policy of a dated (s3://) output (and the older ones left),
-# and every folder where more than one run's records were read.
-RUNS = ('folder read (latest of its policy)', 'latest run started', 'older folders',
-        'runs read')
+# and every folder where more than one run's records were read. The folder is last and
+# never cut: it is what a reader copies to look further.
+RUNS = ('latest run started', 'older folders', 'runs read',
+        'folder read (latest of its policy)')
 COLUMNS = ('account', 'user', 'key', 'status', 'last used', 'via', 'idle', 'step',
            'delete on')
 # For a narrow table: columns cut first (to 8 characters), then columns left out.
@@ -842,8 +858,9 @@ def render(report: Report, fmt: str, width: Optional[int] = None) -> str:
     failures = [[f['account'], f['policy'], f['reason']] for f in report.failures]
     deployed = [[d['account'], d['policy'], d['region'], d['output'] or NOT_KEPT]
                 for d in report.deployed]
-    runs = [[r['folder'], r['started'] or '', str(r['older']),
-             str(r['read']) + (' (%d older not read)' % r['not_read'] if r['not_read'] else '')]
+    runs = [[r['started'] or '', str(r['older']),
+             str(r['read']) + (' (%d older not read)' % r['not_read'] if r['not_read'] else ''),
+             r['folder']]
             for r in report.runs]
     if fmt == 'markdown':
         parts = [markdown(header, rows), '', '**Totals**', '',
@@ -865,7 +882,7 @@ def render(report: Report, fmt: str, width: Optional[int] = None) -> str:
         parts += ['', table(('DEPLOYED account',) + DEPLOYED[1:], deployed, width,
                             shrink=(3, 1))]
     if runs:
-        parts += ['', table(RUNS, runs, width, shrink=(0,))]
+        parts += ['', table(RUNS, runs, width)]
     return '\n'.join(parts) + '\n'
 
 
