@@ -88,7 +88,13 @@ BAD = [
      "On instance['recheck-max-age-seconds']"),
     (retire_policy({'recheck-max-age-seconds': 301}), "On instance['recheck-max-age-seconds']"),
     (retire_policy({'recheck-max-age-seconds': float('nan')}),
-     'recheck-max-age-seconds must be a number of seconds from 0 to 300'),
+     'recheck-max-age-seconds must be a finite number, not nan'),
+    (retire_policy({'max-deactivations': {'percent': float('nan')}}),
+     'max-deactivations.percent must be a finite number, not nan'),
+    (unused({'days': 45, 'report-max-age-hours': float('inf')}),
+     'report-max-age-hours must be a finite number, not inf'),
+    (unused({'days': 45, 'report-max-age-hours': float('nan')}),
+     'report-max-age-hours must be a finite number, not nan'),
     (retire_policy({'max-deactivations': {}}), "On instance['max-deactivations']"),
     (retire_policy({'max-deactivations': 20}), "On instance['max-deactivations']"),
     (retire_policy({'max-deactivations': {'op': 'and'}}),
@@ -121,6 +127,11 @@ BAD = [
      "approval-tag 'p' overlaps the marker tags of marker-tag-prefix 'p:x'"),
     (retire_policy({'marker-tag-prefix': 'a'}, marked={'marker-tag-prefix': 'b'}),
      "marker-tag-prefix 'a' differs from that of the marked-access-keys filter ('b')"),
+    # notify-unused-keys: a misspelt option is not a silent default
+    (dict(retire_policy(), actions=[{'type': 'retire-access-keys'}, {
+        'type': 'notify-unused-keys', 'deletion_notice_dayz': 3, 'to': ['resource-owner'],
+        'transport': {'type': 'sqs', 'queue': 'https://sqs.us-east-1.amazonaws.com/1/q'}}]),
+     "'deletion_notice_dayz' was unexpected"),
     # marked-access-keys
     (marked_top_level({'marker-tag-prefix': 'x y'}), "On instance['marker-tag-prefix']"),
     (marked_top_level({'marker-tag-prefix': ''}), "On instance['marker-tag-prefix']"),

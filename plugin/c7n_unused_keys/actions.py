@@ -1,7 +1,6 @@
 """The `retire-access-keys` action on aws.iam-user and aws.iam-access-key: the c7n shell
 around lifecycle and act."""
 import logging
-import math
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -137,13 +136,6 @@ class RetireAccessKeys(BaseAction):
             raise PolicyValidationError(
                 'retire-access-keys: max-deactivations needs an amount, a percent or both, '
                 'on %s' % self.manager.data.get('name'))
-        max_age = self.data.get('recheck-max-age-seconds', RECHECK_MAX_AGE)
-        if not isinstance(max_age, (int, float)) or not math.isfinite(max_age):
-            # .nan and .inf pass the schema's bounds, and would never recheck.
-            raise PolicyValidationError(
-                'retire-access-keys: recheck-max-age-seconds must be a number of seconds from '
-                '0 to %d, not %r, on %s' % (RECHECK_MAX_AGE_LIMIT, max_age,
-                                            self.manager.data.get('name')))
         approval = self.data.get('approval-tag')
         if approval and markers.heads_overlap(self.prefix(), approval):
             # Its tags would be read as markers (or the markers as approvals).
@@ -383,7 +375,7 @@ class RetireAccessKey(FreshKeyListing, RetireAccessKeys):
 
     `marked-access-keys` (aws.iam-access-key) brings the keys whose markers need
     work, and one key of each owner holding markers of keys gone, to the action. A
-    user whose every key is gone has no key resource: its markers are removed by a
+    user whose every key is gone has no key resource, so its markers are removed by a
     user-level policy (see `marked-access-keys`).
 
     Neither this policy's key listing nor its user listing reads c7n's resource

@@ -21,6 +21,12 @@ def _schema():
     schema['properties']['slack_template'] = {'type': 'string'}
     # Set by the action itself, for the templates: the last delete-on date it lists.
     schema['properties']['deletion_notice_until'] = {'type': 'string'}
+    # What c7n-mailer and its templates read beyond notify's own schema.
+    for name in ('violation_desc', 'action_desc', 'template_format'):
+        schema['properties'][name] = {'type': 'string'}
+    schema['properties']['priority_header'] = {'type': ['string', 'integer']}
+    # A misspelt option (`deletion_notice_dayz`) is refused, not silently defaulted.
+    schema['additionalProperties'] = False
     return schema
 
 

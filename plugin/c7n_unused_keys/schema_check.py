@@ -11,6 +11,7 @@ only), and c7n's handler validates without it. The function runs the policy that
 the schema check is skipped, and the cross-field checks of validate() still run.
 """
 import logging
+import math
 
 from c7n.exceptions import PolicyValidationError
 
@@ -25,6 +26,14 @@ def check_schema(element):
     Lambda without the plugin in its function (lambda_mode)."""
     if element.manager is not None:
         check_lambda_mode(element.manager.data)
+    policy = element.manager.data if element.manager is not None else {}
+    # jsonschema takes NaN and infinity for numbers, and NaN passes every bound: a
+    # breaker's `percent: .nan` would switch it off. Checked also where there is no
+    # jsonschema (Lambda).
+    for field, value in numbers_of(element.data):
+        if not math.isfinite(value):
+            raise PolicyValidationError('{}{} must be a finite number, not {}'.format(
+                scope(policy), field, value))
     try:
         from c7n.schema import JsonSchemaValidator, is_c7n_placeholder, specific_error
     except ImportError:  # no jsonschema: in a Lambda function
@@ -35,8 +44,23 @@ def check_schema(element):
         # As c7n does: `custodian validate` sees variables before they are expanded.
         if error.validator == 'type' and is_c7n_placeholder(error.instance):
             continue
-        policy = element.manager.data if element.manager is not None else {}
-        # The scope line of c7n.schema.policy_error_scope, which needs the whole policy.
-        error.message = 'Error on policy:{} resource:{}\n'.format(
-            policy.get('name', 'unknown'), policy.get('resource', 'unknown')) + error.message
+        error.message = scope(policy) + error.message
         raise PolicyValidationError(str(error))
+
+
+def scope(policy: dict) -> str:
+    """The scope line of c7n.schema.policy_error_scope, which needs the whole policy."""
+    return 'Error on policy:{} resource:{}\n'.format(
+        policy.get('name', 'unknown'), policy.get('resource', 'unknown'))
+
+
+def numbers_of(data, path=''):
+    """(dotted field, value) of every float in an element's data, however nested."""
+    if isinstance(data, float):
+        yield path, data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from numbers_of(value, '%s.%s' % (path, key) if path else str(key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from numbers_of(value, '%s[%d]' % (path, i))
