@@ -1,4 +1,5 @@
 """Boundary tests of the pure decisions: no emulator, no c7n."""
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -27,6 +28,11 @@ class TestUnused:
         v = decide.unused(key(used_ago=45 * DAY), TH, NOW)
         assert v is not None and v.idle_days == 45 and not v.never_used
         assert 'last used 45 days ago via s3 in us-east-1' in v.reason
+
+    def test_a_use_without_a_region_names_the_service_alone(self):
+        v = decide.unused(replace(key(used_ago=50 * DAY), last_region=None), TH, NOW)
+        assert 'last used 50 days ago via s3 (days: 45)' in v.reason
+        assert decide.where_used(None, 'us-east-1') == ''
 
     def test_one_second_under_days_is_used(self):
         assert decide.unused(key(used_ago=45 * DAY - SEC), TH, NOW) is None

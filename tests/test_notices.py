@@ -385,3 +385,15 @@ def test_the_templates_list_what_the_action_decided(until, listed):
     for body in (render(message), json.dumps(slack(message)) if listed else
                  render(message, template='slack_template', recipient='#x')):
         assert ('AKIA%016d' % 0 in body) is listed
+
+
+def test_a_use_without_a_region_names_the_service_alone():
+    """AWS records some uses (s3, for one) with region N/A: no 'None' in the notice."""
+    message = hand_made(2, step='deactivated')
+    facts = message['resources'][0][UNUSED_ANNOTATION]
+    facts[0]['LastUsedRegion'] = None
+    html = render(message)
+    text = json.dumps(slack(message))
+    for body in (html, text):
+        assert '2026-01-02 (s3)' in body and '2026-01-02 (s3, us-east-1)' in body
+        assert 'None' not in body

@@ -275,6 +275,11 @@ def test_an_unused_key_makes_a_failed_finding_on_the_key():
             'PrincipalType': 'IAMUser', 'Status': 'Active',
             'CreatedAt': '2024-01-02T03:04:05+00:00', 'AccountId': DEFAULT_ACCOUNT}}}]
     assert 'last used 2024-05-01T00:00:00+00:00 via ec2 in eu-west-1' in f['Description']
+    # AWS records some uses with region N/A: the service alone, no 'None'.
+    s3 = action.get_finding([_key(**{UNUSED_ANNOTATION: [dict(
+        ann, LastUsedService='s3', LastUsedRegion=None)]})], None, 'now', 'now')
+    assert 'last used 2024-05-01T00:00:00+00:00 via s3, 120 days idle' in s3['Description']
+    assert 'None' not in s3['Description']
     assert '120 days idle; threshold 45 days (days)' in f['Description']
     # The id ends with a hash of the key id alone: one finding per key.
     other = action.get_finding([_key(AccessKeyId='AKIAEXAMPLE0000000002', **{

@@ -37,12 +37,19 @@ def unused(facts: KeyFacts, th: Thresholds, now: datetime) -> Optional[Verdict]:
         reason = 'never used; created %d days ago (never-used-days: %d)' % (
             days, th.never_used_days)
     else:
-        where = ' via %s in %s' % (facts.last_service, facts.last_region) \
-            if facts.last_service else ''
-        reason = 'last used %d days ago%s (days: %d)' % (days, where, th.days)
+        reason = 'last used %d days ago%s (days: %d)' % (
+            days, where_used(facts.last_service, facts.last_region), th.days)
     if th.max_days is not None:
         reason += ', within max-days: %d' % th.max_days
     return Verdict(idle_days=days, never_used=never, reason=reason)
+
+
+def where_used(service: Optional[str], region: Optional[str]) -> str:
+    """' via s3 in eu-west-1', or ' via s3' when AWS records no region (it answers
+    N/A for some services), or '' when it records no service."""
+    if not service:
+        return ''
+    return ' via %s in %s' % (service, region) if region else ' via %s' % service
 
 
 def parse_exemption(value: str) -> Exemption:

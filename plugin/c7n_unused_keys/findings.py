@@ -37,6 +37,7 @@ from c7n.resources.iam import AccessKey
 from c7n.resources.securityhub import PostFinding
 from c7n.utils import chunks, get_partition, local_session, type_schema
 
+from .decide import where_used
 from .names import EXEMPT_ANNOTATION, UNUSED_ANNOTATION
 from .schema_check import check_schema
 from .user_source import FreshKeyListing
@@ -323,9 +324,8 @@ class AccessKeyFinding(PostFinding):
             (a,) = unused
             title = 'IAM access key %s of user %s is unused' % (key, user)
             last = 'never used' if a.get('NeverUsed') else 'last used %s%s' % (
-                a.get('LastUsedDate'), ' via %s in %s' % (
-                    a.get('LastUsedService'), a.get('LastUsedRegion'))
-                if a.get('LastUsedService') else '')
+                a.get('LastUsedDate'), where_used(a.get('LastUsedService'),
+                                                  a.get('LastUsedRegion')))
             why = ('Access key %s of IAM user %s (%s): %s, %d days idle; threshold %s. '
                    'Filter: %s.' % (key, user, r['Status'], last, a.get('IdleDays') or 0,
                                     self.threshold(a), a.get('Reason')))
