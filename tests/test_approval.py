@@ -48,7 +48,8 @@ def d_tag(key_id):
 
 
 def when(value):
-    return datetime.strptime(value, markers.MARKER_FORMAT).replace(tzinfo=timezone.utc)
+    """The deactivation time of a marker."""
+    return markers.parse_marker(value, datetime.now(timezone.utc)).at
 
 
 def approve(emu, user, key_id, at):

@@ -67,8 +67,10 @@ def test_timeline(sandbox, tmp_path):
     for name in ('stale', 'never-used', 'keeper'):
         assert s[name]['keys'] == {ids[name]: 'Inactive'}
         marker = s[name]['tags'][PREFIX + ids[name]]
-        assert abs(datetime.strptime(marker, '%Y-%m-%dT%H:%M:%SZ').replace(
-            tzinfo=timezone.utc) - datetime.now(timezone.utc)) < timedelta(minutes=5)
+        # The deactivation time and the delete-on date this run announced.
+        value = markers.parse_marker(marker, datetime.now(timezone.utc))
+        assert abs(value.at - datetime.now(timezone.utc)) < timedelta(minutes=5)
+        assert value.delete_on == value.at + timedelta(days=30)
     assert s['recent']['keys'] == {ids['recent']: 'Active'} and not s['recent']['tags']
     assert s['young']['keys'] == {ids['young']: 'Active'}
     recs = records(tmp_path / 'day0')

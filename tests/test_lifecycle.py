@@ -1,4 +1,5 @@
 """The retirement step of each key, and the marker tags: pure functions, no emulator."""
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -39,6 +40,10 @@ def iso(dt):
     return markers.format_time(dt)
 
 
+# The marker a run writes now: the deactivation time and the date it announces.
+STAMP = '2026-11-27T17:00:00Z delete-on=2026-12-27T17:00:00Z'
+
+
 class TestMarkers:
     def test_format_is_utc_iso_with_z(self):
         assert iso(NOW) == '2026-11-27T17:00:00Z'
@@ -62,12 +67,51 @@ class TestPlanMatched:
     def test_active_without_marker_is_deactivated_then_marked(self):
         p = plan('Active')
         assert (p.step, p.deactivate, p.delete) == (lc.DEACTIVATED, True, False)
-        assert p.tag == {D_TAG: '2026-11-27T17:00:00Z'} and p.delete_on == NOW + 30 * DAY
+        assert p.tag == {D_TAG: '2026-11-27T17:00:00Z delete-on=2026-12-27T17:00:00Z'}
+        assert p.delete_on == NOW + 30 * DAY
 
     def test_inactive_without_marker_is_marked_not_deleted(self):
         p = plan('Inactive')
         assert (p.step, p.deactivate, p.delete) == (lc.MARKED, False, False)
-        assert p.tag == {D_TAG: iso(NOW)} and p.warning is None
+        assert p.tag == {D_TAG: STAMP} and p.warning is None
+
+    def test_a_lowered_grace_never_deletes_before_the_announced_date(self):
+        """Day 10 of a 30-day grace lowered to 7: the key waits for day 30."""
+        value = markers.marker_value(NOW - 10 * DAY, NOW + 20 * DAY)
+        seven = replace(OPTS, delete_after=7 * DAY)
+        p = lc.plan_matched('alice', KEY, listed('Inactive'), tags(value), NOW, seven, False)
+        assert (p.step, p.delete, p.delete_on, p.tag) == (lc.WAITING, False, NOW + 20 * DAY, {})
+        # On the announced date, it is deleted.
+        later = NOW + 20 * DAY
+        p = lc.plan_matched('alice', KEY, listed('Inactive'), tags(value), later, seven, False)
+        assert (p.step, p.delete) == (lc.DELETED, True)
+
+    def test_a_raised_grace_lengthens_the_wait_and_the_marker_keeps_the_new_date(self):
+        value = markers.marker_value(NOW - 10 * DAY, NOW + 20 * DAY)
+        sixty = replace(OPTS, delete_after=60 * DAY)
+        p = lc.plan_matched('alice', KEY, listed('Inactive'), tags(value), NOW, sixty, False)
+        assert (p.step, p.delete_on) == (lc.WAITING, NOW + 50 * DAY)
+        assert p.tag == {D_TAG: markers.marker_value(NOW - 10 * DAY, NOW + 50 * DAY)}
+        # Lowered again: the later date was announced, and stands.
+        lowered = markers.marker_value(NOW - 10 * DAY, NOW + 50 * DAY)
+        p = lc.plan_matched('alice', KEY, listed('Inactive'), tags(lowered), NOW + 30 * DAY,
+                            OPTS, False)
+        assert (p.step, p.delete_on, p.tag) == (lc.WAITING, NOW + 50 * DAY, {})
+
+    def test_a_marker_of_an_earlier_version_keeps_todays_meaning(self):
+        p = plan('Inactive', deactivated=iso(NOW - 29 * DAY))
+        assert (p.step, p.delete_on, p.tag) == (lc.WAITING, NOW + DAY, {})
+        assert plan('Inactive', deactivated=iso(NOW - 30 * DAY)).step == lc.DELETED
+
+    @pytest.mark.parametrize('value', [
+        '2026-11-01T00:00:00Z delete-on=', '2026-11-01T00:00:00Z delete-on=soon',
+        '2026-11-01T00:00:00Z until=2026-12-01T00:00:00Z',
+        '2026-11-01T00:00:00Z delete-on=2026-10-01T00:00:00Z',   # before its deactivation
+        '2026-11-01T00:00:00Z  delete-on=2026-12-01T00:00:00Z'])
+    def test_a_marker_malformed_in_any_part_is_rewritten_as_now(self, value):
+        assert markers.parse_marker(value, NOW) is None
+        p = plan('Inactive', deactivated=value)
+        assert (p.step, p.delete, p.tag) == (lc.MARKED, False, {D_TAG: STAMP})
 
     def test_young_marker_waits(self):
         p = plan('Inactive', deactivated=iso(NOW - 30 * DAY + timedelta(seconds=1)))
@@ -93,11 +137,11 @@ class TestPlanMatched:
     def test_malformed_marker_counts_as_now_and_never_deletes(self):
         p = plan('Inactive', deactivated='last tuesday')
         assert (p.step, p.delete) == (lc.MARKED, False)
-        assert p.tag == {D_TAG: iso(NOW)} and 'cannot be parsed' in p.warning
+        assert p.tag == {D_TAG: STAMP} and 'cannot be parsed' in p.warning
 
     def test_future_marker_is_rewritten(self):
         p = plan('Inactive', deactivated=iso(NOW + 300 * DAY))
-        assert (p.step, p.delete) == (lc.MARKED, False) and p.tag == {D_TAG: iso(NOW)}
+        assert (p.step, p.delete) == (lc.MARKED, False) and p.tag == {D_TAG: STAMP}
 
     @pytest.mark.parametrize('status,marker', [('Active', None), ('Inactive', None),
                                                ('Inactive', 'old'), ('Active', 'old')])
@@ -131,7 +175,7 @@ class TestConfirmDelete:
 
     def test_used_after_the_marker_is_marked_again(self):
         p = lc.confirm_delete(self.BASE, listed('Inactive'), NOW - 31 * DAY, NOW, OPTS)
-        assert p.step == lc.MARKED and not p.delete and p.tag == {D_TAG: iso(NOW)}
+        assert p.step == lc.MARKED and not p.delete and p.tag == {D_TAG: STAMP}
 
 
 class TestPlanUnmatched:

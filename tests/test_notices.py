@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import responses
+import yaml
 
 from c7n_unused_keys.accounts import load_accounts
 from c7n_unused_keys.markers import MARKER_FORMAT
@@ -397,3 +398,43 @@ def test_a_use_without_a_region_names_the_service_alone():
     for body in (html, text):
         assert '2026-01-02 (s3)' in body and '2026-01-02 (s3, us-east-1)' in body
         assert 'None' not in body
+
+
+def test_a_lowered_grace_keeps_the_announced_date_and_its_soon_notice(org, tmp_path):
+    """Day 0 announces 'deleted on day 30'; on day 10 the grace is lowered to 7. The keys
+    are not deleted before day 30, day 24 says they go within 7 days, day 30 deletes
+    them. (Before markers held the date, day 10 deleted them with no notice between.)"""
+    (message,) = notify_run(org, tmp_path / 'day0')
+    day0 = {r['AccessKeyId']: r for r in records_of(tmp_path / 'day0')}
+    told = {k for k, r in day0.items() if r['Step'] == 'deactivated'}
+    assert told
+    data = yaml.safe_load(NOTIFY.read_text())
+    data['policies'][0]['actions'][0]['delete-after-days'] = 7
+    lowered = tmp_path / 'lowered.yml'
+    lowered.write_text(yaml.safe_dump(data))
+
+    def keys_left():
+        return {k.access_key_id: k.status for u in org.backend(DEV).users.values()
+                for k in u.access_keys}
+
+    org.advance(DEV, 10)
+    notify_run(org, tmp_path / 'day10', policy=lowered)
+    day10 = {r['AccessKeyId']: r for r in records_of(tmp_path / 'day10')}
+    assert all(keys_left()[k] == 'Inactive' for k in told)
+    for k in told:
+        # The same date, though 10 days were shifted into the past.
+        assert day10[k]['Step'] == 'waiting'
+        announced = datetime.fromisoformat(day0[k]['DeleteOn']) - timedelta(days=10)
+        assert abs(datetime.fromisoformat(day10[k]['DeleteOn']) - announced) < timedelta(
+            seconds=2)
+
+    org.advance(DEV, 14)
+    (message,) = notify_run(org, tmp_path / 'day24', policy=lowered)
+    day24 = check_stages(message, records_of(tmp_path / 'day24'))
+    assert told <= day24[SOON] and not told & day24.get('Deleted', set())
+    assert all(keys_left()[k] == 'Inactive' for k in told)
+
+    org.advance(DEV, 6)
+    (message,) = notify_run(org, tmp_path / 'day30', policy=lowered)
+    day30 = check_stages(message, records_of(tmp_path / 'day30'))
+    assert told <= day30['Deleted'] and not told & set(keys_left())

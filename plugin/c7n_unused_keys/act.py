@@ -169,11 +169,11 @@ def _marker_not_confirmed(client, retry, plan: Plan, e: Exception,
         written, why = None, why + '; its marker could not be read back (%s)' % _why(read)
     if written is not None:
         # The write was applied and only its answer lost, or another run marked the key.
-        marked = markers.parse_time(written, plan.at) or plan.at
+        marked = markers.parse_marker(written, plan.at) or markers.MarkerValue(plan.at)
         log.warning('retire-access-keys: %s %s: TagUser failed (%s), but the marker %s=%s is '
                     'there; the key stays deactivated', plan.user, plan.key_id, why, d_tag,
                     written)
-        return _done(replace(plan, delete_on=marked + opts.delete_after))
+        return _done(replace(plan, delete_on=lifecycle.delete_on(marked, opts)))
     if not _refused(e):
         why += ('; the key stays Inactive, with or without its marker; the next run waits '
                 'for it or marks it')

@@ -79,6 +79,19 @@ def with_approval(plan: Plan, opts: Options) -> Plan:
     return replace(plan, approval_tag=markers.approval_tag(opts.approval, plan.key_id))
 
 
+def delete_on(marker: markers.MarkerValue, opts: Options) -> datetime:
+    """The day a marked key may be deleted: never before the date a run announced
+    (a lowered grace), later when the grace was raised since."""
+    by_grace = marker.at + opts.delete_after
+    return by_grace if marker.delete_on is None else max(marker.delete_on, by_grace)
+
+
+def stamp(opts: Options, key_id: str, now: datetime) -> Dict[str, str]:
+    """The marker of a key deactivated (or found deactivated) now."""
+    return {markers.deactivated_tag(opts.prefix, key_id):
+            markers.marker_value(now, now + opts.delete_after)}
+
+
 def plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.Markers,
                  now: datetime, opts: Options, is_self: bool) -> Plan:
     """The step for a key that the filter matched as unused."""
@@ -98,7 +111,7 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
         return replace(base, step=SKIPPED_SELF)
     if key is None:
         return replace(base, step=GONE, untag=stale)
-    stamp = {d_tag: markers.format_time(now)}
+    marked_now = stamp(opts, key_id, now)
     r_kept = (r_tag,) if r_tag in stale else ()
     if key.status == 'Active':
         if raw is not None:
@@ -107,17 +120,20 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
         reactivated = markers.parse_time(m.reactivated.get(key_id), now)
         if reactivated is not None and now - reactivated < opts.reactivation_grace:
             return replace(base, step=REACTIVATED, untag=a_kept)
-        return replace(base, step=DEACTIVATED, deactivate=True, tag=stamp,
+        return replace(base, step=DEACTIVATED, deactivate=True, tag=marked_now,
                        untag=r_kept + a_kept, delete_on=now + opts.delete_after)
-    marker_at = markers.parse_time(raw, now)
-    if marker_at is None:
+    marker = markers.parse_marker(raw, now)
+    if marker is None:
         warning = None if raw is None else (
             'marker %s=%r cannot be parsed; rewritten as now' % (d_tag, raw))
-        return replace(base, step=MARKED, tag=stamp, untag=r_kept + a_kept, warning=warning,
-                       delete_on=now + opts.delete_after)
-    delete_on = marker_at + opts.delete_after
-    if now < delete_on:
-        return replace(base, step=WAITING, delete_on=delete_on, untag=r_kept)
+        return replace(base, step=MARKED, tag=marked_now, untag=r_kept + a_kept,
+                       warning=warning, delete_on=now + opts.delete_after)
+    marker_at, due = marker.at, delete_on(marker, opts)
+    if now < due:
+        # A raised grace moves the announced date later: the marker keeps the new one.
+        later = {d_tag: markers.marker_value(marker_at, due)} \
+            if marker.delete_on is not None and due > marker.delete_on else {}
+        return replace(base, step=WAITING, delete_on=due, untag=r_kept, tag=later)
     if opts.approval:
         value = m.approved.get(key_id)
         approved = markers.parse_time(value, now)
@@ -125,7 +141,7 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
             warning = None if value is None else (
                 'approval %s=%r is not a time after its deactivation (%s); awaiting '
                 'approval' % (markers.approval_tag(opts.approval, key_id), value, raw))
-            return replace(base, step=AWAITING_APPROVAL, delete_on=delete_on, untag=r_kept,
+            return replace(base, step=AWAITING_APPROVAL, delete_on=due, untag=r_kept,
                            warning=warning)
     return replace(base, step=DELETED, delete=True, untag=stale, marker_at=marker_at)
 
@@ -144,7 +160,7 @@ def confirm_delete(plan: Plan, fresh: Optional[ListedKey], last_used: Optional[d
     if last_used is not None and last_used >= plan.marker_at:
         return with_approval(replace(
             plan, step=MARKED, delete=False, untag=a_tag,
-            tag={d_tag: markers.format_time(now)}, delete_on=now + opts.delete_after,
+            tag=stamp(opts, plan.key_id, now), delete_on=now + opts.delete_after,
             warning='used at %s, after its marker; marked again%s' % (
                 last_used.isoformat(), '; its approval is removed' if a_tag else '')), opts)
     return plan

@@ -1,6 +1,10 @@
 """The user tags that hold each key's retirement state. Pure: no AWS.
 
-- `<prefix>:<AccessKeyId>` = time the key was deactivated (the deletion clock).
+- `<prefix>:<AccessKeyId>` = `<time the key was deactivated> delete-on=<time>`: the
+  deletion clock and the date that run announced. A later run never deletes before
+  that date, whatever the grace is then; a raised grace moves it later (and the
+  marker with it). A marker of an earlier version holds the time alone: its date is
+  the time plus today's `delete-after-days`.
 - `<prefix>-reactivated:<AccessKeyId>` = time a run found the key reactivated by its
   owner. Reactivation counts as use: the key is not deactivated again until the
   filter's `days` have passed since, so a second run on the same day does not undo it.
@@ -17,6 +21,8 @@ from .names import REACTIVATED_SUFFIX
 # The format of every time the tags hold (UTC), as `date -u +%Y-%m-%dT%H:%M:%SZ` writes it.
 MARKER_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
 _VALUE = re.compile(r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$')
+DELETE_ON = 'delete-on='
+
 # A marker this far ahead of now was not written by a run: treat it as malformed.
 FUTURE_SKEW = timedelta(hours=1)
 
@@ -56,15 +62,48 @@ def format_time(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime(MARKER_FORMAT)
 
 
-def parse_time(value: Optional[str], now: datetime) -> Optional[datetime]:
-    """The time in a marker value; None when absent, malformed or in the future."""
-    if value is None or not _VALUE.match(value):
+def _time(value: str) -> Optional[datetime]:
+    if not _VALUE.match(value):
         return None
     try:
-        when = datetime.strptime(value, MARKER_FORMAT).replace(tzinfo=timezone.utc)
+        return datetime.strptime(value, MARKER_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
         return None
-    return None if when > now + FUTURE_SKEW else when
+
+
+def parse_time(value: Optional[str], now: datetime) -> Optional[datetime]:
+    """The time in a tag value; None when absent, malformed or in the future."""
+    when = None if value is None else _time(value)
+    return None if when is None or when > now + FUTURE_SKEW else when
+
+
+@dataclass(frozen=True)
+class MarkerValue:
+    """A deactivation marker: when the key was deactivated, and the delete-on date a run
+    announced (None in a marker written before markers held it)."""
+    at: datetime
+    delete_on: Optional[datetime] = None
+
+
+def marker_value(at: datetime, delete_on: datetime) -> str:
+    return '%s %s%s' % (format_time(at), DELETE_ON, format_time(delete_on))
+
+
+def parse_marker(value: Optional[str], now: datetime) -> Optional[MarkerValue]:
+    """A deactivation marker's value; None when absent or malformed in any part, or
+    when its deactivation time is in the future or after its delete-on date."""
+    if value is None:
+        return None
+    head, sep, rest = value.partition(' ')
+    at = parse_time(head, now)
+    if at is None:
+        return None
+    if not sep:
+        return MarkerValue(at)
+    delete_on = _time(rest[len(DELETE_ON):]) if rest.startswith(DELETE_ON) else None
+    if delete_on is None or delete_on < at:
+        return None
+    return MarkerValue(at, delete_on)
 
 
 def markers_of(tags: Iterable[dict], prefix: str, approval: Optional[str] = None) -> Markers:

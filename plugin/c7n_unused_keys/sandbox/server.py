@@ -34,6 +34,7 @@ import csv
 import io
 import logging
 import os
+import re
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -553,16 +554,33 @@ class Emulator:
                                                       used.region)
             moved = []
             for tag in b.list_user_tags(user.name):
-                try:
-                    when = datetime.strptime(tag['Value'], MARKER_FORMAT)
-                except ValueError:
-                    continue
-                moved.append({'Key': tag['Key'],
-                              'Value': (when - shift).strftime(MARKER_FORMAT)})
+                value = shifted(tag['Value'], shift)
+                if value != tag['Value']:
+                    moved.append({'Key': tag['Key'], 'Value': value})
             if moved:
                 b.tag_user(user.name, moved)
         if getattr(b, 'report_snapshot', None):
             self.backdate_report(account, days)
+
+
+# A tag value made of times: a lone time, or a time then `name=<time>` fields (a marker's
+# delete-on). A value with anything else (an exemption's until=<date>) is not moved.
+_TIME = r'\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z'
+_TIMES = re.compile(r'^%s( [a-z-]+=%s)*$' % (_TIME, _TIME))
+
+
+def shifted(value: str, shift: timedelta) -> str:
+    """`value` with each of its times `shift` earlier, when it is made of times."""
+    if not _TIMES.match(value):
+        return value
+
+    def earlier(m):
+        try:
+            return (datetime.strptime(m.group(0), MARKER_FORMAT) - shift).strftime(
+                MARKER_FORMAT)
+        except ValueError:
+            return m.group(0)
+    return re.sub(_TIME, earlier, value)
 
 
 def serve(port: int, config_path: str, extra_users: int) -> int:
