@@ -320,6 +320,25 @@ def recheck_case(emu, tmp_path, change):
     return records['ivan-deactivated-40d'], key
 
 
+def test_a_delete_reads_the_status_again_after_the_filter(sandbox, tmp_path):
+    """With the filter's reads fresh (the default), an owner's reactivation between the
+    filter's ListAccessKeys and the delete is seen: the key's status is read again just
+    before, and the key stays. (The delete relied on the filter's read before.)"""
+    seeded(sandbox, ordinary=0)
+    key = sandbox.backend(DEFAULT_ACCOUNT).users['ivan-deactivated-40d'].access_keys[0]
+
+    def reactivate():
+        key.status = 'Active'
+    # The filter's last-use read of ivan's key comes after its listing of ivan's keys.
+    sandbox.on_request('GetAccessKeyLastUsed', reactivate, key=key.access_key_id)
+    run = custodian_run(sandbox, tmp_path, RETIRE)
+    assert run.returncode == 0, run.stderr
+    steps = {r['UserName']: r['Step'] for r in json.loads(
+        (tmp_path / NAME / 'action-retire-access-keys').read_text())}
+    assert steps['ivan-deactivated-40d'] == 'reactivated'
+    assert sandbox.backend(DEFAULT_ACCOUNT).access_keys[key.access_key_id].status == 'Active'
+
+
 def test_fresh_reads_of_the_filter_stand_in_for_the_recheck(sandbox, tmp_path):
     """By default (reads at most 60 s old) the action plans and rechecks on the filter's
     reads: one ListAccessKeys and one GetAccessKeyLastUsed for ivan's key in the run,
@@ -343,7 +362,8 @@ def test_fresh_reads_of_the_filter_stand_in_for_the_recheck(sandbox, tmp_path):
         return calls, {(u, s) for (u, _), s in steps.items()}
     reused, steps = run(str(RETIRE), tmp_path / 'default')
     fresh, fresh_steps = run(with_recheck_max_age(tmp_path, 0), tmp_path / 'zero')
-    assert (reused['ListAccessKeys'], fresh['ListAccessKeys']) == (1, 3)
+    # The default lists ivan's keys again right before the delete: the filter's, then that.
+    assert (reused['ListAccessKeys'], fresh['ListAccessKeys']) == (2, 3)
     # ivan's is the one delete: its recheck is the only extra GetAccessKeyLastUsed.
     assert fresh['GetAccessKeyLastUsed'] - reused['GetAccessKeyLastUsed'] == 1
     assert steps == fresh_steps

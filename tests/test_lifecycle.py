@@ -155,6 +155,26 @@ class TestPlanMatched:
         assert p.step == lc.GONE and set(p.untag) == {D_TAG, R_TAG}
 
 
+class TestExpired:
+    """IAM's third key status: an Expired key signs nothing, so it counts as deactivated."""
+
+    def test_without_a_marker_it_is_marked_not_deactivated(self):
+        p = plan('Expired')
+        assert (p.step, p.deactivate, p.delete, p.tag) == (lc.MARKED, False, False,
+                                                           {D_TAG: STAMP})
+
+    def test_it_waits_then_is_deleted_after_the_recheck(self):
+        assert plan('Expired', deactivated=iso(NOW - 10 * DAY)).step == lc.WAITING
+        due = plan('Expired', deactivated=iso(NOW - 31 * DAY))
+        assert due.step == lc.DELETED and due.delete
+        p = lc.confirm_delete(due, listed('Expired'), None, NOW, OPTS)
+        assert p.step == lc.DELETED and p.delete
+
+    def test_unmatched_with_a_marker_it_is_unmarked_not_reactivated(self):
+        p = lc.plan_unmatched('alice', KEY, listed('Expired'), tags(iso(NOW - DAY)), NOW, OPTS)
+        assert p.step == lc.UNMARKED
+
+
 class TestConfirmDelete:
     BASE = plan('Inactive', deactivated=iso(NOW - 31 * DAY))
 

@@ -78,8 +78,8 @@ def test_every_run_of_a_reused_folder_is_read(sandbox, tmp_path):
     lines = table.splitlines()
     assert lines[0].split()[-1] == 'runs'
     assert [line.split()[-1] for line in lines if ids[PROTECTED] in line] == ['1-3', '4']
-    assert any(line.split()[-1:] == ['4'] and NAME in line for line in lines
-               if 'runs read' not in line)
+    # The runs section: ... runs read, then the folder, never cut.
+    assert any(line.split()[-2:] == ['4', NAME] for line in lines if 'runs read' not in line)
 
 
 def s3():

@@ -269,3 +269,26 @@ def test_a_key_is_never_left_deactivated_without_its_marker(sandbox, tmp_path):
     assert s['stale'] == {'keys': {ids['stale']: 'Active'}, 'tags': {}}
     assert s['never-used']['keys'] == {ids['never-used']: 'Inactive'}
     assert PREFIX + ids['never-used'] in s['never-used']['tags']
+
+
+def test_an_expired_key_is_retired_as_a_deactivated_one(sandbox, tmp_path):
+    """IAM's third status, Expired: the key signs nothing, so it is marked (not
+    deactivated), waits its grace and is deleted; it is never recorded `reactivated`.
+    (Before, the delete's recheck took it for a reactivation, and it was never deleted.)"""
+    ids = seed(sandbox, users={'expired': dict(created=300, used=100),
+                               'recent': dict(created=300, used=1)})
+    sandbox.backend(DEFAULT_ACCOUNT).access_keys[ids['expired']].status = 'Expired'
+    day0 = retire(sandbox, tmp_path / 'day0')
+    assert day0.returncode == 0, day0.stderr
+    assert records(tmp_path / 'day0') == {('expired', 'marked')}
+    assert state(sandbox)['expired']['keys'] == {ids['expired']: 'Expired'}
+    sandbox.advance(DEFAULT_ACCOUNT, 10)
+    assert retire(sandbox, tmp_path / 'day10').returncode == 0
+    assert records(tmp_path / 'day10') == {('expired', 'waiting')}
+    sandbox.advance(DEFAULT_ACCOUNT, 21)
+    day31 = retire(sandbox, tmp_path / 'day31')
+    assert day31.returncode == 0, day31.stderr
+    assert records(tmp_path / 'day31') == {('expired', 'deleted')}
+    s = state(sandbox)
+    assert s['expired'] == {'keys': {}, 'tags': {}}
+    assert s['recent']['keys'] == {ids['recent']: 'Active'}

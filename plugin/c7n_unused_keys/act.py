@@ -43,13 +43,16 @@ def plan_user(client, retry, user: str, matched: Sequence[str], m: markers.Marke
               now: datetime, opts: lifecycle.Options,
               is_self: Callable[[str], bool],
               scope: Optional[Set[str]] = None,
-              reads: Optional[Reads] = None) -> Tuple[List[Plan], List[Dict]]:
+              reads: Optional[Reads] = None,
+              tags: Optional[Sequence[dict]] = None) -> Tuple[List[Plan], List[Dict]]:
     """(plans, failure records): one step for each matched key of `user` and tag upkeep
     for its other markers, from a fresh ListAccessKeys, or from the filter's listing in
     `reads` (fresh ones only). Writes nothing.
 
     With `scope` (the key ids a key-level policy acts on), the markers of keys that
     exist outside it are left alone: another filter of the policy kept those keys out.
+    With the user's `tags`, a step whose marker would exceed IAM's tag limit fails
+    before any write.
     """
     try:
         listed = reads.keys if reads is not None else facts.list_keys(client, retry, user)
@@ -62,7 +65,27 @@ def plan_user(client, retry, user: str, matched: Sequence[str], m: markers.Marke
     plans += [p for k in sorted(m.key_ids() - set(matched))
               if scope is None or k in scope or k not in by_id
               for p in [lifecycle.plan_unmatched(user, k, by_id.get(k), m, now, opts)] if p]
-    return plans, []
+    if tags is None:
+        return plans, []
+    plans, refused = lifecycle.within_tag_limit(plans, [t['Key'] for t in tags])
+    for plan, why in refused:
+        log.error('retire-access-keys: %s %s: %s', user, plan.key_id, why)
+    return plans, [record(plan, why) for plan, why in refused]
+
+
+def status_read_again(client, retry, user: str, reads: Optional[Reads]) -> Optional[Reads]:
+    """`reads` with the user's keys listed afresh, for a user with a delete planned: an
+    owner's reactivation since the filter's read is seen. The last-use dates are kept
+    (AWS updates them hours late anyway). None when the listing fails: the recheck then
+    makes its own calls, and fails that key if they fail too."""
+    if reads is None:
+        return None
+    try:
+        return replace(reads, keys=facts.list_keys(client, retry, user))
+    except Exception as e:  # the recheck's own calls decide
+        log.warning('retire-access-keys: %s: ListAccessKeys before a delete failed (%s); '
+                    'the recheck reads afresh', user, _why(e))
+        return None
 
 
 def execute(client, retry, plan: Plan, now: datetime, opts: lifecycle.Options,

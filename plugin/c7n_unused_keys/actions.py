@@ -237,7 +237,8 @@ class RetireAccessKeys(BaseAction):
                                  matches.get(r['UserName'], []), m, now, opts,
                                  is_self=own.__contains__,
                                  scope=None if scope is None else scope[r['UserName']],
-                                 reads=act.fresh(reads.get(r['UserName']), max_age))
+                                 reads=act.fresh(reads.get(r['UserName']), max_age),
+                                 tags=r.get('Tags'))
 
         log.info('retire-access-keys: planning %d users, delete after %s days; the filter '
                  'read %d of them in this run (used while at most %gs old)',
@@ -249,9 +250,14 @@ class RetireAccessKeys(BaseAction):
 
         def execute(user_plans):
             # One user's steps one after another: IAM may refuse concurrent writes to
-            # one user (ConcurrentModification). Freshness is judged as each step starts.
+            # one user (ConcurrentModification). Freshness is judged as the user starts,
+            # and a delete always sees the key's status read just before.
+            user = user_plans[0].user
+            user_reads = act.fresh(reads.get(user), max_age)
+            if any(p.delete for p in user_plans):
+                user_reads = act.status_read_again(client, retry, user, user_reads)
             return [act.execute(client, retry, p, now, opts,
-                                reads=act.fresh(reads.get(p.user), max_age))
+                                reads=act.fresh(user_reads, max_age))
                     for p in user_plans]
         with self.executor_factory(max_workers=WORKERS) as pool:
             records = [rec for _, failed in planned for rec in failed] + [

@@ -59,6 +59,13 @@ class Plan:
     approval_tag: Optional[str] = None
 
 
+def usable(status: str) -> bool:
+    """Whether a key with this status signs requests. IAM's model lists a third status,
+    `Expired`: such a key is as unusable as an Inactive one, so it counts as deactivated
+    (marked, waits its grace, deleted after the recheck), never as reactivated."""
+    return status == 'Active'
+
+
 def _tags(opts: Options, key_id: str):
     return (markers.deactivated_tag(opts.prefix, key_id),
             markers.reactivated_tag(opts.prefix, key_id))
@@ -113,7 +120,7 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
         return replace(base, step=GONE, untag=stale)
     marked_now = stamp(opts, key_id, now)
     r_kept = (r_tag,) if r_tag in stale else ()
-    if key.status == 'Active':
+    if usable(key.status):
         if raw is not None:
             return replace(base, step=REACTIVATED, untag=(d_tag,) + a_kept,
                            tag={r_tag: markers.format_time(now)})
@@ -154,7 +161,7 @@ def confirm_delete(plan: Plan, fresh: Optional[ListedKey], last_used: Optional[d
     a_tag = _approval(opts, plan.key_id)
     if fresh is None:
         return replace(plan, step=GONE, delete=False)
-    if fresh.status != 'Inactive':
+    if usable(fresh.status):
         return replace(plan, step=REACTIVATED, delete=False, untag=(d_tag,) + a_tag,
                        tag={r_tag: markers.format_time(now)})
     if last_used is not None and last_used >= plan.marker_at:
@@ -164,6 +171,28 @@ def confirm_delete(plan: Plan, fresh: Optional[ListedKey], last_used: Optional[d
             warning='used at %s, after its marker; marked again%s' % (
                 last_used.isoformat(), '; its approval is removed' if a_tag else '')), opts)
     return plan
+
+
+# IAM's quota of tags per user: TagUser beyond it is refused (LimitExceeded).
+TAGS_PER_USER = 50
+
+
+def within_tag_limit(plans, tag_keys, limit: int = TAGS_PER_USER):
+    """(plans that fit, [(plan, reason)] that do not) of one user whose tags are
+    `tag_keys`, in the order they run: each TagUser comes before that plan's untag, so a
+    plan whose new tags would take the user past IAM's limit is refused before anything
+    is changed, a deactivation included (a key that cannot be marked stays Active)."""
+    have, fit, refused = set(tag_keys), [], []
+    for plan in plans:
+        new = set(plan.tag) - have
+        if new and len(have) + len(new) > limit:
+            refused.append((plan, 'its user has %d tags, and IAM allows %d: no room for %s; '
+                                  'the key is left as it is (remove a tag of the user to let '
+                                  'it be retired)' % (len(have), limit, ', '.join(sorted(new)))))
+            continue
+        fit.append(plan)
+        have = (have | new) - set(plan.untag)
+    return fit, refused
 
 
 def plan_unmatched(user: str, key_id: str, key: Optional[ListedKey], m: markers.Markers,
@@ -184,7 +213,7 @@ def plan_unmatched(user: str, key_id: str, key: Optional[ListedKey], m: markers.
             t for t, kid in ((d_tag, m.deactivated), (r_tag, m.reactivated)) if key_id in kid)
             + a_kept)
     if key_id in m.deactivated:
-        step = REACTIVATED if key.status == 'Active' else UNMARKED
+        step = REACTIVATED if usable(key.status) else UNMARKED
         return replace(base, step=step, untag=(d_tag,) + (
             (r_tag,) if key_id in m.reactivated else ()) + a_kept)
     if reactivation_spent(m.reactivated.get(key_id), now, opts.reactivation_grace):

@@ -286,6 +286,30 @@ def _patch_last_used_lookup():
     models.IAMBackend._c7n_unused_keys_indexed = True
 
 
+TAGS_PER_USER = 50
+
+
+def _patch_tag_limit():
+    """TagUser refused with LimitExceeded (409) when the user would hold more than
+    IAM's 50 tags, as IAM refuses it; moto takes any number."""
+    from moto.iam import models
+    from moto.iam.exceptions import LimitExceededException
+
+    if getattr(models.IAMBackend, '_c7n_unused_keys_tag_limit', False):
+        return
+    tag_user = models.IAMBackend.tag_user
+
+    def limited(self, name, tags):
+        have = {t['Key'] for t in self.list_user_tags(name)}
+        if len(have | {t['Key'] for t in tags}) > TAGS_PER_USER:
+            raise LimitExceededException(
+                'Cannot exceed quota for TagsPerUser: %d' % TAGS_PER_USER)
+        return tag_user(self, name, tags)
+
+    models.IAMBackend.tag_user = limited
+    models.IAMBackend._c7n_unused_keys_tag_limit = True
+
+
 def _dispatcher(create_app):
     """moto's request dispatcher, remembering which service answers each host."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -408,12 +432,12 @@ class Emulator:
         return counted
 
     def on_request(self, action: str, callback, user: Optional[str] = None, times: int = 1,
-                   skip: int = 0):
+                   skip: int = 0, key: Optional[str] = None):
         """Run `callback()` just before the emulator handles the next `times` requests
-        of that IAM action (for that user), after letting `skip` of them pass:
-        something happening meanwhile in the account."""
+        of that IAM action (for that user, or that access key id), after letting `skip`
+        of them pass: something happening meanwhile in the account."""
         with self._lock:
-            self._hooks.append([action, user, callback, times, skip])
+            self._hooks.append([action, user, callback, times, skip, key])
 
     def _inspect(self, environ, hooks):
         from urllib.parse import parse_qs
@@ -428,7 +452,8 @@ class Emulator:
                 self.last_seen[action] = time.monotonic()
         for hook in hooks:
             action, user, callback = hook[:3]
-            if params.get('Action') != action or user not in (None, params.get('UserName')):
+            if params.get('Action') != action or user not in (None, params.get('UserName')) \
+                    or hook[5] not in (None, params.get('AccessKeyId')):
                 continue
             with self._lock:
                 if hook[4] > 0:
@@ -446,6 +471,7 @@ class Emulator:
         _patch_list_users_paging()
         _patch_authorization_details_paging()
         _patch_last_used_lookup()
+        _patch_tag_limit()
         logging.getLogger('werkzeug').setLevel(logging.ERROR)
         app = self._count(_dispatcher(create_backend_app))
         self._server = make_server('127.0.0.1', self.port, app, threaded=True,
