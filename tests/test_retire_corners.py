@@ -204,6 +204,61 @@ def test_a_marker_that_lands_during_the_undo_is_removed(sandbox, tmp_path):
     assert step == 'deactivated'
 
 
+def test_two_runs_at_once_with_reads_lagging_writes_leave_the_key_deactivated(sandbox,
+                                                                             tmp_path):
+    """Run A deactivates bob's key, run B marks it; A's TagUser meets IAM's 409
+    ConcurrentModification, and A's read-back is stale (it misses B's marker). The key
+    stays Inactive with B's marker, and the next run waits. (Before, A took the 409 for a
+    definite refusal and put the key back: Active with B's marker, read as its owner's
+    reactivation.)"""
+    def other_run_marks():
+        b = sandbox.backend(DEFAULT_ACCOUNT)
+        key = b.users['bob-idle-50d'].access_keys[0].access_key_id
+        # Reads of bob's tags lag this write: they show the tags from before it.
+        sandbox.serve_tags_stale(DEFAULT_ACCOUNT, 'bob-idle-50d', reads=5)
+        b.tag_user('bob-idle-50d', [{'Key': PREFIX + key, 'Value': markers.format_time(
+            datetime.now(timezone.utc) - timedelta(minutes=1))}])
+    bob, first, after_first, step = next_step_of_bob(
+        sandbox, tmp_path, env=faults('TagUser=ConcurrentModification/bob-idle-50d'),
+        hook=lambda: sandbox.on_request('UpdateAccessKey', other_run_marks,
+                                        user='bob-idle-50d'))
+    assert first.returncode != 0
+    assert after_first[0] == {bob: 'Inactive'} and PREFIX + bob in after_first[1]
+    assert step == 'waiting'
+    assert R_PREFIX + bob not in account_state(sandbox)['bob-idle-50d'][1]
+
+
+def test_a_marker_that_lands_during_the_undo_is_removed_though_reads_lag(sandbox, tmp_path):
+    """A definite refusal of A's marker: A puts the key back, while B's marker lands and
+    reads lag. The marker is removed unread, so the key is Active without it. (Before,
+    A read first, missed it, and left the key Active with B's marker.)"""
+    def other_run_marks():
+        b = sandbox.backend(DEFAULT_ACCOUNT)
+        key = b.users['bob-idle-50d'].access_keys[0].access_key_id
+        sandbox.serve_tags_stale(DEFAULT_ACCOUNT, 'bob-idle-50d', reads=5)
+        b.tag_user('bob-idle-50d', [{'Key': PREFIX + key, 'Value': markers.format_time(
+            datetime.now(timezone.utc))}])
+    bob, first, after_first, step = next_step_of_bob(
+        sandbox, tmp_path, env=faults('TagUser=AccessDenied/bob-idle-50d'),
+        hook=lambda: sandbox.on_request('UpdateAccessKey', other_run_marks,
+                                        user='bob-idle-50d', skip=1))
+    assert first.returncode != 0
+    assert after_first == ({bob: 'Active'}, {})
+    assert step == 'deactivated'
+
+
+def test_the_sandbox_serves_stale_tags_for_the_reads_asked(sandbox):
+    from conftest import iam_client
+    c = iam_client(sandbox)
+    c.create_user(UserName='lag', Tags=[{'Key': 'a', 'Value': '1'}])
+    sandbox.serve_tags_stale(DEFAULT_ACCOUNT, 'lag', reads=2)
+    c.tag_user(UserName='lag', Tags=[{'Key': 'b', 'Value': '2'}])
+    assert c.get_user(UserName='lag')['User']['Tags'] == [{'Key': 'a', 'Value': '1'}]
+    assert c.list_user_tags(UserName='lag')['Tags'] == [{'Key': 'a', 'Value': '1'}]
+    # Caught up.
+    assert {t['Key'] for t in c.get_user(UserName='lag')['User']['Tags']} == {'a', 'b'}
+
+
 # -- 3. spent markers ------------------------------------------------------------------
 
 def test_a_reactivation_tag_is_removed_once_its_grace_has_passed(sandbox, tmp_path):

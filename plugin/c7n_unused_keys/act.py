@@ -212,24 +212,32 @@ def _marker_not_confirmed(client, retry, plan: Plan, e: Exception,
         return record(plan, why)
     why += '; the key was reactivated, as its marker could not be written'
     try:
-        # Another run may have marked the key meanwhile.
-        if _tag_value(client, retry, plan.user, d_tag) is not None:
-            retry(client.untag_user, UserName=plan.user, TagKeys=[d_tag])
-            why += '; a marker written meanwhile by another run was removed'
+        # Another run may have marked the key meanwhile, and a read straight after its
+        # write may not show it (IAM is eventually consistent): remove it unread.
+        # Removing a tag the user does not hold is no error.
+        retry(client.untag_user, UserName=plan.user, TagKeys=[d_tag])
     except Exception as check:  # reported; the next run may read a reactivation
-        why += '; a marker written meanwhile could not be checked for (%s)' % _why(check)
+        why += '; a marker written meanwhile by another run could not be removed (%s)' % (
+            _why(check))
     log.error('retire-access-keys: %s %s: %s', plan.user, plan.key_id, why)
     return record(plan, why)
 
 
+# 409 ConcurrentModification: another write to the user was in flight (another run's
+# marker, most likely). Ours was not applied, but the user's tags are unknown until
+# reads catch up with that write, so the key is not put back on its account.
+NOT_DEFINITE = ('ConcurrentModification',)
+
+
 def _refused(e: Exception) -> bool:
-    """An error answer (4xx, not throttling) to a call sent once: nothing was applied."""
+    """An error answer (4xx, not throttling, not a concurrent write) to a call sent once:
+    nothing was applied, and nothing else was being written."""
     if not isinstance(e, ClientError):
         return False
     meta = e.response.get('ResponseMetadata', {})
     code = e.response.get('Error', {}).get('Code', '')
     return (meta.get('RetryAttempts', 0) == 0 and meta.get('HTTPStatusCode', 500) < 500
-            and 'Throttl' not in code)
+            and 'Throttl' not in code and code not in NOT_DEFINITE)
 
 
 def _tag_value(client, retry, user: str, key: str) -> Optional[str]:

@@ -62,7 +62,9 @@ if FAULTS or KILL_AFTER:
             if code == 'EndpointConnectionError':
                 from botocore.exceptions import EndpointConnectionError
                 raise EndpointConnectionError(endpoint_url='injected-by-the-tests')
-            status = 400 if code.startswith('Throttl') else 403
+            # IAM answers these two with 409 Conflict.
+            status = 409 if code in ('ConcurrentModification', 'LimitExceeded') else (
+                400 if code.startswith('Throttl') else 403)
             return AWSResponse(None, status, {}, None), {
                 'Error': {'Code': code, 'Message': 'injected by the tests'},
                 'ResponseMetadata': {'HTTPStatusCode': status}}

@@ -310,6 +310,34 @@ def _patch_tag_limit():
     models.IAMBackend._c7n_unused_keys_tag_limit = True
 
 
+_TAGS_XML = re.compile(rb'<Tags>.*?</Tags>|<Tags\s*/>', re.S)
+
+
+def _tags_xml(tags) -> bytes:
+    from xml.sax.saxutils import escape
+    return b'<Tags>' + b''.join(
+        ('<member><Key>%s</Key><Value>%s</Value></member>' % (
+            escape(t['Key']), escape(t['Value']))).encode() for t in tags) + b'</Tags>'
+
+
+def _with_tags(app, environ, start_response, tags):
+    """moto's answer with its Tags element replaced by `tags` (a stale read)."""
+    answer = {}
+
+    def capture(status, headers, exc_info=None):
+        answer['status'], answer['headers'] = status, headers
+    body = b''.join(app(environ, capture))
+    if answer['status'].startswith('200'):
+        xml = _tags_xml(tags)
+        if _TAGS_XML.search(body):
+            body = _TAGS_XML.sub(lambda m: xml, body, count=1)
+        else:
+            body = body.replace(b'</User>', xml + b'</User>', 1)
+    headers = [(k, v) for k, v in answer['headers'] if k.lower() != 'content-length']
+    start_response(answer['status'], headers + [('Content-Length', str(len(body)))])
+    return [body]
+
+
 def _dispatcher(create_app):
     """moto's request dispatcher, remembering which service answers each host."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -351,6 +379,8 @@ class Emulator:
         self._thread = None
         self._lock = threading.Lock()
         self._hooks = []
+        # User name -> [tags to answer with, reads left] (serve_tags_stale).
+        self._stale: Dict[str, list] = {}
         # For benchmarks: seconds added to every request, and requests per IAM action.
         self.latency = 0.0
         self.count_operations = False
@@ -423,13 +453,35 @@ class Emulator:
             # Before the hooks and counts: a throttled request never reaches moto.
             if self._rate and self._over_rate(environ):
                 return self._throttle(environ, start_response)
-            if hooks or self.count_operations:
-                self._inspect(environ, hooks)
+            params = None
+            if hooks or self.count_operations or self._stale:
+                params = self._inspect(environ, hooks)
             if self.latency:
                 # A fixed round trip per request, as a network would add; others overlap.
                 time.sleep(self.latency)
+            stale = self._stale_tags_for(params) if self._stale else None
+            if stale is not None:
+                return _with_tags(app, environ, start_response, stale)
             return app(environ, start_response)
         return counted
+
+    def serve_tags_stale(self, account: str, user: str, reads: int = 1):
+        """IAM's eventual consistency: the next `reads` GetUser and ListUserTags requests
+        for `user` are answered with the tags it holds now, whatever is written after.
+        Counted in reads, not seconds, so that a test decides by data."""
+        tags = [dict(t) for t in self.backend(account).list_user_tags(user)]
+        with self._lock:
+            self._stale[user] = [tags, reads]
+
+    def _stale_tags_for(self, params) -> Optional[list]:
+        if not params or params.get('Action') not in ('GetUser', 'ListUserTags'):
+            return None
+        with self._lock:
+            stale = self._stale.get(params.get('UserName'))
+            if stale is None or stale[1] <= 0:
+                return None
+            stale[1] -= 1
+            return stale[0]
 
     def on_request(self, action: str, callback, user: Optional[str] = None, times: int = 1,
                    skip: int = 0, key: Optional[str] = None):
@@ -450,7 +502,7 @@ class Emulator:
                 action = params.get('Action', '?')
                 self.operations[action] = self.operations.get(action, 0) + 1
                 self.last_seen[action] = time.monotonic()
-        for hook in hooks:
+        for hook in list(hooks):
             action, user, callback = hook[:3]
             if params.get('Action') != action or user not in (None, params.get('UserName')) \
                     or hook[5] not in (None, params.get('AccessKeyId')):
@@ -463,6 +515,7 @@ class Emulator:
                     continue
                 hook[3] -= 1
             callback()
+        return params
 
     def start(self) -> 'Emulator':
         from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
@@ -499,6 +552,7 @@ class Emulator:
     def reset(self):
         with self._lock:
             self._hooks.clear()
+            self._stale.clear()
         from moto.awslambda.models import lambda_backends
         from moto.events.models import events_backends
         from moto.iam.models import iam_backends
