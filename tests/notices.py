@@ -29,10 +29,16 @@ def sqs_client(emu, account=DEV):
 
 
 def notify_run(emu, out: Path, policy: Path = NOTIFY, account='dev', account_id=DEV,
-               env=None, fails=False):
+               env=None, fails=False, queue=True):
     """Run `policy` with c7n-org in one account; the messages its notify action queued,
-    decoded as c7n-mailer decodes them (a list: none when nothing was sent)."""
+    decoded as c7n-mailer decodes them (a list: none when nothing was sent). With
+    `queue` False, the queue is not made first (a run while it is missing)."""
     sqs = sqs_client(emu, account_id)
+    if not queue:
+        run = run_command(['c7n-org', 'run', '-c', CONFIG, '-s', out, '--cache-period', '0',
+                           '-u', policy, '-a', account], emu, extra_env=env)
+        assert (run.returncode != 0) == fails, run.stderr
+        return []
     url = sqs.create_queue(QueueName=QUEUE)['QueueUrl']
     run = run_command(['c7n-org', 'run', '-c', CONFIG, '-s', out, '--cache-period', '0',
                        '-u', policy, '-a', account], emu, extra_env=env)

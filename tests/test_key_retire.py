@@ -76,7 +76,7 @@ def test_timeline(sandbox, tmp_path):
     recs = records(tmp_path / 'day0')
     run_id = read_json(tmp_path / 'day0' / NAME / 'metadata.json')['execution']['id']
     assert all(set(r) == {'UserName', 'AccessKeyId', 'Step', 'At', 'DeleteOn', 'Error',
-                          'ApprovalTag', 'ExecutionId'} and r['ExecutionId'] == run_id
+                          'ApprovalTag', 'Marker', 'ExecutionId'} and r['ExecutionId'] == run_id
                for r in recs)
     assert all(r['DeleteOn'] and r['Error'] is None for r in recs)
     # One resource per key, carrying its own record.

@@ -438,3 +438,49 @@ def test_a_lowered_grace_keeps_the_announced_date_and_its_soon_notice(org, tmp_p
     (message,) = notify_run(org, tmp_path / 'day30', policy=lowered)
     day30 = check_stages(message, records_of(tmp_path / 'day30'))
     assert told <= day30['Deleted'] and not told & set(keys_left())
+
+
+def without_queue(emu, out):
+    """A run while the mailer's queue is missing (SQS answers NonExistentQueue): it fails."""
+    from notices import QUEUE, sqs_client
+    sqs = sqs_client(emu, DEV)
+    for url in sqs.list_queues(QueueNamePrefix=QUEUE).get('QueueUrls', []):
+        sqs.delete_queue(QueueUrl=url)
+    return notify_run(emu, out, fails=True, queue=False)
+
+
+def test_news_not_delivered_is_told_by_the_next_run_and_only_once(org, tmp_path):
+    """The queue is missing on day 0 and on the delete day, then fixed: the digests name
+    each stage of each key exactly once (deactivated, soon, deleted), and a plain rerun
+    after a delivered notice sends nothing. (Before, the rerun saw the keys only
+    `waiting`, and no digest ever said they were deactivated, nor deleted.)"""
+    told = {}
+
+    def digest(out):
+        for message in notify_run(org, out):
+            for heading, keys in email_stages(render(message)).items():
+                for k in keys:
+                    told.setdefault(k, []).append(heading)
+
+    assert without_queue(org, tmp_path / 'day0-missing') == []
+    day0 = {r['AccessKeyId'] for r in records_of(tmp_path / 'day0-missing')
+            if r['Step'] == 'deactivated'}
+    assert day0
+    digest(tmp_path / 'day0-fixed')
+    assert notify_run(org, tmp_path / 'day0-again') == []
+    org.advance(DEV, 24)
+    digest(tmp_path / 'day24')
+    org.advance(DEV, 1)
+    digest(tmp_path / 'day25')
+    org.advance(DEV, 6)
+    assert without_queue(org, tmp_path / 'day31-missing') == []
+    gone = {k.access_key_id for u in org.backend(DEV).users.values() for k in u.access_keys}
+    assert not day0 & gone
+    digest(tmp_path / 'day31-fixed')
+    digest(tmp_path / 'day31-again')
+    for k in day0:
+        assert told.get(k) == ['Deactivated today', SOON, 'Deleted'], (k, told.get(k))
+    # The markers of the deleted keys went with the notice that told them.
+    tags = {t['Key'] for u in org.backend(DEV).users.values()
+            for t in org.backend(DEV).list_user_tags(u.name)}
+    assert not any(t.endswith(k) for t in tags for k in day0)

@@ -27,6 +27,9 @@ def record(plan: Plan, error: Optional[str] = None) -> Dict:
         # With `approval-tag`: the user tag whose value (the time, MARKER_FORMAT) approves
         # the key's deletion, while the key waits; None otherwise.
         'ApprovalTag': plan.approval_tag if not error else None,
+        # The key's deactivation marker as the run left it (its `told=`, the stages a
+        # notice delivered): what notify-unused-keys reads and updates.
+        'Marker': plan.marker if not error else None,
     }
 
 
@@ -163,6 +166,15 @@ def _delete(client, retry, plan: Plan):
 
 def _untag_after_delete(client, retry, plan: Plan) -> Dict:
     """The key is gone whatever happens here: a tag left behind is removed next run."""
+    if plan.retag:
+        try:
+            retry(client.tag_user, UserName=plan.user,
+                  Tags=[{'Key': k, 'Value': v} for k, v in plan.retag.items()])
+        except Exception as e:  # the delete stands; the notice lists it from this record
+            log.warning('retire-access-keys: %s %s: deleted, but its marker could not say so '
+                        '(%s); a notice that fails now will not tell it again', plan.user,
+                        plan.key_id, _why(e))
+            plan = replace(plan, marker=None)
     if plan.untag:
         try:
             retry(client.untag_user, UserName=plan.user, TagKeys=list(plan.untag))

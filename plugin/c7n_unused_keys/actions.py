@@ -185,7 +185,8 @@ class RetireAccessKeys(BaseAction):
             delete_after=timedelta(days=self.data.get('delete-after-days', 30)),
             prefix=self.prefix(),
             reactivation_grace=timedelta(days=unused.thresholds().days),
-            approval=self.data.get('approval-tag'))
+            approval=self.data.get('approval-tag'),
+            keeps_deleted=self.notice_after() is not None)
 
     def breaker(self) -> Optional[lifecycle.Breaker]:
         limit = self.data.get('max-deactivations')

@@ -39,6 +39,9 @@ class Options:
     reactivation_grace: timedelta
     # `approval-tag`: the head of the approval tags; None deletes without approval.
     approval: Optional[str] = None
+    # A notice follows (notify-unused-keys): the marker of a deleted key stays, saying
+    # so, until a notice has told it, and is then removed by the notice.
+    keeps_deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class Plan:
     warning: Optional[str] = None
     # The tag that approves this key's deletion, while one can be given.
     approval_tag: Optional[str] = None
+    # The deactivation marker's value once the plan is carried out (None: no marker).
+    marker: Optional[str] = None
+    # Tags written after the delete: the marker of a deleted key, kept until told.
+    retag: Dict[str, str] = field(default_factory=dict)
 
 
 def usable(status: str) -> bool:
@@ -119,6 +126,7 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
     if key is None:
         return replace(base, step=GONE, untag=stale)
     marked_now = stamp(opts, key_id, now)
+    marked = dict(marker=marked_now[d_tag])
     r_kept = (r_tag,) if r_tag in stale else ()
     if usable(key.status):
         if raw is not None:
@@ -128,19 +136,20 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
         if reactivated is not None and now - reactivated < opts.reactivation_grace:
             return replace(base, step=REACTIVATED, untag=a_kept)
         return replace(base, step=DEACTIVATED, deactivate=True, tag=marked_now,
-                       untag=r_kept + a_kept, delete_on=now + opts.delete_after)
+                       untag=r_kept + a_kept, delete_on=now + opts.delete_after, **marked)
     marker = markers.parse_marker(raw, now)
     if marker is None:
         warning = None if raw is None else (
             'marker %s=%r cannot be parsed; rewritten as now' % (d_tag, raw))
         return replace(base, step=MARKED, tag=marked_now, untag=r_kept + a_kept,
-                       warning=warning, delete_on=now + opts.delete_after)
+                       warning=warning, delete_on=now + opts.delete_after, **marked)
     marker_at, due = marker.at, delete_on(marker, opts)
     if now < due:
         # A raised grace moves the announced date later: the marker keeps the new one.
-        later = {d_tag: markers.marker_value(marker_at, due)} \
+        later = {d_tag: markers.marker_value(marker_at, due, told=marker.told)} \
             if marker.delete_on is not None and due > marker.delete_on else {}
-        return replace(base, step=WAITING, delete_on=due, untag=r_kept, tag=later)
+        return replace(base, step=WAITING, delete_on=due, untag=r_kept, tag=later,
+                       marker=later.get(d_tag, raw))
     if opts.approval:
         value = m.approved.get(key_id)
         approved = markers.parse_time(value, now)
@@ -149,8 +158,12 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
                 'approval %s=%r is not a time after its deactivation (%s); awaiting '
                 'approval' % (markers.approval_tag(opts.approval, key_id), value, raw))
             return replace(base, step=AWAITING_APPROVAL, delete_on=due, untag=r_kept,
-                           warning=warning)
-    return replace(base, step=DELETED, delete=True, untag=stale, marker_at=marker_at)
+                           warning=warning, marker=raw)
+    if not opts.keeps_deleted:
+        return replace(base, step=DELETED, delete=True, untag=stale, marker_at=marker_at)
+    kept = markers.marker_value(marker_at, due, deleted=now, told=marker.told_stage)
+    return replace(base, step=DELETED, delete=True, untag=tuple(t for t in stale if t != d_tag),
+                   marker_at=marker_at, retag={d_tag: kept}, marker=kept)
 
 
 def confirm_delete(plan: Plan, fresh: Optional[ListedKey], last_used: Optional[datetime],
@@ -160,14 +173,16 @@ def confirm_delete(plan: Plan, fresh: Optional[ListedKey], last_used: Optional[d
     # With approvals on, a planned delete had one; it never outlives the deactivation.
     a_tag = _approval(opts, plan.key_id)
     if fresh is None:
-        return replace(plan, step=GONE, delete=False)
+        return replace(plan, step=GONE, delete=False, retag={}, marker=None,
+                       untag=tuple(set(plan.untag) | {d_tag}))
     if usable(fresh.status):
         return replace(plan, step=REACTIVATED, delete=False, untag=(d_tag,) + a_tag,
-                       tag={r_tag: markers.format_time(now)})
+                       tag={r_tag: markers.format_time(now)}, retag={}, marker=None)
     if last_used is not None and last_used >= plan.marker_at:
         return with_approval(replace(
-            plan, step=MARKED, delete=False, untag=a_tag,
+            plan, step=MARKED, delete=False, untag=a_tag, retag={},
             tag=stamp(opts, plan.key_id, now), delete_on=now + opts.delete_after,
+            marker=stamp(opts, plan.key_id, now)[d_tag],
             warning='used at %s, after its marker; marked again%s' % (
                 last_used.isoformat(), '; its approval is removed' if a_tag else '')), opts)
     return plan
@@ -208,6 +223,14 @@ def plan_unmatched(user: str, key_id: str, key: Optional[ListedKey], m: markers.
     d_tag, r_tag = _tags(opts, key_id)
     a_kept = _approval(opts, key_id, m)
     base = Plan(user=user, key_id=key_id, step=GONE, at=now)
+    kept = markers.parse_marker(m.deactivated.get(key_id), now)
+    if key is None and kept is not None and kept.deleted is not None and opts.keeps_deleted \
+            and kept.told_stage != markers.TOLD[-1]:
+        # Deleted by an earlier run whose notice was not delivered: told again, and its
+        # marker removed by the notice that tells it.
+        return replace(base, step=DELETED, at=kept.deleted, delete_on=None,
+                       marker=m.deactivated[key_id], untag=tuple(
+                           t for t, kid in ((r_tag, m.reactivated),) if key_id in kid) + a_kept)
     if key is None:
         return replace(base, untag=tuple(
             t for t, kid in ((d_tag, m.deactivated), (r_tag, m.reactivated)) if key_id in kid)

@@ -77,16 +77,36 @@ def parse_time(value: Optional[str], now: datetime) -> Optional[datetime]:
     return None if when is None or when > now + FUTURE_SKEW else when
 
 
+# The stages a notice tells an owner, in the order a key goes through them. A marker's
+# `told=` names the last one a notice delivered.
+TOLD = ('deactivated', 'soon', 'approval', 'deleted')
+
+
 @dataclass(frozen=True)
 class MarkerValue:
-    """A deactivation marker: when the key was deactivated, and the delete-on date a run
-    announced (None in a marker written before markers held it)."""
+    """A deactivation marker: when the key was deactivated, the delete-on date a run
+    announced (None in a marker written before markers held it), when it was deleted
+    (the marker of a deleted key is kept until a notice told it), and the last stage a
+    notice delivered (None: none yet)."""
     at: datetime
     delete_on: Optional[datetime] = None
+    deleted: Optional[datetime] = None
+    told: Optional[str] = None
+
+    @property
+    def told_stage(self) -> Optional[str]:
+        """The last stage told. A marker of an earlier version (the time alone) was
+        written by a run whose notice, if any, told the deactivation."""
+        if self.delete_on is None:
+            return TOLD[0]
+        return self.told
 
 
-def marker_value(at: datetime, delete_on: datetime) -> str:
-    return '%s %s%s' % (format_time(at), DELETE_ON, format_time(delete_on))
+def marker_value(at: datetime, delete_on: datetime, deleted: Optional[datetime] = None,
+                 told: Optional[str] = None) -> str:
+    return ' '.join([format_time(at), DELETE_ON + format_time(delete_on)] +
+                    (['deleted=' + format_time(deleted)] if deleted else []) +
+                    (['told=' + told] if told else []))
 
 
 def parse_marker(value: Optional[str], now: datetime) -> Optional[MarkerValue]:
@@ -94,16 +114,36 @@ def parse_marker(value: Optional[str], now: datetime) -> Optional[MarkerValue]:
     when its deactivation time is in the future or after its delete-on date."""
     if value is None:
         return None
-    head, sep, rest = value.partition(' ')
+    head, *fields = value.split(' ')
     at = parse_time(head, now)
     if at is None:
         return None
-    if not sep:
+    if not fields:
         return MarkerValue(at)
-    delete_on = _time(rest[len(DELETE_ON):]) if rest.startswith(DELETE_ON) else None
-    if delete_on is None or delete_on < at:
+    found = {}
+    for f in fields:
+        name, sep, v = f.partition('=')
+        if not sep or name in found:
+            return None
+        found[name] = v
+    delete_on = _time(found.pop('delete-on', ''))
+    deleted = _time(found['deleted']) if 'deleted' in found else None
+    told = found.pop('told', None)
+    if 'deleted' in found and deleted is None:
         return None
-    return MarkerValue(at, delete_on)
+    found.pop('deleted', None)
+    if found or delete_on is None or delete_on < at or (told is not None and
+                                                          told not in TOLD):
+        return None
+    return MarkerValue(at, delete_on, deleted, told)
+
+
+def with_told(value: str, stage: str, now: datetime) -> Optional[str]:
+    """The marker `value` once a notice told `stage`; None when it cannot be parsed."""
+    m = parse_marker(value, now)
+    if m is None or m.delete_on is None:
+        return None
+    return marker_value(m.at, m.delete_on, m.deleted, stage)
 
 
 def markers_of(tags: Iterable[dict], prefix: str, approval: Optional[str] = None) -> Markers:

@@ -3,9 +3,10 @@
 Mirrors the stages of mailer/templates/unused-access-keys-stages.j2, so that a run
 whose keys merely wait out their grace sends nothing at all. Pure: no c7n, no boto3.
 """
-from datetime import date
-from typing import Optional
+from datetime import date, datetime, timezone
+from typing import List, Optional
 
+from . import markers
 from .names import RESULTS_ANNOTATION, UNUSED_ANNOTATION
 
 # Steps that are news whatever their date; `waiting` and `marked` are news once their
@@ -14,17 +15,59 @@ NEWS = ('deactivated', 'deleted', 'awaiting-approval', 'failed')
 SOON = ('waiting', 'marked')
 
 
-def says_something(resource: dict, soon: date) -> bool:
-    """True when the digest lists at least one key of `resource` (a user, or a key)."""
+# The digest's stage of each step, as the owner's news; `waiting` and `marked` keys are
+# deactivated, and `soon` once their delete-on date is within the notice's window.
+STAGE_OF_STEP = {'deactivated': 'deactivated', 'marked': 'deactivated',
+                 'waiting': 'deactivated', 'awaiting-approval': 'approval',
+                 'deleted': 'deleted'}
+FAILED = 'failed'
+
+
+def records_of(resource: dict) -> List[dict]:
     own = resource.get('AccessKeyId')
-    records = [r for r in resource.get(RESULTS_ANNOTATION, ())
-               if not own or r.get('AccessKeyId') == own]
+    return [r for r in resource.get(RESULTS_ANNOTATION, ())
+            if not own or r.get('AccessKeyId') == own]
+
+
+def stage(record: dict, soon: date) -> Optional[str]:
+    """The stage a key is at, from its record, for a notice whose window ends `soon`."""
+    step = record.get('Step')
+    if step == FAILED:
+        return FAILED
+    found = STAGE_OF_STEP.get(step)
+    if step in SOON and _due(record.get('DeleteOn')) is not None and \
+            _due(record.get('DeleteOn')) <= soon:
+        found = 'soon'
+    return found
+
+
+def news(record: dict, soon: date, now: datetime) -> Optional[str]:
+    """The stage a notice tells of this key, or None: a stage after the last one a
+    notice delivered (the `told=` of its marker), or a failure, which is always news.
+
+    A record without `Marker` (of an earlier version) keeps the earlier rule: every
+    deactivation, deletion, approval and failure, and each run in the window."""
+    found = stage(record, soon)
+    if found is None or found == FAILED:
+        return found
+    if 'Marker' not in record:
+        legacy = found != 'deactivated' or record.get('Step') == 'deactivated'
+        return found if legacy else None
+    marker = markers.parse_marker(record['Marker'], now) if record['Marker'] else None
+    told = marker.told_stage if marker is not None else None
+    if told is not None and markers.TOLD.index(found) <= markers.TOLD.index(told):
+        return None
+    return found
+
+
+def says_something(resource: dict, soon: date, now: Optional[datetime] = None) -> bool:
+    """True when the digest lists at least one key of `resource` (a user, or a key)."""
+    records = records_of(resource)
     if not records:
         # A notice without the retire action lists each unused key.
         return bool(resource.get(UNUSED_ANNOTATION))
-    return any(r.get('Step') in NEWS or (
-        r.get('Step') in SOON and _due(r.get('DeleteOn')) is not None
-        and _due(r.get('DeleteOn')) <= soon) for r in records)
+    now = now or datetime.now(timezone.utc)
+    return any(news(r, soon, now) for r in records)
 
 
 def _due(value: Optional[str]) -> Optional[date]:

@@ -6,7 +6,12 @@ from datetime import datetime, timedelta, timezone
 from c7n.actions.notify import Notify
 from c7n.resources.iam import AccessKey, User
 
-from .news import says_something
+from c7n.utils import local_session
+
+from . import markers
+from .names import MARKER_PREFIX
+from .news import news, records_of, says_something
+from .pace import paced
 from .schema_check import check_schema
 
 log = logging.getLogger('custodian.notify-unused-keys')
@@ -75,12 +80,21 @@ class NotifyUnusedKeys(Notify):
     # Set by a retire-access-keys action before this one whose run failed on a key.
     deferred_error = None
 
+    def get_permissions(self):
+        # After delivery, the stages told are written to the keys' markers (told=).
+        return tuple(super().get_permissions()) + ('iam:TagUser', 'iam:UntagUser')
+
     def process(self, resources, event=None):
         days = self.data.get('deletion_notice_days', DEFAULT_NOTICE_DAYS)
-        soon = (datetime.now(timezone.utc) + timedelta(days=days)).date()
+        now = datetime.now(timezone.utc)
+        soon = (now + timedelta(days=days)).date()
         # The templates list what this run decided, not what the mailer's clock says later.
         self.data['deletion_notice_until'] = soon.isoformat()
-        told = [r for r in resources if says_something(r, soon)]
+        for r in resources:
+            for rec in records_of(r):
+                # The stage each template lists the key under: news not yet delivered.
+                rec['News'] = news(rec, soon, now)
+        told = [r for r in resources if says_something(r, soon, now)]
         try:
             if not told:
                 log.info('notify-unused-keys: nothing to say about %d resources; nothing sent',
@@ -88,11 +102,58 @@ class NotifyUnusedKeys(Notify):
                 return None
             log.info('notify-unused-keys: %d of %d resources have news',
                      len(told), len(resources))
-            return super().process(told, event)
+            sent = super().process(told, event)
+            self.remember_told(told, now)
+            return sent
         finally:
             error, self.deferred_error = self.deferred_error, None
             if error is not None:
                 raise error
+
+    def remember_told(self, resources, now):
+        """Once the message is queued: each key's marker says the stage told (told=), and
+        the marker of a key told deleted is removed. A run that could not queue it leaves
+        the markers as they were, so that the next run tells the same news."""
+        writes = told_markers([rec for r in resources for rec in records_of(r)],
+                              self.prefix(), now)
+        if not writes:
+            return
+        client = local_session(self.manager.session_factory).client('iam')
+        retry = paced(self.manager)
+        for user, (tags, gone) in sorted(writes.items()):
+            try:
+                if tags:
+                    retry(client.tag_user, UserName=user,
+                          Tags=[{'Key': k, 'Value': v} for k, v in sorted(tags.items())])
+                if gone:
+                    retry(client.untag_user, UserName=user, TagKeys=sorted(gone))
+            except Exception as e:  # told again next run: at least once, not lost
+                log.warning('notify-unused-keys: %s: the notice was queued, but its markers '
+                            'could not say so (%s); the next run tells it again', user, e)
+
+    def prefix(self):
+        retire = next((a for a in self.manager.actions
+                       if a.type == 'retire-access-keys'), None)
+        return retire.prefix() if retire is not None else MARKER_PREFIX
+
+
+def told_markers(records, prefix: str, now) -> dict:
+    """{user: ({marker tag: value with told=}, {marker tags to remove})} for the records
+    whose news a delivered notice told. Pure."""
+    writes = {}
+    for rec in records:
+        stage, value = rec.get('News'), rec.get('Marker')
+        if stage not in markers.TOLD or not value:
+            continue
+        tags, gone = writes.setdefault(rec['UserName'], ({}, set()))
+        tag = markers.deactivated_tag(prefix, rec['AccessKeyId'])
+        if stage == markers.TOLD[-1]:
+            gone.add(tag)
+            continue
+        told = markers.with_told(value, stage, now)
+        if told is not None:
+            tags[tag] = told
+    return writes
 
 
 User.action_registry.register('notify-unused-keys', NotifyUnusedKeys)

@@ -643,10 +643,11 @@ class Emulator:
             self.backdate_report(account, days)
 
 
-# A tag value made of times: a lone time, or a time then `name=<time>` fields (a marker's
-# delete-on). A value with anything else (an exemption's until=<date>) is not moved.
+# A tag value made of times: a lone time, or a time then `name=<time>` or `name=<word>`
+# fields (a marker's delete-on, deleted, told). A value with anything else (an
+# exemption's until=<date>) is not moved.
 _TIME = r'\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z'
-_TIMES = re.compile(r'^%s( [a-z-]+=%s)*$' % (_TIME, _TIME))
+_TIMES = re.compile(r'^%s( [a-z-]+=(%s|[a-z-]+))*$' % (_TIME, _TIME))
 
 
 def shifted(value: str, shift: timedelta) -> str:
