@@ -394,3 +394,36 @@ class TestApproval:
         assert lc.keys_needing_work(m, None, NOW, 45 * DAY) == {KEY}
         assert lc.plan_unmatched('alice', KEY, listed('Active'),
                                  approval_markers(), NOW, A_OPTS) is None
+
+
+class TestKeptUntilTold:
+    """With a notice after the action, a deleted key's marker stays until it is told."""
+    TELLS = replace(OPTS, keeps_deleted=True)
+
+    def test_the_delete_keeps_the_marker_saying_deleted(self):
+        value = markers.marker_value(NOW - 31 * DAY, NOW - DAY, told='soon')
+        p = lc.plan_matched('alice', KEY, listed('Inactive'), tags(value), NOW, self.TELLS,
+                            False)
+        assert (p.step, p.delete) == (lc.DELETED, True) and D_TAG not in p.untag
+        kept = markers.parse_marker(p.retag[D_TAG], NOW)
+        assert (kept.deleted, kept.told) == (NOW, 'soon') and p.marker == p.retag[D_TAG]
+        # Without a notice, the marker goes with the key.
+        plain = lc.plan_matched('alice', KEY, listed('Inactive'), tags(value), NOW, OPTS, False)
+        assert D_TAG in plain.untag and not plain.retag
+
+    def test_a_deleted_key_not_yet_told_is_told_again_and_then_its_marker_goes(self):
+        value = markers.marker_value(NOW - 31 * DAY, NOW - DAY, deleted=NOW - DAY, told='soon')
+        p = lc.plan_unmatched('alice', KEY, None, tags(value), NOW, self.TELLS)
+        assert (p.step, p.at, p.marker, p.untag) == (lc.DELETED, NOW - DAY, value, ())
+        told = markers.with_told(value, 'deleted', NOW)
+        p = lc.plan_unmatched('alice', KEY, None, tags(told), NOW, self.TELLS)
+        assert (p.step, p.untag) == (lc.GONE, (D_TAG,))
+        assert lc.plan_unmatched('alice', KEY, None, tags(value), NOW, OPTS).step == lc.GONE
+
+    def test_a_recheck_that_spares_the_key_keeps_no_deleted_marker(self):
+        value = markers.marker_value(NOW - 31 * DAY, NOW - DAY)
+        p = lc.plan_matched('alice', KEY, listed('Inactive'), tags(value), NOW, self.TELLS,
+                            False)
+        for fresh in (listed('Active'), None):
+            q = lc.confirm_delete(p, fresh, None, NOW, self.TELLS)
+            assert not q.retag and q.marker is None and D_TAG in q.untag
