@@ -7,6 +7,7 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import yaml
 
 from c7n_unused_keys import markers
@@ -171,34 +172,42 @@ def test_a_marker_applied_with_its_answer_lost_is_not_read_as_a_reactivation(san
     assert keys == {bob: 'Inactive'} and PREFIX + bob in tags and R_PREFIX + bob not in tags
 
 
+def other_run_marks(emu, ago=timedelta(0), lagging=False):
+    """A callback: another run's marker on bob's key lands, written `ago`; with
+    `lagging`, reads of bob's tags lag that write (they show the tags from before it)."""
+    def mark():
+        b = emu.backend(DEFAULT_ACCOUNT)
+        key = b.users['bob-idle-50d'].access_keys[0].access_key_id
+        if lagging:
+            emu.serve_tags_stale(DEFAULT_ACCOUNT, 'bob-idle-50d', reads=5)
+        b.tag_user('bob-idle-50d', [{'Key': PREFIX + key, 'Value': markers.format_time(
+            datetime.now(timezone.utc) - ago)}])
+    return mark
+
+
 def test_a_concurrent_run_s_marker_is_not_read_as_a_reactivation(sandbox, tmp_path):
     """Our TagUser fails while another run marks the same key."""
-    def other_run_marks():
-        b = sandbox.backend(DEFAULT_ACCOUNT)
-        key = b.users['bob-idle-50d'].access_keys[0].access_key_id
-        b.tag_user('bob-idle-50d', [{'Key': PREFIX + key, 'Value': markers.format_time(
-            datetime.now(timezone.utc) - timedelta(minutes=1))}])
     # Just before our deactivation is handled, the other run's marker lands.
     bob, first, after_first, step = next_step_of_bob(
         sandbox, tmp_path, env=faults('TagUser=AccessDenied/bob-idle-50d'),
-        hook=lambda: sandbox.on_request('UpdateAccessKey', other_run_marks,
-                                        user='bob-idle-50d'))
+        hook=lambda: sandbox.on_request('UpdateAccessKey', other_run_marks(
+            sandbox, timedelta(minutes=1)), user='bob-idle-50d'))
     assert after_first[0] == {bob: 'Inactive'} and PREFIX + bob in after_first[1]
     assert step == 'waiting'
     assert R_PREFIX + bob not in account_state(sandbox)['bob-idle-50d'][1]
 
 
-def test_a_marker_that_lands_during_the_undo_is_removed(sandbox, tmp_path):
-    def other_run_marks():
-        b = sandbox.backend(DEFAULT_ACCOUNT)
-        key = b.users['bob-idle-50d'].access_keys[0].access_key_id
-        b.tag_user('bob-idle-50d', [{'Key': PREFIX + key, 'Value': markers.format_time(
-            datetime.now(timezone.utc))}])
+@pytest.mark.parametrize('lagging', [False, True], ids=['reads-current', 'reads-lagging'])
+def test_a_marker_that_lands_during_the_undo_is_removed(sandbox, tmp_path, lagging):
+    """A definite refusal of our marker: we put the key back, while another run's marker
+    lands. It is removed unread, so the key is Active without it, also when reads lag
+    the write. (Before, the undo read first, missed a lagging marker, and left the key
+    Active with it.)"""
     # The second UpdateAccessKey for bob is the undo (back to Active).
     bob, first, after_first, step = next_step_of_bob(
         sandbox, tmp_path, env=faults('TagUser=AccessDenied/bob-idle-50d'),
-        hook=lambda: sandbox.on_request('UpdateAccessKey', other_run_marks,
-                                        user='bob-idle-50d', skip=1))
+        hook=lambda: sandbox.on_request('UpdateAccessKey', other_run_marks(
+            sandbox, lagging=lagging), user='bob-idle-50d', skip=1))
     assert first.returncode != 0
     assert after_first == ({bob: 'Active'}, {})
     assert step == 'deactivated'
@@ -211,40 +220,14 @@ def test_two_runs_at_once_with_reads_lagging_writes_leave_the_key_deactivated(sa
     stays Inactive with B's marker, and the next run waits. (Before, A took the 409 for a
     definite refusal and put the key back: Active with B's marker, read as its owner's
     reactivation.)"""
-    def other_run_marks():
-        b = sandbox.backend(DEFAULT_ACCOUNT)
-        key = b.users['bob-idle-50d'].access_keys[0].access_key_id
-        # Reads of bob's tags lag this write: they show the tags from before it.
-        sandbox.serve_tags_stale(DEFAULT_ACCOUNT, 'bob-idle-50d', reads=5)
-        b.tag_user('bob-idle-50d', [{'Key': PREFIX + key, 'Value': markers.format_time(
-            datetime.now(timezone.utc) - timedelta(minutes=1))}])
     bob, first, after_first, step = next_step_of_bob(
         sandbox, tmp_path, env=faults('TagUser=ConcurrentModification/bob-idle-50d'),
-        hook=lambda: sandbox.on_request('UpdateAccessKey', other_run_marks,
-                                        user='bob-idle-50d'))
+        hook=lambda: sandbox.on_request('UpdateAccessKey', other_run_marks(
+            sandbox, timedelta(minutes=1), lagging=True), user='bob-idle-50d'))
     assert first.returncode != 0
     assert after_first[0] == {bob: 'Inactive'} and PREFIX + bob in after_first[1]
     assert step == 'waiting'
     assert R_PREFIX + bob not in account_state(sandbox)['bob-idle-50d'][1]
-
-
-def test_a_marker_that_lands_during_the_undo_is_removed_though_reads_lag(sandbox, tmp_path):
-    """A definite refusal of A's marker: A puts the key back, while B's marker lands and
-    reads lag. The marker is removed unread, so the key is Active without it. (Before,
-    A read first, missed it, and left the key Active with B's marker.)"""
-    def other_run_marks():
-        b = sandbox.backend(DEFAULT_ACCOUNT)
-        key = b.users['bob-idle-50d'].access_keys[0].access_key_id
-        sandbox.serve_tags_stale(DEFAULT_ACCOUNT, 'bob-idle-50d', reads=5)
-        b.tag_user('bob-idle-50d', [{'Key': PREFIX + key, 'Value': markers.format_time(
-            datetime.now(timezone.utc))}])
-    bob, first, after_first, step = next_step_of_bob(
-        sandbox, tmp_path, env=faults('TagUser=AccessDenied/bob-idle-50d'),
-        hook=lambda: sandbox.on_request('UpdateAccessKey', other_run_marks,
-                                        user='bob-idle-50d', skip=1))
-    assert first.returncode != 0
-    assert after_first == ({bob: 'Active'}, {})
-    assert step == 'deactivated'
 
 
 def test_the_sandbox_serves_stale_tags_for_the_reads_asked(sandbox):

@@ -79,7 +79,8 @@ class RetireAccessKeys(BaseAction):
 
     One record per key (UserName, AccessKeyId, Step, At, DeleteOn, Error,
     ApprovalTag: the tag that approves its deletion, with `approval-tag`, while the
-    key stays deactivated; ExecutionId: c7n's execution id, as in metadata.json) goes
+    key stays deactivated; Marker: the key's deactivation marker as the run left it;
+    ExecutionId: c7n's execution id, as in metadata.json) goes
     to the action's output file and to the `c7n:retire-access-keys`
     annotation. When any key fails, the others go on and the run fails after.
     `marked-access-keys` lets a run see users whose only marker belongs to a
