@@ -26,7 +26,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Union
 
 from . import lifecycle, markers
 from .model import ListedKey
@@ -248,7 +248,7 @@ def found(run_dir: Path, name: str) -> Optional[Path]:
     return None
 
 
-def bytes_of(path: Path, tail: bool = False) -> bytes:
+def bytes_of(path: Path, tail: bool = False) -> Union[bytes, bytearray]:
     """The file's content, decompressed, at most MAX_FILE_BYTES of it: beyond, Damaged
     (or, with `tail`, its last MAX_FILE_BYTES: a log a reused folder keeps growing)."""
     bound = MAX_FILE_BYTES
@@ -258,7 +258,7 @@ def bytes_of(path: Path, tail: bool = False) -> bytes:
     try:
         if path.name.endswith(GZ):
             with gzip.open(path, 'rb') as fh:
-                data = fh.read(MAX_FILE_BYTES + 1)
+                data = _bounded_read(fh, MAX_FILE_BYTES + 1)
         else:
             with open(path, 'rb') as fh:
                 size = os.fstat(fh.fileno()).st_size
@@ -274,6 +274,19 @@ def bytes_of(path: Path, tail: bool = False) -> bytes:
         raise Damaged(path, 'cannot be read (%s)' % e) from e
     if len(data) > MAX_FILE_BYTES:
         raise Damaged(path, limit)
+    return data
+
+
+def _bounded_read(fh, most: int) -> bytearray:
+    """At most `most` bytes of a stream, read a MiB at a time into one buffer: GzipFile's
+    own read(n) gathers its chunks and joins them, which holds the content about three
+    times over."""
+    data = bytearray()
+    while len(data) < most:
+        chunk = fh.read(min(1 << 20, most - len(data)))
+        if not chunk:
+            break
+        data += chunk
     return data
 
 
