@@ -11,6 +11,7 @@ from c7n.policy import PolicyCollection
 
 from c7n_unused_keys import markers
 from c7n_unused_keys.names import MARKER_PREFIX, UNUSED_ANNOTATION
+from c7n_unused_keys.model import RunFindings
 from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, iam_client, read_json,
                       run_command, seeded, write_policies)
 from test_retire import seed, state
@@ -190,7 +191,7 @@ def test_the_key_the_policy_runs_with_is_skipped(sandbox, monkeypatch, tmp_path)
         region='us-east-1', account_id=DEFAULT_ACCOUNT, output_dir=str(tmp_path)))
     [action] = policy.resource_manager.actions
     [unused] = action.unused_filters()
-    monkeypatch.setattr(unused, 'run_matches', lambda run: (
+    monkeypatch.setattr(unused, 'run_findings', lambda run: RunFindings(
         {user: [keys[user]['AccessKeyId']] for user in ('robot', 'other')}, 2))
     resources = [{'UserName': u, 'AccessKeyId': keys[u]['AccessKeyId'], 'Status': 'Active',
                   'Tags': []} for u in ('robot', 'other')]

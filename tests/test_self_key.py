@@ -7,6 +7,7 @@ and the real action runs, in-process, with that key's credentials.
 import yaml
 
 from c7n_unused_keys.names import RESULTS_ANNOTATION
+from c7n_unused_keys.model import RunFindings
 
 from conftest import DEFAULT_ACCOUNT, ROOT, iam_client
 
@@ -31,7 +32,7 @@ def test_the_runners_own_key_is_skipped(sandbox, monkeypatch, tmp_path):
     [action] = policy.resource_manager.actions
     # The action acts on what its policy's filter matched in this run.
     [unused] = action.unused_filters()
-    monkeypatch.setattr(unused, 'run_matches', lambda run: (
+    monkeypatch.setattr(unused, 'run_findings', lambda run: RunFindings(
         {user: [keys[user]['AccessKeyId']] for user in ('robot', 'other')}, 2))
     resources = [{'UserName': user, 'Tags': []} for user in ('robot', 'other')]
     records = {r['UserName']: r['Step'] for r in action.process(resources)}

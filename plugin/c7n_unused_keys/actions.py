@@ -222,11 +222,11 @@ class RetireAccessKeys(BaseAction):
         matches, seen, reads = {}, 0, {}
         max_age = self.data.get('recheck-max-age-seconds', RECHECK_MAX_AGE)
         for f in self.unused_filters():
-            reads.update(f.run_reads(run))
-            found, keys_seen = f.run_matches(run)
+            findings = f.run_findings(run)
+            reads.update(findings.reads)
             # Two filters in an `or` look at the same keys: count them once.
-            seen = max(seen, keys_seen)
-            for user, key_ids in found.items():
+            seen = max(seen, findings.keys_seen)
+            for user, key_ids in findings.matches.items():
                 known = matches.setdefault(user, [])
                 known.extend(k for k in key_ids if k not in known and (
                     scope is None or k in scope.get(user, ())))

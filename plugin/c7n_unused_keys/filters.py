@@ -1,7 +1,7 @@
 """The `unused-access-keys` filter on aws.iam-user: the c7n shell around sources and decide."""
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Dict, Optional
+from typing import Optional
 
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.filters import Filter, ValueFilter
@@ -12,7 +12,8 @@ from c7n.utils import local_session, type_schema
 
 from . import decide, facts, lifecycle, markers
 from .credential_report import ReportUnavailable, as_utc, fetch_report
-from .model import SOURCE_API, Exemption, KeyFacts, ListedKey, Reads, Thresholds, Verdict
+from .model import (SOURCE_API, Exemption, KeyFacts, ListedKey, Reads, RunFindings, Thresholds,
+                    Verdict)
 from .names import EXEMPT_ANNOTATION, EXEMPT_TAG, MARKER_PREFIX, UNUSED_ANNOTATION
 from .schema_check import check_schema
 from .pace import paced
@@ -156,9 +157,9 @@ class UnusedAccessKeys(Filter):
             self.read_tags(resources, gathered, th, now)
         matched = []
         found_now = self._this_run()
-        found_now[1] += gathered.keys_seen
+        found_now.keys_seen += gathered.keys_seen
         for user, (at, keys) in gathered.listings.items():
-            found_now[2][user] = Reads(at, keys, {
+            found_now.reads[user] = Reads(at, keys, {
                 f.key_id: f for f in gathered.facts.get(user, ()) if f.source == SOURCE_API})
         for r in resources:
             # Set or cleared on every user looked at: with c7n's in-memory cache, user
@@ -169,13 +170,10 @@ class UnusedAccessKeys(Filter):
             unused, exempt = decide.split_exempt(found, th, self.exemption(r), now)
             if exempt:
                 self.log_exemptions(r, exempt)
-                r[EXEMPT_ANNOTATION] = [
-                    dict(annotation(f, v), Exemption=ex.raw,
-                         ExemptUntil=ex.until.isoformat() if ex.until else None)
-                    for f, v, ex in exempt]
+                r[EXEMPT_ANNOTATION] = [exempt_annotation(f, v, ex) for f, v, ex in exempt]
             if unused:
                 r[UNUSED_ANNOTATION] = [annotation(f, v) for f, v in unused]
-                found_now[0][r['UserName']] = [f.key_id for f, _ in unused]
+                found_now.matches[r['UserName']] = [f.key_id for f, _ in unused]
                 matched.append(r)
         log.info('unused-access-keys: %d of %d users have unused keys (%d keys)',
                  len(matched), len(resources), sum(len(r[UNUSED_ANNOTATION]) for r in matched))
@@ -183,28 +181,25 @@ class UnusedAccessKeys(Filter):
 
     def __init__(self, data, manager=None):
         super().__init__(data, manager)
-        self._run, self._found = object(), [{}, 0, {}]
+        # Kept per execution: c7n reuses a policy's filter objects across runs of it
+        # (Lambda's warm starts, c7n-org's accounts in one process).
+        self._run, self._found = object(), RunFindings()
 
-    def _this_run(self) -> list:
-        """[{user: matched key ids}, keys seen, {user: Reads}] of the current policy
-        execution."""
+    def _this_run(self) -> RunFindings:
+        """The findings of the current policy execution."""
         run = getattr(getattr(self.manager, 'ctx', None), 'execution_id', None)
         if self._run != run:
-            self._run, self._found = run, [{}, 0, {}]
+            self._run, self._found = run, RunFindings()
         return self._found
 
-    def run_matches(self, run):
-        """({user: key ids matched}, keys seen) by this filter in execution `run`."""
+    def run_findings(self, run) -> RunFindings:
+        """What this filter found in execution `run` (a copy; empty for another run):
+        the key ids it matched, the keys it looked at, and each user's key listing and
+        the keys' last uses (GetAccessKeyLastUsed), with when they were read."""
         if self._run != run:
-            return {}, 0
-        return dict(self._found[0]), self._found[1]
-
-    def run_reads(self, run) -> Dict[str, Reads]:
-        """{user: Reads} this filter made in execution `run`: each user's key listing
-        and the keys' last uses (GetAccessKeyLastUsed), with when they were read."""
-        if self._run != run:
-            return {}
-        return dict(self._found[2])
+            return RunFindings()
+        return RunFindings(dict(self._found.matches), self._found.keys_seen,
+                           dict(self._found.reads))
 
     def gather(self, users, th: Thresholds, now: datetime, listed=None) -> Gathered:
         client = local_session(self.manager.session_factory).client('iam')
@@ -323,12 +318,10 @@ class UnusedAccessKey(FreshKeyListing, UnusedAccessKeys):
             for f, v in unused:
                 verdicts[f.key_id] = (UNUSED_ANNOTATION, annotation(f, v))
             for f, v, ex in exempt:
-                verdicts[f.key_id] = (EXEMPT_ANNOTATION, dict(
-                    annotation(f, v), Exemption=ex.raw,
-                    ExemptUntil=ex.until.isoformat() if ex.until else None))
+                verdicts[f.key_id] = (EXEMPT_ANNOTATION, exempt_annotation(f, v, ex))
         matched = []
         found_now = self._this_run()
-        found_now[1] += gathered.keys_seen
+        found_now.keys_seen += gathered.keys_seen
         for r in resources:
             # Set or cleared on every key looked at: c7n's cache shares resource objects.
             r.pop(UNUSED_ANNOTATION, None)
@@ -339,7 +332,7 @@ class UnusedAccessKey(FreshKeyListing, UnusedAccessKeys):
             r[verdict[0]] = [verdict[1]]
             r['Tags'] = tags[r['UserName']]
             if verdict[0] == UNUSED_ANNOTATION:
-                found_now[0].setdefault(r['UserName'], []).append(r['AccessKeyId'])
+                found_now.matches.setdefault(r['UserName'], []).append(r['AccessKeyId'])
                 matched.append(r)
         log.info('unused-access-keys: %d of %d keys are unused', len(matched), len(resources))
         return matched
@@ -374,6 +367,12 @@ def annotation(f: KeyFacts, v: Verdict) -> dict:
         'Source': f.source,
         'Reason': v.reason,
     }
+
+
+def exempt_annotation(f: KeyFacts, v: Verdict, ex: Exemption) -> dict:
+    """A key that would match but is exempt: its facts, and the exemption that spared it."""
+    return dict(annotation(f, v), Exemption=ex.raw,
+                ExemptUntil=ex.until.isoformat() if ex.until else None)
 
 
 @User.filter_registry.register('marked-access-keys')

@@ -87,7 +87,7 @@ class MarkedAccessKey(FreshKeyListing, MarkedAccessKeys):
         """The owners' tags that this policy's unused-access-keys read in this run: on
         the keys it gave a verdict, which it sets or clears on every key it looks at."""
         run = getattr(self.manager.ctx, 'execution_id', None)
-        ran = any(f.run_matches(run)[1] for f in self.manager.iter_filters()
+        ran = any(f.run_findings(run).keys_seen for f in self.manager.iter_filters()
                   if isinstance(f, UnusedAccessKeys)) if run else False
         if not ran:
             return {}

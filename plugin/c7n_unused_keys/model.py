@@ -1,5 +1,5 @@
 """Plain records shared by the fact gatherers, the decisions and the c7n shell."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
 
@@ -37,6 +37,16 @@ class Reads:
     at: float
     keys: List[ListedKey]
     last_used: Dict[str, KeyFacts]
+
+
+@dataclass
+class RunFindings:
+    """What an unused-access-keys filter found in one policy execution, handed to the
+    retire action of the same policy: the key ids it matched by user, how many keys it
+    looked at (the breaker's percent), and its reads of each user (`Reads`)."""
+    matches: Dict[str, List[str]] = field(default_factory=dict)
+    keys_seen: int = 0
+    reads: Dict[str, Reads] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
