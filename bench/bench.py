@@ -174,7 +174,7 @@ class Account:
 
 
 def counting(emu):
-    emu.count_operations, emu.operations, emu.last_seen, emu.throttled = True, {}, {}, {}
+    emu.count_operations, emu.operations, emu.throttled = True, {}, {}
 
 
 def counted(emu):

@@ -12,7 +12,7 @@ import pytest
 
 from c7n_unused_keys import markers
 from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
-from c7n_unused_keys.sandbox.server import iam_client
+from c7n_unused_keys.sandbox.server import account_client
 from conftest import ROOT
 
 ACCOUNTS = ('111111111111', '222222222222', '333333333333')
@@ -41,7 +41,7 @@ def stop(proc):
 
 
 def client(env, account):
-    return iam_client(env, account)
+    return account_client(env, account)
 
 
 def port_is_free(port):

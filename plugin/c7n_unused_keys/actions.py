@@ -1,7 +1,7 @@
 """The `retire-access-keys` action on aws.iam-user and aws.iam-access-key: the c7n shell
 around lifecycle and act."""
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Optional
 
 import boto3
@@ -181,13 +181,8 @@ class RetireAccessKeys(BaseAction):
         return self.data.get('marker-tag-prefix', MARKER_PREFIX)
 
     def options(self) -> lifecycle.Options:
-        unused = self.unused_filters()[0]
-        return lifecycle.Options(
-            delete_after=timedelta(days=self.data.get('delete-after-days', 30)),
-            prefix=self.prefix(),
-            reactivation_grace=timedelta(days=unused.thresholds().days),
-            approval=self.data.get('approval-tag'),
-            keeps_deleted=self.notice_after() is not None)
+        return lifecycle.options_from(self.data, self.unused_filters()[0].thresholds().days,
+                                      keeps_deleted=self.notice_after() is not None)
 
     def breaker(self) -> Optional[lifecycle.Breaker]:
         limit = self.data.get('max-deactivations')

@@ -2,7 +2,7 @@
 import re
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from .model import (
     SOURCE_REPORT, Exemption, KeyFacts, ListedKey, ReportSlot, Thresholds, Verdict)
@@ -17,8 +17,12 @@ def idle_since(facts: KeyFacts) -> datetime:
     return facts.last_used or facts.created
 
 
-def idle_days(facts: KeyFacts, now: datetime) -> int:
-    return (now - idle_since(facts)) // DAY
+def thresholds_from(data: Mapping) -> Thresholds:
+    """The Thresholds of an unused-access-keys filter's data (never-used-days defaults to
+    days, status to any)."""
+    days = data['days']
+    return Thresholds(days=days, never_used_days=data.get('never-used-days', days),
+                      max_days=data.get('max-days'), status=data.get('status', 'any'))
 
 
 def unused(facts: KeyFacts, th: Thresholds, now: datetime) -> Optional[Verdict]:

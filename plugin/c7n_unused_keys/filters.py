@@ -140,12 +140,7 @@ class UnusedAccessKeys(Filter):
         return perms
 
     def thresholds(self) -> Thresholds:
-        days = self.data['days']
-        return Thresholds(
-            days=days,
-            never_used_days=self.data.get('never-used-days', days),
-            max_days=self.data.get('max-days'),
-            status=self.data.get('status', 'any'))
+        return decide.thresholds_from(self.data)
 
     def process(self, resources, event=None):
         if not resources:

@@ -37,8 +37,10 @@ from c7n.resources.iam import AccessKey
 from c7n.resources.securityhub import PostFinding
 from c7n.utils import chunks, get_partition, local_session, type_schema
 
+from . import facts
 from .decide import where_used
 from .names import EXEMPT_ANNOTATION, UNUSED_ANNOTATION
+from .pace import paced
 from .schema_check import check_schema
 from .user_source import FreshKeyListing
 
@@ -424,9 +426,5 @@ class ResolveAccessKeyFindings(Action):
         return [{'Id': f['Id'], 'AccessKeyId': f['Resources'][0]['Id']} for f in gone]
 
     def keys_of(self, iam, user: str) -> set:
-        pages = iam.get_paginator('list_access_keys').paginate(UserName=user)
-        try:
-            return {k['AccessKeyId'] for k in self.manager.retry(
-                pages.build_full_result)['AccessKeyMetadata']}
-        except iam.exceptions.NoSuchEntityException:   # the user is gone, with its keys
-            return set()
+        """The key ids of `user` (none when it is gone), through the run's pace."""
+        return {k.key_id for k in facts.list_keys(iam, paced(self.manager), user)}

@@ -7,10 +7,11 @@ deletes on that run).
 """
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Dict, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 from . import markers
 from .model import ListedKey
+from .names import MARKER_PREFIX
 
 DEACTIVATED = 'deactivated'
 MARKED = 'marked'
@@ -42,6 +43,22 @@ class Options:
     # A notice follows (notify-unused-keys): the marker of a deleted key stays, saying
     # so, until a notice has told it, and is then removed by the notice.
     keeps_deleted: bool = False
+
+
+# retire-access-keys' default grace between deactivation and deletion.
+DELETE_AFTER_DAYS = 30
+
+
+def options_from(action: Mapping, days: int, keeps_deleted: bool = False) -> Options:
+    """The Options of a retire-access-keys action's data, for a policy whose
+    unused-access-keys filter has `days`: the one place its defaults live, for the
+    action and for the report's dry-run steps."""
+    return Options(
+        delete_after=timedelta(days=action.get('delete-after-days', DELETE_AFTER_DAYS)),
+        prefix=action.get('marker-tag-prefix', MARKER_PREFIX),
+        reactivation_grace=timedelta(days=days),
+        approval=action.get('approval-tag'),
+        keeps_deleted=keeps_deleted)
 
 
 @dataclass(frozen=True)

@@ -6,21 +6,17 @@ whose keys merely wait out their grace sends nothing at all. Pure: no c7n, no bo
 from datetime import date, datetime, timezone
 from typing import List, Optional
 
-from . import markers
+from . import lifecycle, markers
 from .names import RESULTS_ANNOTATION, UNUSED_ANNOTATION
 
-# Steps that are news whatever their date; `waiting` and `marked` are news once their
-# delete-on date is within the notice's window.
-NEWS = ('deactivated', 'deleted', 'awaiting-approval', 'failed')
-SOON = ('waiting', 'marked')
-
-
+# Steps whose key is news once its delete-on date is within the notice's window.
+SOON = (lifecycle.WAITING, lifecycle.MARKED)
 # The digest's stage of each step, as the owner's news; `waiting` and `marked` keys are
 # deactivated, and `soon` once their delete-on date is within the notice's window.
-STAGE_OF_STEP = {'deactivated': 'deactivated', 'marked': 'deactivated',
-                 'waiting': 'deactivated', 'awaiting-approval': 'approval',
-                 'deleted': 'deleted'}
-FAILED = 'failed'
+STAGE_OF_STEP = {lifecycle.DEACTIVATED: 'deactivated', lifecycle.MARKED: 'deactivated',
+                 lifecycle.WAITING: 'deactivated', lifecycle.AWAITING_APPROVAL: 'approval',
+                 lifecycle.DELETED: 'deleted'}
+FAILED = lifecycle.FAILED
 
 
 def records_of(resource: dict) -> List[dict]:
@@ -51,7 +47,7 @@ def news(record: dict, soon: date, now: datetime) -> Optional[str]:
     if found is None or found == FAILED:
         return found
     if 'Marker' not in record:
-        legacy = found != 'deactivated' or record.get('Step') == 'deactivated'
+        legacy = found != 'deactivated' or record.get('Step') == lifecycle.DEACTIVATED
         return found if legacy else None
     marker = markers.parse_marker(record['Marker'], now) if record['Marker'] else None
     told = marker.told_stage if marker is not None else None

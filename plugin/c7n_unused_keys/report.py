@@ -24,15 +24,14 @@ import tempfile
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Union
 
 from . import lifecycle, markers
 from .model import ListedKey
-from .names import MARKER_PREFIX, RUN_RECORDS, UNUSED_ANNOTATION
+from .names import RUN_RECORDS, UNUSED_ANNOTATION
 
-ANNOTATION = UNUSED_ANNOTATION
 ACTION = 'retire-access-keys'
 ACTION_FILE = 'action-' + ACTION
 ACTED = (lifecycle.DEACTIVATED, lifecycle.MARKED, lifecycle.DELETED)
@@ -361,18 +360,18 @@ def resources_shape(resources) -> Optional[str]:
                 isinstance(t, dict) and _text(t.get('Key'), False) and _text(t.get('Value'))
                 for t in tags):
             return 'resource %d: Tags is not a list of Key/Value objects' % i
-        anns = res.get(ANNOTATION, [])
+        anns = res.get(UNUSED_ANNOTATION, [])
         if not isinstance(anns, list):
-            return 'resource %d: %s is not a list' % (i, ANNOTATION)
+            return 'resource %d: %s is not a list' % (i, UNUSED_ANNOTATION)
         for ann in anns:
             if not isinstance(ann, dict):
-                return 'resource %d: %s holds a non-object' % (i, ANNOTATION)
+                return 'resource %d: %s holds a non-object' % (i, UNUSED_ANNOTATION)
             for name, optional in ANNOTATION_FIELDS:
                 if not _text(ann.get(name), optional):
-                    return 'resource %d: %s.%s is not a string' % (i, ANNOTATION, name)
+                    return 'resource %d: %s.%s is not a string' % (i, UNUSED_ANNOTATION, name)
             idle = ann.get('IdleDays')
             if idle is not None and not _number(idle):
-                return 'resource %d: %s.IdleDays is not a number' % (i, ANNOTATION)
+                return 'resource %d: %s.IdleDays is not a number' % (i, UNUSED_ANNOTATION)
     return None
 
 
@@ -729,7 +728,7 @@ def rows_of(name: str, meta: dict, account: str, account_id: str, resources: lis
 
     rows = []
     for res in resources:
-        for ann in res.get(ANNOTATION, ()):
+        for ann in res.get(UNUSED_ANNOTATION, ()):
             row = Row(account=account, account_id=account_id, policy=name,
                       user=res['UserName'], key_id=ann['AccessKeyId'],
                       status=ann.get('Status'),
@@ -773,12 +772,8 @@ def filter_days(filters) -> Optional[int]:
 def would_step(row: Row, resource: dict, policy: dict, meta: dict, ann: dict):
     """The step retire-access-keys would take, from the dry run's facts and settings
     (its recheck included, on the facts the filter saw)."""
-    action = action_settings(policy)
-    opts = lifecycle.Options(
-        delete_after=timedelta(days=action.get('delete-after-days', 30)),
-        prefix=action.get('marker-tag-prefix', MARKER_PREFIX),
-        reactivation_grace=timedelta(days=filter_days(policy.get('filters')) or 0),
-        approval=action.get('approval-tag'))
+    opts = lifecycle.options_from(action_settings(policy),
+                                  filter_days(policy.get('filters')) or 0)
     now = datetime.fromtimestamp(meta['execution']['start'], timezone.utc)
     key = ListedKey(user=row.user, key_id=row.key_id, status=row.status,
                     created=now)

@@ -40,10 +40,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Dict, Optional
 
+from ..markers import MARKER_FORMAT
+
 REPORT_REFRESH = timedelta(hours=4)
 # The account that the emulator's default (dummy) credentials land in.
 DEFAULT_ACCOUNT = '123456789012'
-MARKER_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
 _REPORT_HEADER = (
     'user,arn,user_creation_time,password_enabled,password_last_used,'
     'password_last_changed,password_next_rotation,mfa_active,'
@@ -123,11 +124,6 @@ def account_client(env: Dict[str, str], account: str = DEFAULT_ACCOUNT, service:
                   aws_secret_access_key=creds['SecretAccessKey'],
                   aws_session_token=creds['SessionToken'])
     return boto3.client(service, config=config, **kw)
-
-
-def iam_client(env: Dict[str, str], account: str = DEFAULT_ACCOUNT):
-    """An IAM client on the emulator that `env` points at, landing in `account`."""
-    return account_client(env, account)
 
 
 def utcnow_naive() -> datetime:
@@ -359,7 +355,7 @@ class Emulator:
     """The AWS emulator on 127.0.0.1, served from a thread of this process.
 
     `requests` counts the HTTP requests it has answered; with `count_operations`,
-    `operations` counts them per action (and `last_seen` times the last), and `latency`
+    `operations` counts them per action, and `latency`
     adds that many seconds to each (benchmarks). Use as a context manager.
 
     `rate` (IAM requests a second per account; 0, the default, for no limit) and `burst`
@@ -385,7 +381,6 @@ class Emulator:
         self.latency = 0.0
         self.count_operations = False
         self.operations: Dict[str, int] = {}
-        self.last_seen: Dict[str, float] = {}   # time.monotonic() of each action's last request
         # Request rate per account (see the class docstring); buckets by account.
         self._rate = 0.0
         self._burst: Optional[float] = None
@@ -501,7 +496,6 @@ class Emulator:
             with self._lock:
                 action = params.get('Action', '?')
                 self.operations[action] = self.operations.get(action, 0) + 1
-                self.last_seen[action] = time.monotonic()
         for hook in list(hooks):
             action, user, callback = hook[:3]
             if params.get('Action') != action or user not in (None, params.get('UserName')) \
@@ -576,7 +570,7 @@ class Emulator:
 
     def iam_client(self, account: str = DEFAULT_ACCOUNT):
         """An IAM client whose calls land in `account`, through AssumeRole as c7n-org does."""
-        return iam_client(self.env(), account)
+        return account_client(self.env(), account)
 
     @contextlib.contextmanager
     def enforcing_iam(self):
