@@ -5,7 +5,7 @@ Not a test: it prints tables and the targets ("met" or "missed"), and writes
 the same run.
 
 The job, at each size (BENCH_SIZES, default "1000,5000" users; 1.5 keys a user, about
-10% of keys unused for 60 days or more, seeded with `c7n_unused_keys.sandbox.seed`):
+10% of keys unused for 60 days or more, seeded with `c7n_unused_keys_sandbox.seed`):
 
 - report: active keys unused for 45 days or more, never-used keys counted from creation
   (30 days). The shipped report policy, the same policy under the other user sources,
@@ -63,8 +63,8 @@ from pathlib import Path
 import yaml
 
 from c7n_unused_keys.names import UNUSED_ANNOTATION
-from c7n_unused_keys.sandbox.seed import ordinary_users, seed_account
-from c7n_unused_keys.sandbox.server import Emulator, iam_client
+from c7n_unused_keys_sandbox.seed import ordinary_users, seed_account
+from c7n_unused_keys_sandbox.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / os.environ.get('BENCH_OUT', '.bench')
@@ -222,7 +222,7 @@ def stock_keys(emu, account, resources):
 def per_key_script(emu, acct):
     """The AWS CLI guide's method: ListUsers, ListAccessKeys per user,
     GetAccessKeyLastUsed per key, one call after another."""
-    iam = iam_client(emu.env(), acct.account)
+    iam = emu.iam_client(acct.account)
     now = datetime.now(timezone.utc)
     found = set()
     counting(emu)

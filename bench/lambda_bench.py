@@ -25,11 +25,11 @@ from pathlib import Path
 import yaml
 
 import c7n_unused_keys.register  # noqa: F401
-from c7n_unused_keys.sandbox.functions import (function_env, invoke, prepare_account,
+from c7n_unused_keys_sandbox.functions import (function_env, invoke, prepare_account,
                                           prepare_bucket, runtime_folder, scheduled_event,
                                           unpack)
-from c7n_unused_keys.sandbox.server import DEFAULT_ACCOUNT, Emulator
-from c7n_unused_keys.sandbox.seed import ordinary_users, seed_account
+from c7n_unused_keys_sandbox.emulator import DEFAULT_ACCOUNT, Emulator
+from c7n_unused_keys_sandbox.seed import ordinary_users, seed_account
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

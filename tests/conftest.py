@@ -13,7 +13,7 @@ import pytest
 # Registered here, before a test module imports a single plugin module by hand (which
 # the start-up hook then leaves alone, as it would meet that module half-made).
 import c7n_unused_keys.register  # noqa: F401
-from c7n_unused_keys.sandbox.server import DEFAULT_ACCOUNT, Emulator
+from c7n_unused_keys_sandbox.emulator import DEFAULT_ACCOUNT, Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -90,7 +90,7 @@ def seeded(emu, ordinary=30) -> dict:
     """A fresh DEFAULT_ACCOUNT holding the sandbox's lifecycle cases and `ordinary`
     users; {user: [key ids]}."""
     from datetime import datetime, timezone
-    from c7n_unused_keys.sandbox.seed import organisation, seed_account
+    from c7n_unused_keys_sandbox.seed import organisation, seed_account
     emu.reset()
     users = seed_account(emu, DEFAULT_ACCOUNT,
                          organisation('dev', datetime.now(timezone.utc), ordinary=ordinary),

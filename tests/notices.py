@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from c7n_unused_keys.sandbox.server import account_client
+from c7n_unused_keys_sandbox.emulator import account_client
 from conftest import ROOT, run_command
 
 MAILER = ROOT / 'mailer'

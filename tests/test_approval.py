@@ -105,7 +105,7 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
     # is the filter's, the action's, then the recheck's.
     from moto.iam.models import AccessKeyLastUsed
 
-    from c7n_unused_keys.sandbox.server import utcnow_naive
+    from c7n_unused_keys_sandbox.moto_fixes import utcnow_naive
     key = sandbox.backend(DEFAULT_ACCOUNT).users['used'].access_keys[0]
 
     def use():

@@ -41,7 +41,7 @@ def test_wait_ready_sees_lines_that_arrive_together():
     """The sandbox may write its environment and '# ready' in one piece."""
     import subprocess
     import sys
-    from c7n_unused_keys.sandbox.demo import wait_ready
+    from c7n_unused_keys_sandbox.demo import wait_ready
     code = ("import sys, time; sys.stdout.write('export A=1\\nexport B=2\\n# ready\\n'); "
             "sys.stdout.flush(); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)

@@ -38,7 +38,7 @@ def test_the_plugin_never_imports_the_local_tooling():
     code = ('import sys, c7n_unused_keys.register\n'
             'from c7n.resources.iam import User\n'
             'assert User.action_registry.get("retire-access-keys")\n'
-            'found = sorted(m for m in sys.modules if m.startswith("c7n_unused_keys.sandbox")'
+            'found = sorted(m for m in sys.modules if m.startswith("c7n_unused_keys_sandbox")'
             ' or m.split(".")[0] == "moto")\n'
             'assert not found, found\n')
     run = run_command([sys.executable, '-c', code], None)

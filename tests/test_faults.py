@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import yaml
 
 from c7n_unused_keys.names import MARKER_PREFIX
-from c7n_unused_keys.sandbox.seed import organisation, seed_account
+from c7n_unused_keys_sandbox.seed import organisation, seed_account
 from conftest import (BIN, DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults,
                       run_command, seeded)
 
@@ -371,7 +371,7 @@ def test_fresh_reads_of_the_filter_stand_in_for_the_recheck(sandbox, tmp_path):
 
 def test_recheck_keeps_a_key_used_after_its_marker(sandbox, tmp_path):
     from moto.iam.models import AccessKeyLastUsed
-    from c7n_unused_keys.sandbox.server import utcnow_naive
+    from c7n_unused_keys_sandbox.moto_fixes import utcnow_naive
 
     def used(key):
         key.last_used = AccessKeyLastUsed(utcnow_naive(), 's3', 'us-east-1')

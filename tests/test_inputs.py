@@ -1,7 +1,7 @@
 """Inputs at the edges: no users, a user with two keys, users with paths, >1,000 users."""
 import random
 
-from c7n_unused_keys.sandbox.seed import SeedKey, SeedUser, ordinary_users, seed_account
+from c7n_unused_keys_sandbox.seed import SeedKey, SeedUser, ordinary_users, seed_account
 from c7n_unused_keys.names import UNUSED_ANNOTATION
 from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, read_json
 

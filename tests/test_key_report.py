@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from c7n_unused_keys.accounts import load_accounts
-from c7n_unused_keys.sandbox.seed import seed_organisation
+from c7n_unused_keys_sandbox.seed import seed_organisation
 from conftest import ROOT, custodian_run, run_command, seeded
 
 CONFIG = ROOT / 'custodian.yml'

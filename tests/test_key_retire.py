@@ -459,7 +459,7 @@ def test_permissions_of_a_key_level_retire_policy(tmp_path):
 def run_as(emu, tmp_path, policy, drop=None):
     """Seed the sandbox's lifecycle cases, then run `policy` as a user holding the
     document of `c7n-unused-keys permissions`, less `drop`."""
-    from c7n_unused_keys.sandbox.seed import organisation, seed_account
+    from c7n_unused_keys_sandbox.seed import organisation, seed_account
     actions = sorted(permissions(policy) - {drop})
     seed_account(emu, DEFAULT_ACCOUNT, organisation('dev', datetime.now(timezone.utc)),
                  through_api=False)

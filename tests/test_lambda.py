@@ -12,12 +12,12 @@ from datetime import datetime, timezone
 import pytest
 import yaml
 
-from c7n_unused_keys.sandbox.functions import (FUNCTION_ROLE, OUTPUT_BUCKET, deployed_code,
+from c7n_unused_keys_sandbox.functions import (FUNCTION_ROLE, OUTPUT_BUCKET, deployed_code,
                                           function_env, invoke, prepare_account,
                                           prepare_bucket, runtime_folder, scheduled_event,
                                           unpack)
 from c7n_unused_keys.lambda_mode import HANDLER, PACKAGE
-from c7n_unused_keys.sandbox.seed import organisation, seed_account
+from c7n_unused_keys_sandbox.seed import organisation, seed_account
 from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, read_json, run_command
 
 LAMBDA = ROOT / 'lambda'
@@ -126,6 +126,26 @@ def test_the_lambda_policies_are_the_pull_policies_plus_a_mode():
         assert fn['conditions'] == [{'type': 'value', 'key': 'region', 'value': 'us-east-1'}]
 
 
+def test_the_zip_carries_no_sandbox_and_nothing_that_imports_moto():
+    """The sandbox is a package of its own: `packages: [c7n_unused_keys]` leaves it out."""
+    import ast
+    import io
+    import zipfile
+    for path in sorted(LAMBDA.glob('*.yml')):
+        z = zipfile.ZipFile(io.BytesIO(build_zip(path)))
+        names = z.namelist()
+        ours = [n for n in names if n.startswith('c7n_unused_keys')]
+        assert ours and all(n.startswith('c7n_unused_keys/') for n in ours), ours
+        assert not any('sandbox' in n for n in names)
+        for name in (n for n in names if n.endswith('.py')):
+            tree = ast.parse(z.read(name))
+            imported = {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                        for a in node.names} | {
+                node.module or '' for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom)}
+            assert not any(m == 'moto' or m.startswith('moto.') for m in imported), name
+
+
 def test_the_zip_carries_the_plugin_and_names_its_handler():
     import io
     import zipfile
@@ -221,7 +241,7 @@ def test_without_packages_the_handler_is_not_in_the_zip(twins, tmp_path, runtime
 
 
 def functions(emu, account, region):
-    from c7n_unused_keys.sandbox.server import account_client
+    from c7n_unused_keys_sandbox.emulator import account_client
     fns = {f['FunctionName']: f for f in account_client(
         emu.env(), account, 'lambda', region).list_functions()['Functions']}
     rules = [r['Name'] for r in account_client(

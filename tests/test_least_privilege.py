@@ -10,7 +10,7 @@ import yaml
 
 from c7n_unused_keys import markers
 from c7n_unused_keys.names import MARKER_PREFIX
-from c7n_unused_keys.sandbox.seed import organisation, seed_account
+from c7n_unused_keys_sandbox.seed import organisation, seed_account
 from conftest import (DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults,
                       run_command, write_policies)
 

@@ -221,3 +221,33 @@ def test_each_docstring_opens_with_a_valid_policy(tmp_path, name):
     path.write_text(textwrap.dedent(block))
     run = run_command(['custodian', 'validate', path], None)
     assert run.returncode == 0, (block, run.stderr)
+
+
+def test_no_module_of_either_package_imports_itself_back():
+    """No import cycle, counting imports inside functions too."""
+    import ast
+    graph = {}
+    for package in ('c7n_unused_keys', 'c7n_unused_keys_sandbox'):
+        for path in (ROOT / 'plugin' / package).glob('*.py'):
+            name = '%s.%s' % (package, path.stem)
+            found = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    base = node.module or ''
+                    if node.level:
+                        base = '.'.join([package] + ([base] if base else []))
+                    targets = [base] + ['%s.%s' % (base, a.name) for a in node.names]
+                elif isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                else:
+                    continue
+                found |= {t for t in targets if t.startswith('c7n_unused_keys')}
+            graph[name] = found - {name}
+    graph = {k: {t for t in v if t in graph} for k, v in graph.items()}
+
+    def reaches(start, goal, seen):
+        return any(t == goal or (t not in seen and reaches(t, goal, seen | {t}))
+                   for t in graph[start])
+    assert graph['c7n_unused_keys_sandbox.serve'] >= {'c7n_unused_keys_sandbox.emulator'}
+    cycles = sorted(m for m in graph if reaches(m, m, {m}))
+    assert cycles == [], cycles

@@ -15,7 +15,7 @@ import yaml
 from c7n_unused_keys.accounts import load_accounts
 from c7n_unused_keys.markers import MARKER_FORMAT
 from c7n_unused_keys.names import RESULTS_ANNOTATION, UNUSED_ANNOTATION
-from c7n_unused_keys.sandbox.seed import seed_organisation
+from c7n_unused_keys_sandbox.seed import seed_organisation
 from conftest import read_json
 from notices import CONFIG, DEV, HEADINGS, NOTIFY, notify_run, render, slack
 

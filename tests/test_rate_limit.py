@@ -6,7 +6,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from c7n_unused_keys.names import UNUSED_ANNOTATION
-from c7n_unused_keys.sandbox.server import TokenBucket, account_client
+from c7n_unused_keys_sandbox.emulator import TokenBucket, account_client
 from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, faults, read_json, seeded
 
 OTHER_ACCOUNT = '222222222222'

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from c7n_unused_keys.accounts import load_accounts
-from c7n_unused_keys.sandbox.server import DEFAULT_ACCOUNT
-from c7n_unused_keys.sandbox.seed import lifecycle_cases, seed_account, seed_organisation
+from c7n_unused_keys_sandbox.emulator import DEFAULT_ACCOUNT
+from c7n_unused_keys_sandbox.seed import lifecycle_cases, seed_account, seed_organisation
 from conftest import ROOT, custodian_run, faults, run_command
 
 CONFIG = ROOT / 'custodian.yml'
@@ -217,7 +217,7 @@ def test_leftovers_of_an_earlier_run_in_the_same_folder_are_not_trusted(emulator
 
 
 def test_a_tripped_circuit_breaker_is_a_failure(sandbox, tmp_path):
-    from c7n_unused_keys.sandbox.seed import SeedKey, SeedUser, seed_account
+    from c7n_unused_keys_sandbox.seed import SeedKey, SeedUser, seed_account
     seed_account(sandbox, '123456789012', [SeedUser('stale-%02d' % i, [SeedKey(300, used=100)])
                                           for i in range(25)], through_api=False)
     run = custodian_run(sandbox, tmp_path, RETIRE)
@@ -364,7 +364,7 @@ def test_an_action_that_fails_the_run_is_a_failure_with_its_reason(sandbox, tmp_
 
 
 def test_a_tripped_circuit_breaker_under_c7n_org_names_its_reason(sandbox, tmp_path):
-    from c7n_unused_keys.sandbox.seed import SeedKey, SeedUser, seed_account
+    from c7n_unused_keys_sandbox.seed import SeedKey, SeedUser, seed_account
     dev = load_accounts(CONFIG)
     dev_id = next(a for a, n in dev.items() if n == 'dev')
     seed_account(sandbox, dev_id, [SeedUser('stale-%02d' % i, [SeedKey(300, used=100)])

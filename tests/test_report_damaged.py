@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from c7n_unused_keys.accounts import load_accounts
-from c7n_unused_keys.sandbox.seed import seed_organisation
+from c7n_unused_keys_sandbox.seed import seed_organisation
 from conftest import ROOT, run_command
 
 CONFIG = ROOT / 'custodian.yml'

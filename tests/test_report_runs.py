@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 
 from c7n_unused_keys import report as report_module
-from c7n_unused_keys.sandbox.seed import SeedKey, SeedUser, seed_account
+from c7n_unused_keys_sandbox.seed import SeedKey, SeedUser, seed_account
 from conftest import DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults, run_command
 
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'

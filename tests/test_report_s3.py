@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from c7n_unused_keys.accounts import load_accounts
-from c7n_unused_keys.sandbox.seed import SeedKey, SeedUser, seed_account, seed_organisation
-from c7n_unused_keys.sandbox.seed import lifecycle_cases
+from c7n_unused_keys_sandbox.seed import SeedKey, SeedUser, seed_account, seed_organisation
+from c7n_unused_keys_sandbox.seed import lifecycle_cases
 from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, faults, run_command
 
 CONFIG = ROOT / 'custodian.yml'

@@ -393,7 +393,7 @@ def test_one_user_s_writes_are_made_one_after_another(sandbox, tmp_path):
 def test_an_owner_s_reactivation_holds_under_c7n_org_s_default_cache(sandbox, tmp_path):
     """`c7n-org run` as the README writes it: its 15-minute cache on, rerun at once."""
     from c7n_unused_keys.accounts import load_accounts
-    from c7n_unused_keys.sandbox.seed import organisation, seed_account
+    from c7n_unused_keys_sandbox.seed import organisation, seed_account
     config = ROOT / 'custodian.yml'
     dev = next(a for a, n in load_accounts(config).items() if n == 'dev')
     users = seed_account(sandbox, dev, organisation('dev', datetime.now(timezone.utc)),

@@ -12,7 +12,7 @@ import pytest
 
 from c7n_unused_keys import markers
 from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
-from c7n_unused_keys.sandbox.server import account_client
+from c7n_unused_keys_sandbox.emulator import account_client
 from conftest import ROOT
 
 ACCOUNTS = ('111111111111', '222222222222', '333333333333')
@@ -181,8 +181,8 @@ def test_the_sandbox_extra_refuses_the_moto_that_lacks_its_request_handler():
 def test_serves_what_the_lambda_path_needs(served):
     """Each account's function role, the output bucket, and the services a deployment and
     its function use: Lambda, EventBridge, S3 and CloudWatch Logs."""
-    from c7n_unused_keys.sandbox.functions import FUNCTION_ROLE, OUTPUT_BUCKET
-    from c7n_unused_keys.sandbox.server import account_client
+    from c7n_unused_keys_sandbox.functions import FUNCTION_ROLE, OUTPUT_BUCKET
+    from c7n_unused_keys_sandbox.emulator import account_client
     env, lines = served
     assert '# output bucket s3://%s (in %s)' % (OUTPUT_BUCKET, ACCOUNTS[0]) in lines
     for account in ACCOUNTS:

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from c7n_unused_keys import lifecycle
 from c7n_unused_keys.accounts import load_accounts
-from c7n_unused_keys.sandbox.seed import seed_organisation
+from c7n_unused_keys_sandbox.seed import seed_organisation
 from conftest import iam_client, read_json, run_command
 from notices import CONFIG, DEV, notify_run, render
 

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from c7n_unused_keys.names import EXEMPT_ANNOTATION, EXEMPT_TAG, UNUSED_ANNOTATION
-from c7n_unused_keys.sandbox.seed import organisation, seed_account
+from c7n_unused_keys_sandbox.seed import organisation, seed_account
 from conftest import (DEFAULT_ACCOUNT, custodian_run, read_json, run_command,
                       unused_keys_policy, write_policies)
 

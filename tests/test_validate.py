@@ -376,7 +376,7 @@ def test_a_handler_that_cannot_load_is_refused(tmp_path, caplog, mode, says):
 
 
 def lambda_functions(emu, account='123456789012'):
-    from c7n_unused_keys.sandbox.server import account_client
+    from c7n_unused_keys_sandbox.emulator import account_client
     fns = []
     for region in ('us-east-1', 'us-west-2'):
         fns += account_client(emu.env(), account, 'lambda', region).list_functions()['Functions']

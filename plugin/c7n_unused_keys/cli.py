@@ -62,20 +62,20 @@ def main(argv=None) -> int:
 
     args = parser.parse_args(argv)
     if args.command in ('sandbox', 'demo', 'demo-lambda'):
-        from .sandbox import MissingExtra, require_extra
+        from c7n_unused_keys_sandbox import MissingExtra, require_extra
         try:
             require_extra()
         except MissingExtra as e:
             print('c7n-unused-keys %s: %s' % (args.command, e), file=sys.stderr)
             return 1
     if args.command == 'sandbox':
-        from .sandbox.server import serve
+        from c7n_unused_keys_sandbox.serve import serve
         return serve(args.port, args.config, args.users)
     if args.command == 'demo':
-        from .sandbox.demo import run_demo
+        from c7n_unused_keys_sandbox.demo import run_demo
         return run_demo(args.config, args.policies, args.output_dir)
     if args.command == 'demo-lambda':
-        from .sandbox.demo_lambda import run_demo_lambda
+        from c7n_unused_keys_sandbox.demo_lambda import run_demo_lambda
         return run_demo_lambda(args.config, args.policies, args.output_dir)
     if args.command == 'remove-functions':
         from .lambda_remove import run_remove

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional
 
-from .. import markers
-from ..names import EXEMPT_TAG, MARKER_PREFIX
+from c7n_unused_keys import markers
+from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
 
 
 @dataclass

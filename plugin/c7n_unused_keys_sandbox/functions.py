@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, Optional, Set
 
-from .server import account_client
+from .emulator import account_client
 
 RUNTIME = ('boto3',)   # what Lambda's Python runtime provides, with its dependencies
 

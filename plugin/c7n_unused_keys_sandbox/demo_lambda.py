@@ -12,8 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..accounts import load_accounts
-from ..lambda_mode import HANDLER
+from c7n_unused_keys.accounts import load_accounts
+from c7n_unused_keys.lambda_mode import HANDLER
 from .demo import POLICIES, tool
 from .functions import (OUTPUT_BUCKET, deployed_code, function_env, invoke, prepare_account,
                         prepare_bucket, runtime_folder, scheduled_event, unpack)
@@ -21,7 +21,7 @@ from .functions import (OUTPUT_BUCKET, deployed_code, function_env, invoke, prep
 
 def run_demo_lambda(config: str, lambda_dir: str, output_dir: str) -> int:
     from .seed import seed_organisation
-    from .server import Emulator
+    from .emulator import Emulator
     accounts = load_accounts(config)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

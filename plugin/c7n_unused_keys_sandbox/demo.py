@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Dict
 
-from ..accounts import load_accounts
-from ..names import RESULTS_ANNOTATION
-from ..report import read, render
+from c7n_unused_keys.accounts import load_accounts
+from c7n_unused_keys.names import RESULTS_ANNOTATION
+from c7n_unused_keys.report import read, render
 
 POLICIES = ('unused-access-keys-report', 'unused-access-keys-retire')
 READY_TIMEOUT = 180

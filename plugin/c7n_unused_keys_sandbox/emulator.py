@@ -1,58 +1,34 @@
-"""A local stand-in for AWS: the moto emulator on 127.0.0.1, with helpers to move time.
+"""A local stand-in for AWS: the moto emulator on 127.0.0.1, with ways to move time.
 
-Used by the tests (and the demo). The emulator runs in this process, so key and
-report dates can be backdated directly; `custodian` and `c7n-org` reach it
-through AWS_ENDPOINT_URL.
+Used by the tests, the bench and the demo. The emulator runs in this process, so key
+and report dates can be backdated directly (`advance`, `backdate_key`); `custodian` and
+`c7n-org` reach it through AWS_ENDPOINT_URL. moto answers as AWS does with the fixes of
+`moto_fixes`, applied on start.
 
-Fidelity fixes over stock moto, applied on start:
-- GetCredentialReport returns the real generation time (moto always says
-  2015-02-02) and a snapshot taken at generation, as AWS does, with last-used
-  service and region filled in; GenerateCredentialReport makes a new snapshot
-  only when the stored one is older than four hours, as AWS does.
-- ListUsers answers in pages of MaxItems (default 100) with a Marker, as AWS does;
-  moto returns every user at once.
-- GetAccountAuthorizationDetails with Filter=['User'] answers in pages of MaxItems
-  (1-1000, default 100) with a Marker, as AWS does; moto returns every user at once
-  (IsTruncated always false).
-- Users can have a permissions boundary (PutUserPermissionsBoundary), which GetUser and
-  GetAccountAuthorizationDetails return and ListUsers does not, as AWS does; moto has
-  none for users.
-- A backdated key's CreateDate is kept to the second, as IAM keeps it (and the credential
-  report shows it): c7n maps report slots to keys by that equality.
-
-Speed fixes, so that time measured here is round trips rather than emulator work:
-- moto finds the service of each request by listing its own package folder (about
-  175 stat calls) under a global lock; the sandbox remembers the answer per host.
-- moto's GetAccessKeyLastUsed scans every key of every account (O(keys) a call);
-  the sandbox looks the key id up in each account's index of keys.
-
-An optional request rate per account (`Emulator.rate`), as IAM has: IAM requests beyond
-it are answered `Throttling` without reaching moto.
+Beyond AWS's answers, for tests and benchmarks:
+- an optional request rate per account (`Emulator.rate`), as IAM has: IAM requests
+  beyond it are answered `Throttling` without reaching moto;
+- request hooks (`on_request`): something happening in the account just before a call;
+- stale reads (`serve_tags_stale`): IAM's eventual consistency, counted in reads;
+- a latency per request and counts per action (`latency`, `count_operations`).
 """
 import contextlib
-import csv
 import io
 import logging
 import os
 import re
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Dict, Optional
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Dict, List, Optional
 
-from ..markers import MARKER_FORMAT
+from c7n_unused_keys.markers import MARKER_FORMAT
 
-REPORT_REFRESH = timedelta(hours=4)
+from . import moto_fixes
+
 # The account that the emulator's default (dummy) credentials land in.
 DEFAULT_ACCOUNT = '123456789012'
-_REPORT_HEADER = (
-    'user,arn,user_creation_time,password_enabled,password_last_used,'
-    'password_last_changed,password_next_rotation,mfa_active,'
-    'access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,'
-    'access_key_1_last_used_region,access_key_1_last_used_service,'
-    'access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,'
-    'access_key_2_last_used_region,access_key_2_last_used_service,'
-    'cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated').split(',')
 
 
 # IAM's answer beyond its request rate; botocore retries it as a throttle (_retry.json
@@ -126,186 +102,6 @@ def account_client(env: Dict[str, str], account: str = DEFAULT_ACCOUNT, service:
     return boto3.client(service, config=config, **kw)
 
 
-def utcnow_naive() -> datetime:
-    """moto keeps naive UTC datetimes."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _iso(dt: Optional[datetime]) -> str:
-    return dt.strftime('%Y-%m-%dT%H:%M:%S+00:00') if dt else 'N/A'
-
-
-def report_csv(backend) -> str:
-    """The credential report of one moto IAM backend, as AWS writes it."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator='\n')
-    w.writerow(_REPORT_HEADER)
-    for user in backend.users.values():
-        row = [user.name, user.arn, _iso(user.create_date), 'false', 'N/A',
-               'N/A', 'N/A', 'true' if user.mfa_devices else 'false']
-        keys = sorted(user.access_keys, key=lambda k: k.create_date)[:2]
-        for n in range(2):
-            if n < len(keys):
-                k, used = keys[n], keys[n].last_used
-                row += ['true' if k.status == 'Active' else 'false', _iso(k.create_date),
-                        _iso(used.timestamp if used else None),
-                        used.region if used else 'N/A', used.service if used else 'N/A']
-            else:
-                row += ['false', 'N/A', 'N/A', 'N/A', 'N/A']
-        row += ['false', 'N/A', 'false', 'N/A']
-        w.writerow(row)
-    return out.getvalue()
-
-
-def _patch_credential_report():
-    from moto.iam import models, responses
-    from moto.core.responses import ActionResult
-
-    if getattr(models.IAMBackend, '_c7n_unused_keys_patched', False):
-        return
-
-    def report_generated(self):
-        made = getattr(self, 'report_snapshot', None)
-        return made is not None and utcnow_naive() - made[0] < REPORT_REFRESH
-
-    def generate_report(self):
-        if not report_generated(self):
-            self.report_snapshot = (utcnow_naive(), report_csv(self))
-        self.credential_report = True
-
-    def get_credential_report(self):
-        made = getattr(self.backend, 'report_snapshot', None)
-        if made is None:
-            from moto.iam.exceptions import ReportNotPresentException
-            raise ReportNotPresentException('Credential report not present')
-        return ActionResult({
-            'Content': made[1], 'ReportFormat': 'text/csv',
-            'GeneratedTime': made[0].strftime('%Y-%m-%dT%H:%M:%SZ')})
-
-    models.IAMBackend.report_generated = report_generated
-    models.IAMBackend.generate_report = generate_report
-    responses.IamResponse.get_credential_report = get_credential_report
-    models.IAMBackend._c7n_unused_keys_patched = True
-
-
-def _patch_list_users_paging():
-    """ListUsers in pages of MaxItems (default 100) with a Marker, as AWS answers."""
-    from moto.core.responses import ActionResult
-    from moto.iam import responses
-
-    if getattr(responses.IamResponse, '_c7n_unused_keys_paged', False):
-        return
-
-    def list_users(self):
-        users = list(self.backend.list_users(self._get_param('PathPrefix'), None, None))
-        start = int(self._get_param('Marker') or 0)
-        size = int(self._get_param('MaxItems') or 100)
-        page = users[start:start + size]
-        result = {'Users': page, 'IsTruncated': start + size < len(users)}
-        if result['IsTruncated']:
-            result['Marker'] = str(start + size)
-        return ActionResult(result)
-
-    responses.IamResponse.list_users = list_users
-    responses.IamResponse._c7n_unused_keys_paged = True
-
-
-def _patch_authorization_details_paging():
-    """GetAccountAuthorizationDetails(Filter=['User']) in pages of MaxItems (1-1000,
-    default 100) with a Marker, as AWS answers; and users' permissions boundaries."""
-    from moto.core.responses import ActionResult, EmptyResult
-    from moto.core.serialize import never_return
-    from moto.iam import models, responses
-    from moto.iam.exceptions import ValidationError
-
-    if getattr(responses.IamResponse, '_c7n_unused_keys_details_paged', False):
-        return
-    unpaged = responses.IamResponse.get_account_authorization_details
-
-    def get_account_authorization_details(self):
-        if self._get_param('Filter', []) != ['User']:
-            return unpaged(self)
-        size = int(self._get_param('MaxItems') or 100)
-        if not 1 <= size <= 1000:
-            raise ValidationError('1 validation error detected: Value \'%d\' at '
-                                  '\'maxItems\' failed to satisfy constraint: Member must '
-                                  'have value less than or equal to 1000' % size)
-        users = list(self.backend.users.values())
-        start = int(self._get_param('Marker') or 0)
-        result = {'UserDetailList': users[start:start + size], 'GroupDetailList': [],
-                  'RoleDetailList': [], 'Policies': [],
-                  'IsTruncated': start + size < len(users)}
-        if result['IsTruncated']:
-            result['Marker'] = str(start + size)
-        return ActionResult(result)
-
-    def put_user_permissions_boundary(self):
-        user = self.backend.get_user(self._get_param('UserName'))
-        user.permissions_boundary_arn = self._get_param('PermissionsBoundary')
-        return EmptyResult()
-
-    def permissions_boundary(user):
-        arn = getattr(user, 'permissions_boundary_arn', None)
-        return {'PermissionsBoundaryType': 'PermissionsBoundaryPolicy',
-                'PermissionsBoundaryArn': arn} if arn else None
-
-    models.User.permissions_boundary = property(permissions_boundary)
-    responses.IamResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER = dict(
-        responses.IamResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER,
-        **{'ListUsersResponse.Users.User.PermissionsBoundary': never_return})
-    responses.IamResponse.get_account_authorization_details = \
-        get_account_authorization_details
-    responses.IamResponse.put_user_permissions_boundary = put_user_permissions_boundary
-    responses.IamResponse._c7n_unused_keys_details_paged = True
-
-
-def _patch_last_used_lookup():
-    """GetAccessKeyLastUsed by key id: one dict lookup an account, not a scan of every key."""
-    from moto.iam import models
-
-    if getattr(models.IAMBackend, '_c7n_unused_keys_indexed', False):
-        return
-
-    def get_access_key_last_used(self, access_key_id):
-        for account in list(models.iam_backends.values()):
-            backend = account[self.partition]
-            key = backend.access_keys.get(access_key_id)
-            # As moto's scan: only keys that a user still holds (the index keeps
-            # session keys, and keys of users deleted without deleting them).
-            user = backend.users.get(key.user_name) if key is not None else None
-            if user is not None and key in user.access_keys:
-                return {'user_name': key.user_name, 'last_used': key.last_used}
-        raise models.NotFoundException(
-            f'The Access Key with id {access_key_id} cannot be found')
-
-    models.IAMBackend.get_access_key_last_used = get_access_key_last_used
-    models.IAMBackend._c7n_unused_keys_indexed = True
-
-
-TAGS_PER_USER = 50
-
-
-def _patch_tag_limit():
-    """TagUser refused with LimitExceeded (409) when the user would hold more than
-    IAM's 50 tags, as IAM refuses it; moto takes any number."""
-    from moto.iam import models
-    from moto.iam.exceptions import LimitExceededException
-
-    if getattr(models.IAMBackend, '_c7n_unused_keys_tag_limit', False):
-        return
-    tag_user = models.IAMBackend.tag_user
-
-    def limited(self, name, tags):
-        have = {t['Key'] for t in self.list_user_tags(name)}
-        if len(have | {t['Key'] for t in tags}) > TAGS_PER_USER:
-            raise LimitExceededException(
-                'Cannot exceed quota for TagsPerUser: %d' % TAGS_PER_USER)
-        return tag_user(self, name, tags)
-
-    models.IAMBackend.tag_user = limited
-    models.IAMBackend._c7n_unused_keys_tag_limit = True
-
-
 _TAGS_XML = re.compile(rb'<Tags>.*?</Tags>|<Tags\s*/>', re.S)
 
 
@@ -334,21 +130,22 @@ def _with_tags(app, environ, start_response, tags):
     return [body]
 
 
-def _dispatcher(create_app):
-    """moto's request dispatcher, remembering which service answers each host."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+@dataclass
+class RequestHook:
+    """`callback()` just before the emulator handles a request of `action` (for `user`,
+    or the access key id `key`, when given): after letting `skip` of them pass, for the
+    next `times` of them."""
+    action: str
+    callback: Callable[[], None]
+    user: Optional[str] = None
+    key: Optional[str] = None
+    times: int = 1
+    skip: int = 0
 
-    class Dispatcher(DomainDispatcherApplication):
-        def __init__(self, create_app):
-            super().__init__(create_app)
-            self._backend_by_host = {}
-
-        def get_backend_for_host(self, host):
-            if host not in self._backend_by_host:
-                self._backend_by_host[host] = super().get_backend_for_host(host)
-            return self._backend_by_host[host]
-
-    return Dispatcher(create_app)
+    def matches(self, params: Dict[str, str]) -> bool:
+        return (params.get('Action') == self.action
+                and self.user in (None, params.get('UserName'))
+                and self.key in (None, params.get('AccessKeyId')))
 
 
 class Emulator:
@@ -374,7 +171,7 @@ class Emulator:
         self._server = None
         self._thread = None
         self._lock = threading.Lock()
-        self._hooks = []
+        self._hooks: List[RequestHook] = []
         # User name -> [tags to answer with, reads left] (serve_tags_stale).
         self._stale: Dict[str, list] = {}
         # For benchmarks: seconds added to every request, and requests per IAM action.
@@ -484,7 +281,7 @@ class Emulator:
         of that IAM action (for that user, or that access key id), after letting `skip`
         of them pass: something happening meanwhile in the account."""
         with self._lock:
-            self._hooks.append([action, user, callback, times, skip, key])
+            self._hooks.append(RequestHook(action, callback, user, key, times, skip))
 
     def _inspect(self, environ, hooks):
         from urllib.parse import parse_qs
@@ -496,31 +293,25 @@ class Emulator:
             with self._lock:
                 action = params.get('Action', '?')
                 self.operations[action] = self.operations.get(action, 0) + 1
-        for hook in list(hooks):
-            action, user, callback = hook[:3]
-            if params.get('Action') != action or user not in (None, params.get('UserName')) \
-                    or hook[5] not in (None, params.get('AccessKeyId')):
+        for hook in hooks:
+            if not hook.matches(params):
                 continue
             with self._lock:
-                if hook[4] > 0:
-                    hook[4] -= 1
+                if hook.skip > 0:
+                    hook.skip -= 1
                     continue
-                if hook[3] <= 0:
+                if hook.times <= 0:
                     continue
-                hook[3] -= 1
-            callback()
+                hook.times -= 1
+            hook.callback()
         return params
 
     def start(self) -> 'Emulator':
         from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
-        _patch_credential_report()
-        _patch_list_users_paging()
-        _patch_authorization_details_paging()
-        _patch_last_used_lookup()
-        _patch_tag_limit()
+        moto_fixes.apply()
         logging.getLogger('werkzeug').setLevel(logging.ERROR)
-        app = self._count(_dispatcher(create_backend_app))
+        app = self._count(moto_fixes.dispatcher(create_backend_app))
         self._server = make_server('127.0.0.1', self.port, app, threaded=True,
                                    request_handler=MotoRequestHandler)
         self.port = self._server.server_address[1]
@@ -597,7 +388,7 @@ class Emulator:
         """Set a key's CreateDate and last use to that many days before now."""
         from moto.iam.models import AccessKeyLastUsed
         key = self.backend(account).access_keys[key_id]
-        now = utcnow_naive()
+        now = moto_fixes.utcnow_naive()
         if created_days is not None:
             # IAM keeps a key's CreateDate to the second (the credential report too).
             key.create_date = (now - timedelta(days=created_days)).replace(microsecond=0)
@@ -656,37 +447,3 @@ def shifted(value: str, shift: timedelta) -> str:
         except ValueError:
             return m.group(0)
     return re.sub(_TIME, earlier, value)
-
-
-def serve(port: int, config_path: str, extra_users: int) -> int:
-    """Start, seed, print the environment, and serve until SIGINT or SIGTERM."""
-    import signal
-    from ..accounts import load_accounts
-    from .functions import FUNCTION_ROLE, OUTPUT_BUCKET, prepare_account, prepare_bucket
-    from .seed import seed_organisation
-    accounts = load_accounts(config_path)
-    emu = Emulator(port=port).start()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        print('# c7n-unused-keys sandbox: AWS emulator on %s' % emu.url, flush=True)
-        seeded = seed_organisation(emu, accounts, extra=extra_users)
-        for account, users in seeded.items():
-            prepare_account(emu, account)
-            print('# seeded %s (%s): %d users, %d keys; role %s for Lambda functions' % (
-                account, accounts[account], len(users), sum(len(u.keys) for u in users),
-                FUNCTION_ROLE), flush=True)
-        if accounts:
-            prepare_bucket(emu, next(iter(accounts)))
-            print('# output bucket s3://%s (in %s)' % (OUTPUT_BUCKET, next(iter(accounts))),
-                  flush=True)
-        for k, v in emu.env().items():
-            print('export %s=%s' % (k, v))
-        print('# ready; stop with Ctrl-C or SIGTERM', flush=True)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        emu.stop()
-    print('# stopped', flush=True)
-    return 0
