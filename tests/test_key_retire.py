@@ -543,8 +543,9 @@ def test_keys_that_come_without_their_owner_s_tags_get_them_read_by_the_action(
     assert ops.get('ListUserTags') == 2
 
 
-@pytest.mark.parametrize('module,name', [('actions', 'RetireAccessKey'),
-                                         ('key_markers', 'MarkedAccessKey')])
+@pytest.mark.parametrize('module,name', [('key_level', 'RetireKeyResource'),
+                                         ('key_level', 'MarkedKeyResource'),
+                                         ('key_level', 'UnusedKeyResource')])
 def test_each_docstring_opens_with_a_valid_key_level_policy(tmp_path, module, name):
     import importlib
     import textwrap

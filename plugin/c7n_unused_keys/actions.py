@@ -10,17 +10,17 @@ from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.filters.core import Or
 from c7n.manager import iter_filters
-from c7n.resources.iam import AccessKey, User
+from c7n.resources.iam import User
 from c7n.utils import local_session, type_schema
 
-from . import act, facts, lifecycle, markers
-from .filters import (MARKER_PREFIX_SCHEMA, TAG_PERMISSIONS, MarkedAccessKeys,
+from . import act, lifecycle, markers
+from .filters import (MARKER_PREFIX_SCHEMA, MarkedAccessKeys,
                       UnusedAccessKeys)
 from .names import MARKER_PREFIX, RESULTS_ANNOTATION, RUN_RECORDS, RUN_STAMP
 from .schema_check import check_schema
 from .pace import paced
 from .sources import WORKERS
-from .user_source import FreshKeyListing, refuse_without_tags
+from .user_source import refuse_without_tags
 
 log = logging.getLogger('custodian.retire-access-keys')
 
@@ -340,84 +340,3 @@ def own_key_ids(session, profile=None) -> set:
         if creds is not None:
             found.add(creds.get_frozen_credentials().access_key)
     return found
-
-
-@AccessKey.action_registry.register('retire-access-keys')
-class RetireAccessKey(FreshKeyListing, RetireAccessKeys):
-    """Deactivates the keys that `unused-access-keys` matched; deletes them later: the
-    same lifecycle as on aws.iam-user, one resource per key.
-
-    :example:
-
-    .. code-block:: yaml
-
-      policies:
-        - name: iam-retire-unused-access-key
-          resource: aws.iam-access-key
-          filters:
-            - or:
-              - type: unused-access-keys
-                days: 45
-                never-used-days: 30
-              - type: marked-access-keys
-          actions:
-            - type: retire-access-keys
-              delete-after-days: 30
-              max-deactivations:
-                amount: 20
-                percent: 25
-                op: and
-
-    The options, the steps, the markers (on the owner's tags), the guards and the
-    records (`action-retire-access-keys`, with ExecutionId) are those of
-    `retire-access-keys` on aws.iam-user, so either level carries on what the other
-    started. The keys are grouped by owner and each owner is planned once, with all
-    its markers: also those of its keys deleted meanwhile. The owner's markers come
-    from the keys' `Tags`, which the filters set from the owner's tags; for an owner
-    whose keys arrive without them, the action reads them itself (ListUserTags).
-
-    `marked-access-keys` (aws.iam-access-key) brings the keys whose markers need
-    work, and one key of each owner holding markers of keys gone, to the action. A
-    user whose every key is gone has no key resource, so its markers are removed by a
-    user-level policy (see `marked-access-keys`).
-
-    Neither this policy's key listing nor its user listing reads c7n's resource
-    cache.
-    """
-
-    permissions = RetireAccessKeys.permissions + TAG_PERMISSIONS
-
-    def process(self, resources):
-        owners, scope = {}, {}
-        for r in resources:
-            known = owners.setdefault(r['UserName'], {'UserName': r['UserName']})
-            scope.setdefault(r['UserName'], set()).add(r['AccessKeyId'])
-            if 'Tags' in r:
-                known['Tags'] = r['Tags']
-        self.read_missing_tags([u for u in owners.values() if 'Tags' not in u])
-        # Only the keys among the resources: a key another filter of the policy dropped
-        # is not acted on, even when its owner comes with another key.
-        records = self.retire([owners[u] for u in sorted(owners)], scope)
-        by_key, first = {}, {}
-        for r in resources:
-            by_key[(r['UserName'], r['AccessKeyId'])] = r
-            first.setdefault(r['UserName'], r)
-            r[RESULTS_ANNOTATION] = []
-        for rec in records:
-            # A key's own record; that of a key not among the resources (gone, or not
-            # matched) goes to a key of its owner.
-            carrier = by_key.get((rec['UserName'], rec['AccessKeyId']), first[rec['UserName']])
-            carrier[RESULTS_ANNOTATION].append(rec)
-        return self.conclude(records)
-
-    def read_missing_tags(self, owners):
-        """ListUserTags for owners whose keys came without the owner's tags."""
-        if not owners:
-            return
-        client = local_session(self.manager.session_factory).client('iam')
-        retry = paced(self.manager)
-        with self.executor_factory(max_workers=WORKERS) as pool:
-            found = list(pool.map(
-                lambda u: facts.user_tags(client, retry, u['UserName']), owners))
-        for u, tags in zip(owners, found):
-            u['Tags'] = tags

@@ -6,19 +6,19 @@ from typing import Optional
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.filters import Filter, ValueFilter
 from c7n.manager import iter_filters
-from c7n.resources.iam import AccessKey, User
+from c7n.resources.iam import User
 from c7n.tags import TagActionFilter
 from c7n.utils import local_session, type_schema
 
 from . import decide, facts, lifecycle, markers
-from .credential_report import ReportUnavailable, as_utc, fetch_report
-from .model import (SOURCE_API, Exemption, KeyFacts, ListedKey, Reads, RunFindings, Thresholds,
+from .credential_report import ReportUnavailable, fetch_report
+from .model import (SOURCE_API, Exemption, KeyFacts, Reads, RunFindings, Thresholds,
                     Verdict)
 from .names import EXEMPT_ANNOTATION, EXEMPT_TAG, MARKER_PREFIX, UNUSED_ANNOTATION
 from .schema_check import check_schema
 from .pace import paced
 from .sources import SOURCE_NAMES, WORKERS, Gathered, Sources
-from .user_source import (LIST_ONLY, FreshKeyListing, listed_without_tags,
+from .user_source import (LIST_ONLY, listed_without_tags,
                           refuse_without_tags)
 
 log = logging.getLogger('custodian.unused-access-keys')
@@ -246,96 +246,6 @@ class UnusedAccessKeys(Filter):
             log.info('unused-access-keys: exemption honoured: user=%s key=%s tag=%s value=%r '
                      'until=%s', resource['UserName'], f.key_id, tag, ex.raw,
                      ex.until.isoformat() if ex.until else 'none')
-
-
-@AccessKey.filter_registry.register('unused-access-keys')
-class UnusedAccessKey(FreshKeyListing, UnusedAccessKeys):
-    """IAM access keys that have not been used for `days` days: one resource per key.
-
-    :example:
-
-    .. code-block:: yaml
-
-      policies:
-        - name: iam-unused-access-key
-          resource: aws.iam-access-key
-          filters:
-            - type: unused-access-keys
-              days: 45
-              never-used-days: 30
-              status: Active
-
-    The same options and rules as `unused-access-keys` on aws.iam-user, on
-    c7n's per-key resource (ListUsers, then ListAccessKeys per user): a key
-    matches when it is unused and not exempt. It carries the same annotation,
-    `c7n:unused-access-keys`, a list of one entry (AccessKeyId, Status,
-    CreateDate, LastUsedDate, LastUsedService, LastUsedRegion, NeverUsed,
-    IdleDays, Source, Reason), and `Tags`: the tags of the user that owns it
-    (a key has none of its own). Exemptions come from the owner's tags, read
-    (ListUserTags) only for owners of keys that are unused before exemptions.
-
-    c7n's listing has already called ListAccessKeys, so the sources only ask
-    for last uses: `hybrid` lets the credential report rule out keys first.
-    """
-
-    permissions = ('iam:GetAccessKeyLastUsed',) + REPORT_PERMISSIONS + TAG_PERMISSIONS
-
-    def get_permissions(self):
-        perms = ('iam:GetAccessKeyLastUsed',)
-        if self.data.get('source', SOURCE_NAMES[0]) != SOURCE_API:
-            perms += REPORT_PERMISSIONS
-        return perms + TAG_PERMISSIONS
-
-    def process(self, resources, event=None):
-        if not resources:
-            return []
-        now = datetime.now(timezone.utc)
-        th = self.thresholds()
-        listed = {}
-        for r in resources:
-            listed.setdefault(r['UserName'], []).append(ListedKey(
-                user=r['UserName'], key_id=r['AccessKeyId'], status=r['Status'],
-                created=as_utc(_datetime(r['CreateDate']))))
-        gathered = self.gather(sorted(listed), th, now, listed=listed)
-        # Owners of keys that are unused before exemptions: only their tags are read.
-        owners = sorted(u for u, found in gathered.facts.items()
-                        if decide.split_exempt(found, th, None, now)[0])
-        client = local_session(self.manager.session_factory).client('iam')
-        tags = Sources(client, paced(self.manager), th, now,
-                       executor_factory=self.executor_factory).tags(owners) if owners else {}
-        verdicts = {}
-        for user in owners:
-            owner = {'UserName': user, 'Tags': tags[user]}
-            unused, exempt = decide.split_exempt(gathered.facts[user], th,
-                                                 self.exemption(owner), now)
-            if exempt:
-                self.log_exemptions(owner, exempt)
-            for f, v in unused:
-                verdicts[f.key_id] = (UNUSED_ANNOTATION, annotation(f, v))
-            for f, v, ex in exempt:
-                verdicts[f.key_id] = (EXEMPT_ANNOTATION, exempt_annotation(f, v, ex))
-        matched = []
-        found_now = self._this_run()
-        found_now.keys_seen += gathered.keys_seen
-        for r in resources:
-            # Set or cleared on every key looked at: c7n's cache shares resource objects.
-            r.pop(UNUSED_ANNOTATION, None)
-            r.pop(EXEMPT_ANNOTATION, None)
-            verdict = verdicts.get(r['AccessKeyId'])
-            if verdict is None:
-                continue
-            r[verdict[0]] = [verdict[1]]
-            r['Tags'] = tags[r['UserName']]
-            if verdict[0] == UNUSED_ANNOTATION:
-                found_now.matches.setdefault(r['UserName'], []).append(r['AccessKeyId'])
-                matched.append(r)
-        log.info('unused-access-keys: %d of %d keys are unused', len(matched), len(resources))
-        return matched
-
-
-def _datetime(value) -> datetime:
-    # c7n's listing gives datetimes; a resource read back from JSON gives ISO strings.
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def reads_tags(f) -> bool:

@@ -42,7 +42,7 @@ from .decide import where_used
 from .names import EXEMPT_ANNOTATION, UNUSED_ANNOTATION
 from .pace import paced
 from .schema_check import check_schema
-from .user_source import FreshKeyListing
+from .key_level import FreshKeyListing
 
 log = logging.getLogger('custodian.c7n_unused_keys.findings')
 

@@ -11,4 +11,4 @@ handler, a notebook or a test imports it by hand. Import this module, not `filte
 or `actions`: a module imported on its own registers only what it defines.
 Every name is the plugin's own: no filter or action of c7n is replaced.
 """
-from . import actions, filters, findings, key_markers, notify, user_source  # noqa: F401  (registering)
+from . import actions, filters, findings, key_level, notify, user_source  # noqa: F401  (registering)
