@@ -269,7 +269,8 @@ def test_the_marker_of_a_deleted_key_is_removed_when_its_owner_has_another(sandb
     c = iam_client(sandbox)
     ids = seed(sandbox, users={'pair': dict(created=300, used=100),
                                **{'on-%d' % i: dict(created=300, used=2) for i in range(4)}})
-    retire(sandbox, tmp_path, 'day0')
+    day0 = retire(sandbox, tmp_path, 'day0')
+    assert day0.returncode == 0, day0.stderr
     assert state(sandbox)['pair']['keys'] == {ids['pair']: 'Inactive'}
     # The owner makes a new key, in use, and someone deletes the retired one.
     fresh = c.create_access_key(UserName='pair')['AccessKey']['AccessKeyId']
@@ -288,7 +289,8 @@ def test_the_marker_of_a_deleted_key_is_removed_when_its_owner_has_another(sandb
 def test_a_reactivated_key_used_since_loses_its_marker(sandbox, tmp_path):
     ids = seed(sandbox, users={'back': dict(created=300, used=100),
                                **{'on-%d' % i: dict(created=300, used=2) for i in range(4)}})
-    retire(sandbox, tmp_path, 'day0')
+    day0 = retire(sandbox, tmp_path, 'day0')
+    assert day0.returncode == 0, day0.stderr
     c = iam_client(sandbox)
     c.update_access_key(UserName='back', AccessKeyId=ids['back'], Status='Active')
     assert retire(sandbox, tmp_path, 'day0b').returncode == 0
@@ -322,7 +324,8 @@ def test_a_user_whose_every_key_is_gone_is_cleaned_by_the_paired_user_level_poli
     ids = seed(sandbox, users={'solo': dict(created=300, used=100),
                                'stale': dict(created=300, used=100),
                                **{'on-%d' % i: dict(created=300, used=2) for i in range(4)}})
-    retire(sandbox, tmp_path, 'day0')
+    day0 = retire(sandbox, tmp_path, 'day0')
+    assert day0.returncode == 0, day0.stderr
     c.delete_access_key(UserName='solo', AccessKeyId=ids['solo'])
     # No key resource is left for `solo`: the key-level policy cannot reach its marker.
     run = retire(sandbox, tmp_path, 'day1')

@@ -144,7 +144,8 @@ def test_inactive_key_without_marker_is_marked_and_survives(sandbox, tmp_path):
 
 def test_dryrun_changes_nothing(sandbox, tmp_path):
     seed(sandbox)
-    retire(sandbox, tmp_path / 'first')
+    first = retire(sandbox, tmp_path / 'first')
+    assert first.returncode == 0, first.stderr
     sandbox.advance(DEFAULT_ACCOUNT, 31)
     before = state(sandbox)
     run = retire(sandbox, tmp_path / 'dry', '--dryrun')
@@ -158,7 +159,8 @@ def test_dryrun_changes_nothing(sandbox, tmp_path):
 def test_two_runs_on_the_same_day_equal_one(sandbox, tmp_path, day):
     ids = seed(sandbox)
     if day:
-        retire(sandbox, tmp_path / 'start')
+        start = retire(sandbox, tmp_path / 'start')
+        assert start.returncode == 0, start.stderr
         iam_client(sandbox).update_access_key(UserName='keeper', AccessKeyId=ids['keeper'],
                                               Status='Active')
         sandbox.advance(DEFAULT_ACCOUNT, day)
@@ -172,7 +174,8 @@ def test_two_runs_on_the_same_day_equal_one(sandbox, tmp_path, day):
 
 def test_one_failing_key_does_not_stop_the_others(sandbox, tmp_path):
     ids = seed(sandbox)
-    retire(sandbox, tmp_path / 'day0')
+    day0 = retire(sandbox, tmp_path / 'day0')
+    assert day0.returncode == 0, day0.stderr
     sandbox.advance(DEFAULT_ACCOUNT, 31)
     run = retire(sandbox, tmp_path / 'day31',
                  env=faults('DeleteAccessKey=AccessDenied/stale'))
@@ -192,7 +195,8 @@ def test_one_failing_key_does_not_stop_the_others(sandbox, tmp_path):
 def test_marker_of_a_key_deleted_by_someone_else_is_removed(sandbox, tmp_path):
     ids = seed(sandbox, users={'solo': dict(created=300, used=100),
                                'on': dict(created=300, used=2)})
-    retire(sandbox, tmp_path / 'day0')
+    day0 = retire(sandbox, tmp_path / 'day0')
+    assert day0.returncode == 0, day0.stderr
     iam_client(sandbox).delete_access_key(UserName='solo', AccessKeyId=ids['solo'])
     run = retire(sandbox, tmp_path / 'day1')
     assert run.returncode == 0, run.stderr
