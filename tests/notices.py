@@ -4,7 +4,9 @@ then rendered with c7n-mailer's own `get_rendered_jinja`."""
 import base64
 import json
 import logging
+import re
 import zlib
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import yaml
@@ -70,3 +72,35 @@ def slack(message, resources=None, recipient='#cloud-security'):
 
 def notify_action():
     return yaml.safe_load(NOTIFY.read_text())['policies'][0]['actions'][1]
+
+
+KEY = re.compile(r'AKIA[0-9A-Z]{16}')
+SOON = 'To be deleted within 7 days'
+
+
+def expected(records, days=7):
+    """heading -> key ids, from the action's records, by the notice's rules."""
+    soon = (datetime.now(timezone.utc) + timedelta(days=days)).date().isoformat()
+    want = {}
+    for r in records:
+        if r['Step'] == 'deactivated':
+            want.setdefault('Deactivated today', set()).add(r['AccessKeyId'])
+        elif r['Step'] == 'deleted':
+            want.setdefault('Deleted', set()).add(r['AccessKeyId'])
+        elif r['Step'] == 'awaiting-approval':
+            want.setdefault('Awaiting approval to delete', set()).add(r['AccessKeyId'])
+        elif r['Step'] == 'failed':
+            want.setdefault('Could not be changed', set()).add(r['AccessKeyId'])
+        elif r['Step'] in ('waiting', 'marked') and r['DeleteOn'][:10] <= soon:
+            want.setdefault(SOON, set()).add(r['AccessKeyId'])
+    return want
+
+
+def email_stages(html):
+    """heading -> key ids under it, from the rendered email."""
+    got = {}
+    for part in html.split('<h3>')[1:]:
+        heading, count = re.match(r'(.*?) \((\d+)\)</h3>', part).groups()
+        got[heading] = set(KEY.findall(part))
+        assert len(got[heading]) == int(count)
+    return got

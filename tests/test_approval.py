@@ -11,10 +11,10 @@ from c7n_unused_keys import markers
 from c7n_unused_keys.names import MARKER_PREFIX
 from conftest import (DEFAULT_ACCOUNT, account_state, custodian_run, iam_client,
                       read_json, run_command, write_policies)
-from test_key_retire import ACTION as KEY_ACTION
-from test_key_retire import NAME as KEY_NAME
-from test_key_retire import key_policy
-from test_retire import NAME, POLICY, seed
+from helpers import ACTION as KEY_ACTION
+from helpers import KEY_NAME, key_policy, seed
+from helpers import RETIRE as POLICY
+from helpers import RETIRE_NAME as NAME
 
 APPROVAL = 'c7n-unused-keys-approved'
 USERS = {

@@ -14,7 +14,7 @@ from c7n_unused_keys.names import RESULTS_ANNOTATION, UNUSED_ANNOTATION
 from c7n_unused_keys_sandbox.seed import seed_organisation
 from conftest import ROOT, read_json, run_command
 from notices import sqs_client
-from test_notices import email_stages, expected
+from notices import email_stages, expected
 
 MAILER = ROOT / 'mailer'
 CONFIG = ROOT / 'custodian.yml'

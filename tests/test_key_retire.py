@@ -14,23 +14,13 @@ from c7n_unused_keys.names import MARKER_PREFIX, UNUSED_ANNOTATION
 from c7n_unused_keys.model import RunFindings
 from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, iam_client, read_json,
                       run_command, seeded, write_policies)
-from test_retire import seed, state
+from helpers import ACTION, KEY_NAME, UNUSED, key_policy, seed, state
 
 USER_LEVEL = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 USER_NAME = 'unused-access-keys-retire'
-NAME = 'keys-retire'
+NAME = KEY_NAME
 PREFIX = MARKER_PREFIX + ':'
 R_PREFIX = markers.reactivated_tag(MARKER_PREFIX, '')
-UNUSED = {'type': 'unused-access-keys', 'days': 45, 'never-used-days': 30}
-ACTION = {'type': 'retire-access-keys', 'delete-after-days': 30,
-          'max-deactivations': {'amount': 20, 'percent': 25, 'op': 'and'}}
-
-
-def key_policy(filters=None, action=None, name=NAME):
-    """The shipped user-level retire policy, on aws.iam-access-key."""
-    return {'name': name, 'resource': 'aws.iam-access-key',
-            'filters': filters or [{'or': [UNUSED, {'type': 'marked-access-keys'}]}],
-            'actions': [action or ACTION]}
 
 
 def key_file(tmp_path, **kw):

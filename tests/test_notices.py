@@ -6,7 +6,7 @@ import copy
 import json
 import logging
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 import responses
@@ -17,41 +17,12 @@ from c7n_unused_keys.markers import MARKER_FORMAT
 from c7n_unused_keys.names import RESULTS_ANNOTATION, UNUSED_ANNOTATION
 from c7n_unused_keys_sandbox.seed import seed_organisation
 from conftest import read_json
-from notices import CONFIG, DEV, HEADINGS, NOTIFY, notify_run, render, slack
+from notices import (CONFIG, DEV, HEADINGS, KEY, NOTIFY, SOON, email_stages, expected,
+                     notify_run, render, slack)
 
-KEY = re.compile(r'AKIA[0-9A-Z]{16}')
-SOON = 'To be deleted within 7 days'
 # Slack's limits (Block Kit): 50 blocks a message, 3000 characters a section's text; a
 # message's blocks are refused somewhat above 12000 characters in all.
 MAX_BLOCKS, MAX_SECTION, MAX_BLOCKS_TEXT, MAX_TEXT = 50, 3000, 12000, 40000
-
-
-def expected(records, days=7):
-    """heading -> key ids, from the action's records, by the notice's rules."""
-    soon = (datetime.now(timezone.utc) + timedelta(days=days)).date().isoformat()
-    want = {}
-    for r in records:
-        if r['Step'] == 'deactivated':
-            want.setdefault('Deactivated today', set()).add(r['AccessKeyId'])
-        elif r['Step'] == 'deleted':
-            want.setdefault('Deleted', set()).add(r['AccessKeyId'])
-        elif r['Step'] == 'awaiting-approval':
-            want.setdefault('Awaiting approval to delete', set()).add(r['AccessKeyId'])
-        elif r['Step'] == 'failed':
-            want.setdefault('Could not be changed', set()).add(r['AccessKeyId'])
-        elif r['Step'] in ('waiting', 'marked') and r['DeleteOn'][:10] <= soon:
-            want.setdefault(SOON, set()).add(r['AccessKeyId'])
-    return want
-
-
-def email_stages(html):
-    """heading -> key ids under it, from the rendered email."""
-    got = {}
-    for part in html.split('<h3>')[1:]:
-        heading, count = re.match(r'(.*?) \((\d+)\)</h3>', part).groups()
-        got[heading] = set(KEY.findall(part))
-        assert len(got[heading]) == int(count)
-    return got
 
 
 def slack_stages(payload):

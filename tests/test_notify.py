@@ -7,7 +7,7 @@ from c7n_unused_keys.accounts import load_accounts
 from c7n_unused_keys.names import EXEMPT_TAG, RESULTS_ANNOTATION
 from c7n_unused_keys_sandbox.seed import seed_organisation
 from conftest import ROOT, read_json, run_command
-from test_notices import email_stages, expected
+from notices import email_stages, expected
 
 MAILER = ROOT / 'mailer'
 

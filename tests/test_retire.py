@@ -7,40 +7,12 @@ from c7n_unused_keys import markers
 from c7n_unused_keys.names import MARKER_PREFIX
 from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, faults, iam_client, read_json,
                       run_command)
+from helpers import seed, state
 
 POLICY = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'
 PREFIX = MARKER_PREFIX + ':'
 ACCOUNTS = {'dev': '111111111111', 'staging': '222222222222', 'prod': '333333333333'}
-
-
-def state(emu, account=DEFAULT_ACCOUNT):
-    """Every user's keys (id -> status) and tags, read from the emulator."""
-    b = emu.backend(account)
-    return {u.name: {'keys': {k.access_key_id: k.status for k in u.access_keys},
-                     'tags': {t['Key']: t['Value'] for t in b.list_user_tags(u.name)}}
-            for u in b.users.values()}
-
-
-def seed(emu, account=DEFAULT_ACCOUNT, users=None):
-    """name -> key id. Ordinary users keep the circuit breaker quiet."""
-    users = users or {
-        'stale': dict(created=300, used=100),
-        'never-used': dict(created=60),
-        'keeper': dict(created=300, used=90),
-        'recent': dict(created=300, used=1),
-        'young': dict(created=5),
-    }
-    c = iam_client(emu, account)
-    ids = {}
-    for name, k in users.items():
-        c.create_user(UserName=name)
-        ids[name] = c.create_access_key(UserName=name)['AccessKey']['AccessKeyId']
-        emu.backdate_key(account, ids[name], created_days=k['created'], used_days=k.get('used'),
-                         never_used='used' not in k)
-        if k.get('status') == 'Inactive':
-            c.update_access_key(UserName=name, AccessKeyId=ids[name], Status='Inactive')
-    return ids
 
 
 def retire(emu, out, *extra, env=None):

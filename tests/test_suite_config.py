@@ -32,3 +32,13 @@ def test_a_hanging_test_fails_on_its_timeout(tmp_path):
                      '-o', 'timeout=2', str(tmp_path / 'test_hang.py'), cwd=tmp_path)
     assert run.returncode == 1, run.stdout + run.stderr
     assert 'Timeout' in run.stdout and '1 failed' in run.stdout, run.stdout
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in conftest.py, helpers.py and notices.py."""
+    import ast
+    for path in sorted((ROOT / 'tests').glob('test_*.py')):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.startswith('test_') for n in names), (path.name, names)
