@@ -8,7 +8,6 @@ import boto3
 from c7n import cache, utils
 from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
-from c7n.filters.core import Or
 from c7n.manager import iter_filters
 from c7n.resources.iam import User
 from c7n.utils import local_session, type_schema
@@ -153,11 +152,11 @@ class RetireAccessKeys(BaseAction):
             raise PolicyValidationError(
                 'retire-access-keys acts on the keys that an unused-access-keys filter '
                 'matched; add one to the filters of %s' % self.manager.data.get('name'))
-        top = list(self.manager.filters)
-        placed = {id(f) for f in top} | {id(c) for f in top if isinstance(f, Or)
-                                         for c in f.filters}
         for f in found:
-            if id(f) not in placed:
+            parent = f.get_block_parent()
+            if not (parent is self.manager or (
+                    getattr(parent, 'type', None) == 'or'
+                    and parent.get_block_parent() is self.manager)):
                 # In an and/not, a user it matched may be dropped there and still reach
                 # the action by another branch (marked-access-keys), with those matches.
                 raise PolicyValidationError(

@@ -114,12 +114,12 @@ class UnusedAccessKeys(Filter):
 
     def _validate_listed_only(self):
         # Under list-users, only users that reach this filter get their tags.
-        top = list(self.manager.filters)
-        here = next((i for i, f in enumerate(top) if f is self), None)
-        if here is None:
+        if self.get_block_parent() is not self.manager:
             raise PolicyValidationError(
                 'unused-access-keys: with source: %s it must be a top-level filter, '
                 'not nested in and/or/not, on %s' % (LIST_ONLY, self._policy_name()))
+        top = list(self.manager.filters)
+        here = next(i for i, f in enumerate(top) if f is self)
         for f in iter_filters(top[:here]):
             if reads_tags(f):
                 raise PolicyValidationError(
