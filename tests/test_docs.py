@@ -160,7 +160,7 @@ def test_every_test_the_docs_name_exists():
 def test_the_layout_names_every_module_of_both_packages():
     text = (ROOT / 'docs' / 'development.md').read_text()
     layout = text.split('## Layout\n', 1)[1].split('\n## ', 1)[0]
-    named = set(re.findall(r'`([a-z_]+)`', layout))
+    named = set(re.findall(r'`([a-z0-9_]+)`', layout))
     for package in ('c7n_unused_keys', 'c7n_unused_keys_sandbox'):
         modules = {p.stem for p in (ROOT / 'plugin' / package).glob('*.py')} - {'__init__'}
         assert modules <= named, (package, sorted(modules - named))

@@ -5,14 +5,14 @@ from datetime import datetime, timezone
 from typing import Optional
 
 import boto3
-from c7n import cache, utils
+from c7n import utils
 from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.manager import iter_filters
 from c7n.resources.iam import User
 from c7n.utils import local_session, type_schema
 
-from . import act, lifecycle, markers
+from . import act, c7n_reach, lifecycle, markers
 from .filters import (MARKER_PREFIX_SCHEMA, MarkedAccessKeys,
                       UnusedAccessKeys)
 from .names import MARKER_PREFIX, RESULTS_ANNOTATION, RUN_RECORDS, RUN_STAMP
@@ -122,7 +122,7 @@ class RetireAccessKeys(BaseAction):
             # Decisions that write are made on fresh data: c7n's cache would hold users'
             # tags (markers, exemptions) for 15 minutes, and share user objects between
             # the policies of one process.
-            manager._cache = cache.NullCache(manager.config)
+            c7n_reach.without_cache(manager)
 
     @property
     def name(self):
@@ -283,7 +283,7 @@ class RetireAccessKeys(BaseAction):
             # failure on after it has told the owners (the failed keys included).
             notice = self.notice_after()
             if notice is not None:
-                notice.deferred_error = error
+                notice.fail_after_sending(error)
                 return records
             # c7n writes the results only when process() returns; a failed run needs them too.
             self.manager.ctx.output.write_file('action-%s' % self.name, utils.dumps(records))

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from c7n.resources.iam import AccessKey
 from c7n.utils import local_session
 
-from . import decide, facts, lifecycle, markers
+from . import c7n_reach, decide, facts, lifecycle, markers
 from .actions import RetireAccessKeys
 from .credential_report import as_utc
 from .filters import (REPORT_PERMISSIONS, TAG_PERMISSIONS, MarkedAccessKeys, UnusedAccessKeys,
@@ -22,39 +22,15 @@ log = logging.getLogger('custodian.unused-access-keys')
 marked_log = logging.getLogger('custodian.marked-access-keys')
 
 
-def uncached_parents(manager):
-    """Make `manager` (aws.iam-access-key) list its keys, and the users they come from,
-    without c7n's resource cache.
-
-    The key listing is the facts (a key's status, whether it exists), so a cached one
-    (up to 15 minutes old) would report a key deactivated since as Active and miss a
-    new one. And c7n lists the keys of the users its iam-user manager lists, which reads
-    the cache too (another policy's users): a user made since would be missed, and one
-    deleted since fails the whole listing (ListAccessKeys NoSuchEntity).
-    """
-    from c7n import cache
-    manager._cache = cache.NullCache(manager.config)
-    parent = manager.get_resource_manager
-    if getattr(parent, 'uncached', False):
-        return
-
-    def fresh_parent(resource_type, data=None):
-        found = parent(resource_type, data)
-        found._cache = cache.NullCache(found.config)
-        return found
-    fresh_parent.uncached = True
-    manager.get_resource_manager = fresh_parent
-
-
 class FreshKeyListing:
     """Mixed into every element of the plugin on aws.iam-access-key: the policy's key
     listing, and the user listing under it, never come from c7n's cache
-    (`uncached_parents`)."""
+    (`c7n_reach.parents_without_cache`)."""
 
     def __init__(self, data=None, manager=None, *args):
         super().__init__(data, manager, *args)
         if manager is not None:
-            uncached_parents(manager)
+            c7n_reach.parents_without_cache(manager)
 
 
 @AccessKey.filter_registry.register('unused-access-keys')

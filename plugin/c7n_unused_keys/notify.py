@@ -77,8 +77,13 @@ class NotifyUnusedKeys(Notify):
         check_schema(self)
         return super().validate()
 
-    # Set by a retire-access-keys action before this one whose run failed on a key.
+    # A retire-access-keys action before this one whose run failed on a key hands its
+    # error here (fail_after_sending): c7n runs no later action once one raises.
     deferred_error = None
+
+    def fail_after_sending(self, error: Exception):
+        """Send this run's notice, failed keys included, then raise `error`."""
+        self.deferred_error = error
 
     def get_permissions(self):
         # After delivery, the stages told are written to the keys' markers (told=).
