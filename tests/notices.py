@@ -78,21 +78,43 @@ KEY = re.compile(r'AKIA[0-9A-Z]{16}')
 SOON = 'To be deleted within 7 days'
 
 
+# The stages in the order a key goes through them, as a marker's told= names them.
+TOLD_ORDER = ('deactivated', 'soon', 'approval', 'deleted')
+
+
+def told_of(marker):
+    """The last stage a notice told, from a record's Marker: its told=, none for a marker
+    of this version without one, and the deactivation for one of an earlier version."""
+    if not marker:
+        return None
+    if ' delete-on=' not in marker:
+        return 'deactivated'
+    found = re.search(r' told=([a-z]+)', marker)
+    return found.group(1) if found else None
+
+
 def expected(records, days=7):
-    """heading -> key ids, from the action's records, by the notice's rules."""
+    """heading -> key ids, from the action's records, by the notice's rules: each key
+    under the stage it is at, unless a notice already told that stage; failures always."""
     soon = (datetime.now(timezone.utc) + timedelta(days=days)).date().isoformat()
+    headings = {'deactivated': 'Deactivated today', 'soon': SOON,
+                'approval': 'Awaiting approval to delete', 'deleted': 'Deleted'}
     want = {}
     for r in records:
-        if r['Step'] == 'deactivated':
-            want.setdefault('Deactivated today', set()).add(r['AccessKeyId'])
-        elif r['Step'] == 'deleted':
-            want.setdefault('Deleted', set()).add(r['AccessKeyId'])
-        elif r['Step'] == 'awaiting-approval':
-            want.setdefault('Awaiting approval to delete', set()).add(r['AccessKeyId'])
-        elif r['Step'] == 'failed':
+        if r['Step'] == 'failed':
             want.setdefault('Could not be changed', set()).add(r['AccessKeyId'])
-        elif r['Step'] in ('waiting', 'marked') and r['DeleteOn'][:10] <= soon:
-            want.setdefault(SOON, set()).add(r['AccessKeyId'])
+            continue
+        stage = {'deactivated': 'deactivated', 'deleted': 'deleted',
+                 'awaiting-approval': 'approval'}.get(r['Step'])
+        if r['Step'] in ('waiting', 'marked'):
+            stage = 'soon' if r['DeleteOn'][:10] <= soon else 'deactivated'
+        if stage is None:
+            continue
+        told = told_of(r.get('Marker')) if 'Marker' in r else (
+            'deactivated' if r['Step'] in ('waiting', 'marked') else None)
+        if told is not None and TOLD_ORDER.index(stage) <= TOLD_ORDER.index(told):
+            continue
+        want.setdefault(headings[stage], set()).add(r['AccessKeyId'])
     return want
 
 

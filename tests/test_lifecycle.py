@@ -100,8 +100,21 @@ class TestPlanMatched:
 
     def test_a_marker_of_an_earlier_version_keeps_todays_meaning(self):
         p = plan('Inactive', deactivated=iso(NOW - 29 * DAY))
-        assert (p.step, p.delete_on, p.tag) == (lc.WAITING, NOW + DAY, {})
+        assert (p.step, p.delete_on) == (lc.WAITING, NOW + DAY)
+        # The first run of this version pins that date in the marker, told deactivated
+        # (the earlier version's notice told it), so that a later lowering keeps it.
+        assert p.tag == {D_TAG: markers.marker_value(NOW - 29 * DAY, NOW + DAY,
+                                                     told='deactivated')}
+        assert p.marker == p.tag[D_TAG]
         assert plan('Inactive', deactivated=iso(NOW - 30 * DAY)).step == lc.DELETED
+
+    def test_a_moved_date_is_news_again(self):
+        """Told 'soon' for day 20, the grace is raised: the date moves, and the marker
+        says only the deactivation was told, so the new date's soon notice comes."""
+        value = markers.marker_value(NOW - 10 * DAY, NOW + 20 * DAY, told='soon')
+        sixty = replace(OPTS, delete_after=60 * DAY)
+        p = lc.plan_matched('alice', KEY, listed('Inactive'), tags(value), NOW, sixty, False)
+        assert markers.parse_marker(p.tag[D_TAG], NOW).told == 'deactivated'
 
     @pytest.mark.parametrize('value', [
         '2026-11-01T00:00:00Z delete-on=', '2026-11-01T00:00:00Z delete-on=soon',
@@ -114,7 +127,8 @@ class TestPlanMatched:
         assert (p.step, p.delete, p.tag) == (lc.MARKED, False, {D_TAG: STAMP})
 
     def test_young_marker_waits(self):
-        p = plan('Inactive', deactivated=iso(NOW - 30 * DAY + timedelta(seconds=1)))
+        at = NOW - 30 * DAY + timedelta(seconds=1)
+        p = plan('Inactive', deactivated=markers.marker_value(at, at + 30 * DAY))
         assert p.step == lc.WAITING and not p.delete and not p.tag
         assert p.delete_on == NOW + timedelta(seconds=1)
 
@@ -308,7 +322,8 @@ class TestApproval:
         assert markers.heads_overlap(MARKER_PREFIX, approval) is overlap
 
     def test_due_without_approval_awaits_and_writes_nothing(self):
-        p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY))
+        at = NOW - 31 * DAY
+        p = approval_plan('Inactive', deactivated=markers.marker_value(at, at + 30 * DAY))
         assert p.step == lc.AWAITING_APPROVAL
         assert (p.delete, p.deactivate, p.tag, p.untag) == (False, False, {}, ())
         assert p.delete_on == NOW - DAY

@@ -101,3 +101,12 @@ def test_a_delivered_notice_writes_told_and_removes_the_markers_of_deleted_keys(
             {'UserName': 'v', 'AccessKeyId': 'K4', 'News': 'failed', 'Marker': None}]
     assert told_markers(recs, 'p', NOW) == {
         'u': ({'p:K1': marker('deactivated')}, {'p:K2'})}
+
+
+def test_a_key_resource_tells_the_records_it_carries():
+    """A key-level run hands the record of a key that is no resource (deleted, say) to
+    another key of its owner: that key's notice tells it."""
+    key = user({'Step': 'waiting', 'DeleteOn': '2027-01-01'},
+               {'Step': 'deleted', 'AccessKeyId': 'K2', 'CarriedBy': 'K1'})
+    key['AccessKeyId'] = 'K1'
+    assert says_something(key, SOON)

@@ -317,9 +317,14 @@ def test_awaiting_approval_from_a_real_run_names_the_approving_command(org, tmp_
     waiting = {r['AccessKeyId']: r for r in records if r['Step'] == 'awaiting-approval'}
     assert waiting and not [r for r in records if r['Step'] == 'deleted']
     stages = check_stages(message, records)
-    assert stages['Awaiting approval to delete'] == set(waiting)
+    # Each is listed once: ivan's key (due before day 0) awaited approval since day 0,
+    # and that run's notice told it.
+    told_before = {k for k, r in waiting.items() if ' told=approval' in (r['Marker'] or '')}
+    assert told_before and stages['Awaiting approval to delete'] == set(waiting) - told_before
     html = render(message)
     for key, rec in waiting.items():
+        if key in told_before:
+            continue
         assert rec['ApprovalTag'] == 'c7n-unused-keys-approved:' + key
         assert ('aws iam tag-user --user-name %s --tags Key=%s,Value=' % (
             rec['UserName'], rec['ApprovalTag'])) in html

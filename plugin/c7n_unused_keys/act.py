@@ -208,7 +208,9 @@ def _marker_not_confirmed(client, retry, plan: Plan, e: Exception,
         log.warning('retire-access-keys: %s %s: TagUser failed (%s), but the marker %s=%s is '
                     'there; the key stays deactivated', plan.user, plan.key_id, why, d_tag,
                     written)
-        return _done(replace(plan, delete_on=lifecycle.delete_on(marked, opts)))
+        # The record holds the marker that is there (a notice rewrites it with told=).
+        return _done(replace(plan, delete_on=lifecycle.delete_on(marked, opts),
+                             marker=written))
     if not _refused(e):
         why += ('; the key stays Inactive, with or without its marker; the next run waits '
                 'for it or marks it')

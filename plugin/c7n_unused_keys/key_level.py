@@ -268,6 +268,9 @@ class RetireKeyResource(FreshKeyListing, RetireAccessKeys):
             # A key's own record; that of a key not among the resources (gone, or not
             # matched) goes to a key of its owner.
             carrier = by_key.get((rec['UserName'], rec['AccessKeyId']), first[rec['UserName']])
+            if carrier['AccessKeyId'] != rec['AccessKeyId']:
+                # So that a notice about the carrier tells this record too.
+                rec['CarriedBy'] = carrier['AccessKeyId']
             carrier[RESULTS_ANNOTATION].append(rec)
         return self.conclude(records)
 

@@ -161,12 +161,18 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
         return replace(base, step=MARKED, tag=marked_now, untag=r_kept + a_kept,
                        warning=warning, delete_on=now + opts.delete_after, **marked)
     marker_at, due = marker.at, delete_on(marker, opts)
+    # The marker holds the date announced from now on: a marker of an earlier version
+    # gets it, and a raised grace moves it later. A moved date is news again: the soon
+    # notice told the old one.
+    pinned = {}
+    if marker.delete_on is None or due > marker.delete_on:
+        told = marker.told_stage
+        if marker.delete_on is not None and told not in (None, markers.TOLD[0]):
+            told = markers.TOLD[0]
+        pinned = {d_tag: markers.marker_value(marker_at, due, told=told)}
     if now < due:
-        # A raised grace moves the announced date later: the marker keeps the new one.
-        later = {d_tag: markers.marker_value(marker_at, due, told=marker.told)} \
-            if marker.delete_on is not None and due > marker.delete_on else {}
-        return replace(base, step=WAITING, delete_on=due, untag=r_kept, tag=later,
-                       marker=later.get(d_tag, raw))
+        return replace(base, step=WAITING, delete_on=due, untag=r_kept, tag=pinned,
+                       marker=pinned.get(d_tag, raw))
     if opts.approval:
         value = m.approved.get(key_id)
         approved = markers.parse_time(value, now)
@@ -175,7 +181,7 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
                 'approval %s=%r is not a time after its deactivation (%s); awaiting '
                 'approval' % (markers.approval_tag(opts.approval, key_id), value, raw))
             return replace(base, step=AWAITING_APPROVAL, delete_on=due, untag=r_kept,
-                           warning=warning, marker=raw)
+                           warning=warning, tag=pinned, marker=pinned.get(d_tag, raw))
     if not opts.keeps_deleted:
         return replace(base, step=DELETED, delete=True, untag=stale, marker_at=marker_at)
     kept = markers.marker_value(marker_at, due, deleted=now, told=marker.told_stage)

@@ -20,9 +20,11 @@ FAILED = lifecycle.FAILED
 
 
 def records_of(resource: dict) -> List[dict]:
+    """The records a notice tells of a resource: a user's all; a key's own, and those it
+    carries for keys of its owner that are not resources (deleted, or not matched)."""
     own = resource.get('AccessKeyId')
     return [r for r in resource.get(RESULTS_ANNOTATION, ())
-            if not own or r.get('AccessKeyId') == own]
+            if not own or own in (r.get('AccessKeyId'), r.get('CarriedBy'))]
 
 
 def stage(record: dict, soon: date) -> Optional[str]:
