@@ -143,7 +143,6 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
     if key is None:
         return replace(base, step=GONE, untag=stale)
     marked_now = stamp(opts, key_id, now)
-    marked = dict(marker=marked_now[d_tag])
     r_kept = (r_tag,) if r_tag in stale else ()
     if usable(key.status):
         if raw is not None:
@@ -153,22 +152,22 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
         if reactivated is not None and now - reactivated < opts.reactivation_grace:
             return replace(base, step=REACTIVATED, untag=a_kept)
         return replace(base, step=DEACTIVATED, deactivate=True, tag=marked_now,
-                       untag=r_kept + a_kept, delete_on=now + opts.delete_after, **marked)
+                       untag=r_kept + a_kept, delete_on=now + opts.delete_after,
+                       marker=marked_now[d_tag])
     marker = markers.parse_marker(raw, now)
     if marker is None:
         warning = None if raw is None else (
             'marker %s=%r cannot be parsed; rewritten as now' % (d_tag, raw))
         return replace(base, step=MARKED, tag=marked_now, untag=r_kept + a_kept,
-                       warning=warning, delete_on=now + opts.delete_after, **marked)
+                       warning=warning, delete_on=now + opts.delete_after,
+                       marker=marked_now[d_tag])
     marker_at, due = marker.at, delete_on(marker, opts)
     # The marker holds the date announced from now on: a marker of an earlier version
-    # gets it, and a raised grace moves it later. A moved date is news again: the soon
-    # notice told the old one.
+    # gets it, and a raised grace moves it later. A moved date is news again: what was
+    # told of the old one stays told only as far as the deactivation.
     pinned = {}
     if marker.delete_on is None or due > marker.delete_on:
-        told = marker.told_stage
-        if marker.delete_on is not None and told not in (None, markers.TOLD[0]):
-            told = markers.TOLD[0]
+        told = markers.TOLD[0] if marker.told_stage else None
         pinned = {d_tag: markers.marker_value(marker_at, due, told=told)}
     if now < due:
         return replace(base, step=WAITING, delete_on=due, untag=r_kept, tag=pinned,
@@ -197,15 +196,15 @@ def confirm_delete(plan: Plan, fresh: Optional[ListedKey], last_used: Optional[d
     a_tag = _approval(opts, plan.key_id)
     if fresh is None:
         return replace(plan, step=GONE, delete=False, retag={}, marker=None,
-                       untag=tuple(set(plan.untag) | {d_tag}))
+                       untag=plan.untag + (() if d_tag in plan.untag else (d_tag,)))
     if usable(fresh.status):
         return replace(plan, step=REACTIVATED, delete=False, untag=(d_tag,) + a_tag,
                        tag={r_tag: markers.format_time(now)}, retag={}, marker=None)
     if last_used is not None and last_used >= plan.marker_at:
+        marked_now = stamp(opts, plan.key_id, now)
         return with_approval(replace(
             plan, step=MARKED, delete=False, untag=a_tag, retag={},
-            tag=stamp(opts, plan.key_id, now), delete_on=now + opts.delete_after,
-            marker=stamp(opts, plan.key_id, now)[d_tag],
+            tag=marked_now, delete_on=now + opts.delete_after, marker=marked_now[d_tag],
             warning='used at %s, after its marker; marked again%s' % (
                 last_used.isoformat(), '; its approval is removed' if a_tag else '')), opts)
     return plan

@@ -127,13 +127,11 @@ def parse_marker(value: Optional[str], now: datetime) -> Optional[MarkerValue]:
             return None
         found[name] = v
     delete_on = _time(found.pop('delete-on', ''))
-    deleted = _time(found['deleted']) if 'deleted' in found else None
-    told = found.pop('told', None)
-    if 'deleted' in found and deleted is None:
-        return None
-    found.pop('deleted', None)
-    if found or delete_on is None or delete_on < at or (told is not None and
-                                                          told not in TOLD):
+    deleted_raw, told = found.pop('deleted', None), found.pop('told', None)
+    deleted = None if deleted_raw is None else _time(deleted_raw)
+    if (found or delete_on is None or delete_on < at
+            or (deleted_raw is not None and deleted is None)
+            or (told is not None and told not in TOLD)):
         return None
     return MarkerValue(at, delete_on, deleted, told)
 

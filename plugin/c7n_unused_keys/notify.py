@@ -5,7 +5,6 @@ from datetime import datetime, timedelta, timezone
 
 from c7n.actions.notify import Notify
 from c7n.resources.iam import AccessKey, User
-
 from c7n.utils import local_session
 
 from . import markers

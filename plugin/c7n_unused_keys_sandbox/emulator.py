@@ -269,10 +269,14 @@ class Emulator:
         if not params or params.get('Action') not in ('GetUser', 'ListUserTags'):
             return None
         with self._lock:
-            stale = self._stale.get(params.get('UserName'))
+            user = params.get('UserName')
+            stale = self._stale.get(user)
             if stale is None or stale[1] <= 0:
                 return None
             stale[1] -= 1
+            if stale[1] <= 0:
+                # Caught up: later requests are not even inspected for it.
+                del self._stale[user]
             return stale[0]
 
     def on_request(self, action: str, callback, user: Optional[str] = None, times: int = 1,
