@@ -2,7 +2,7 @@
 import json
 import time
 
-from c7n_unused_keys.report import read
+from c7n_unused_keys.report.output import read
 from conftest import ROOT, run_command
 
 STEPS_PER_ACCOUNT = {'unused': 9, 'deactivated': 6, 'waiting': 1, 'deleted': 1,

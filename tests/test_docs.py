@@ -162,5 +162,7 @@ def test_the_layout_names_every_module_of_both_packages():
     layout = text.split('## Layout\n', 1)[1].split('\n## ', 1)[0]
     named = set(re.findall(r'`([a-z0-9_]+)`', layout))
     for package in ('c7n_unused_keys', 'c7n_unused_keys_sandbox'):
-        modules = {p.stem for p in (ROOT / 'plugin' / package).glob('*.py')} - {'__init__'}
+        base = ROOT / 'plugin' / package
+        modules = {p.stem for p in base.rglob('*.py')} - {'__init__'}
+        modules |= {p.parent.name for p in base.rglob('*/__init__.py')}
         assert modules <= named, (package, sorted(modules - named))

@@ -143,7 +143,7 @@ MEASURE = ('import resource, sys\n'
 def test_reads_are_bounded(real, tmp_path):
     """A gzip bomb (a few MB of gzip that decompress to ten times the bound) and an
     oversized plain file are refused by the bound, without reading them whole."""
-    from c7n_unused_keys.report import MAX_FILE_BYTES
+    from c7n_unused_keys.report.files import MAX_FILE_BYTES
     out = tmp_path / 'out'
     shutil.copytree(real, out)
     bomb = out / DAMAGED / 'resources.json.gz'

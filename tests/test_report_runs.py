@@ -7,7 +7,9 @@ from pathlib import Path
 
 import boto3
 
-from c7n_unused_keys import report as report_module
+from c7n_unused_keys.names import RUN_RECORDS
+from c7n_unused_keys.report import files, layout, output
+from c7n_unused_keys.report.s3 import read_s3
 from c7n_unused_keys_sandbox.seed import SeedKey, SeedUser, seed_account
 from conftest import DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults, run_command
 
@@ -119,8 +121,8 @@ def test_runs_sharing_an_s3_hour_folder_are_all_read(sandbox, tmp_path, monkeypa
     data, rep = as_json(copy)
     assert rep.returncode == 0 and steps(data) == expected
     # An object above the size bound is fetched only up to it, then refused.
-    monkeypatch.setattr(report_module, 'MAX_FILE_BYTES', 200)
-    bounded = report_module.read_s3('s3://%s/retire' % BUCKET)
+    monkeypatch.setattr(files, 'MAX_FILE_BYTES', 200)
+    bounded = read_s3('s3://%s/retire' % BUCKET)
     assert [f['reason'] for f in bounded.failures] == [
         '%s/2030/01/01/00/metadata.json.gz: larger than 200 bytes decompressed, the most the '
         'report reads of a file' % NAME]
@@ -134,7 +136,7 @@ def minimal_run(folder: Path, number: int, records, error=None, latest=False):
     start = 1_900_000_000 + number * 60
     run_id = 'run-%04d' % number
     stamp = '20300101T00%02d%02d000000Z' % divmod(number, 60)
-    (folder / (report_module.RUN_RECORDS % (stamp, run_id))).write_text(json.dumps({
+    (folder / (RUN_RECORDS % (stamp, run_id))).write_text(json.dumps({
         'ExecutionId': run_id, 'Start': start, 'Policy': NAME, 'Error': error,
         'Records': [dict(r, ExecutionId=run_id) for r in records]}))
     if latest:
@@ -154,18 +156,18 @@ def record(user, step='deleted', error=None):
 def test_the_runs_read_are_bounded_and_a_failed_run_stays_failed(tmp_path):
     folder = tmp_path / NAME
     folder.mkdir()
-    total = report_module.MAX_RUN_FILES + 5
+    total = layout.MAX_RUN_FILES + 5
     for n in range(1, total + 1):
         minimal_run(folder, n, [record('user-%03d' % n)], latest=n == total,
                     error='circuit breaker' if n == total - 1 else None)
-    data = report_module.read(tmp_path)
+    data = output.read(tmp_path)
     [read] = data.runs
-    assert (read['read'], read['not_read']) == (report_module.MAX_RUN_FILES, 5)
+    assert (read['read'], read['not_read']) == (layout.MAX_RUN_FILES, 5)
     assert sorted(r.user for r in data.rows) == ['user-%03d' % n for n in range(6, total + 1)]
     # A run that failed as a whole (its breaker tripped) is a failure, also when a later
     # run succeeded.
     started = datetime.fromtimestamp(1_900_000_000 + (total - 1) * 60, timezone.utc)
     assert [f['reason'] for f in data.failures] == [
         'run %d of %d read (started %s) failed: circuit breaker' % (
-            report_module.MAX_RUN_FILES - 1, report_module.MAX_RUN_FILES,
+            layout.MAX_RUN_FILES - 1, layout.MAX_RUN_FILES,
             started.strftime('%Y-%m-%d %H:%M:%S UTC'))]

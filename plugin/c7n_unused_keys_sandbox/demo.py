@@ -20,7 +20,8 @@ from typing import Dict
 
 from c7n_unused_keys.accounts import load_accounts
 from c7n_unused_keys.names import RESULTS_ANNOTATION
-from c7n_unused_keys.report import read, render
+from c7n_unused_keys.report.output import read
+from c7n_unused_keys.report.render import render
 
 POLICIES = ('unused-access-keys-report', 'unused-access-keys-retire')
 READY_TIMEOUT = 180
