@@ -84,23 +84,3 @@ def faults(spec: str) -> dict:
     """Environment that loads tests/faults into a subprocess (see its docstring)."""
     return {'PYTHONPATH': str(ROOT / 'tests' / 'faults'), 'C7N_TEST_FAULTS': spec,
             'C7N_TEST_SLEEP_SCALE': '0.05'}
-
-
-def seeded(emu, ordinary=30) -> dict:
-    """A fresh DEFAULT_ACCOUNT holding the sandbox's lifecycle cases and `ordinary`
-    users; {user: [key ids]}."""
-    from datetime import datetime, timezone
-    from c7n_unused_keys_sandbox.seed import organisation, seed_account
-    emu.reset()
-    users = seed_account(emu, DEFAULT_ACCOUNT,
-                         organisation('dev', datetime.now(timezone.utc), ordinary=ordinary),
-                         through_api=False)
-    return {u.name: [k.key_id for k in u.keys] for u in users}
-
-
-def account_state(emu, account: str = DEFAULT_ACCOUNT) -> dict:
-    """{user: ({key id: status}, {tag key: value})}, read from the emulator."""
-    b = emu.backend(account)
-    return {u.name: ({k.access_key_id: k.status for k in u.access_keys},
-                     {t['Key']: t['Value'] for t in b.list_user_tags(u.name)})
-            for u in b.users.values()}

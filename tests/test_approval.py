@@ -9,10 +9,10 @@ import yaml
 
 from c7n_unused_keys import markers
 from c7n_unused_keys.names import MARKER_PREFIX
-from conftest import (DEFAULT_ACCOUNT, account_state, custodian_run, iam_client,
-                      read_json, run_command, write_policies)
+from conftest import (DEFAULT_ACCOUNT, custodian_run, iam_client, read_json, run_command,
+                      write_policies)
 from helpers import ACTION as KEY_ACTION
-from helpers import KEY_NAME, key_policy, seed
+from helpers import KEY_NAME, account_state, key_policy, seed
 from helpers import RETIRE as POLICY
 from helpers import RETIRE_NAME as NAME
 
@@ -76,7 +76,7 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
 
     sandbox.advance(DEFAULT_ACCOUNT, 10)
     tags = account_state(sandbox)
-    deactivated = {u: when(tags[u][1][d_tag(ids[u])]) for u in due}
+    deactivated = {u: when(tags[u].tags[d_tag(ids[u])]) for u in due}
     approve(sandbox, 'early', ids['early'], deactivated['early'] - timedelta(days=1))
     now = datetime.now(timezone.utc)
     approve(sandbox, 'approved', ids['approved'], now)
@@ -96,7 +96,7 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
         'waits': ('awaiting-approval', True), 'early': ('awaiting-approval', True),
         'approved': ('deleted', True), 'used': ('deleted', True)}
     # Due 30 days after its marker, as the marker now reads.
-    due_on = {u: (when(before[u][1][d_tag(ids[u])]) + timedelta(days=30)).isoformat()
+    due_on = {u: (when(before[u].tags[d_tag(ids[u])]) + timedelta(days=30)).isoformat()
               for u in due}
     assert rows['waits']['delete_on'] == due_on['waits']
     assert report(tmp_path / 'dry', '--fail-on', 'awaiting-approval').returncode == 1
@@ -122,8 +122,8 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
         assert recs[u]['DeleteOn'] == due_on[u]
         # Nothing changed: the key, its marker and the early approval stay as they were.
         assert account_state(sandbox)[u] == before[u]
-    assert account_state(sandbox)['waits'][0] == {ids['waits']: 'Inactive'}
-    assert a_tag(ids['early']) in account_state(sandbox)['early'][1]
+    assert account_state(sandbox)['waits'].keys == {ids['waits']: 'Inactive'}
+    assert a_tag(ids['early']) in account_state(sandbox)['early'].tags
     assert 'not a time after its deactivation' in day31.stderr
     after = account_state(sandbox)
     # Deleted, and its marker and approval removed in the same untag.

@@ -9,8 +9,9 @@ import yaml
 
 from c7n_unused_keys.names import EXEMPT_TAG
 from c7n_unused_keys_sandbox.seed import organisation, seed_account
-from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, iam_client, read_json,
-                      run_command, seeded, unused_keys_policy, write_policies)
+from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, iam_client, read_json, run_command,
+                      unused_keys_policy, write_policies)
+from helpers import seeded
 
 SOURCE = 'authorization-details'
 OPTIONS = {'days': 45, 'never-used-days': 30}

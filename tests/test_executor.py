@@ -9,7 +9,8 @@ import sys
 import yaml
 
 from c7n_unused_keys.sources import WORKERS
-from conftest import ROOT, run_command, seeded
+from conftest import ROOT, run_command
+from helpers import seeded
 
 # `custodian` in-process, with c7n's executor swapped for one that records what it maps.
 CUSTODIAN = '''

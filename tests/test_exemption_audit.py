@@ -2,8 +2,9 @@
 import re
 from datetime import datetime, timedelta, timezone
 
-from conftest import DEFAULT_ACCOUNT, account_state, custodian_run, write_policies
 from c7n_unused_keys.names import EXEMPT_TAG
+from conftest import DEFAULT_ACCOUNT, custodian_run, write_policies
+from helpers import account_state
 
 POLICY = {
     'name': 'retire', 'resource': 'aws.iam-user',

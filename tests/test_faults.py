@@ -11,8 +11,8 @@ import yaml
 
 from c7n_unused_keys.names import MARKER_PREFIX
 from c7n_unused_keys_sandbox.seed import organisation, seed_account
-from conftest import (BIN, DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults,
-                      run_command, seeded)
+from conftest import BIN, DEFAULT_ACCOUNT, ROOT, custodian_run, faults, run_command
+from helpers import account_state, no_key_deactivated_without_its_marker, seeded
 
 PREFIX = MARKER_PREFIX + ':'
 
@@ -48,10 +48,10 @@ def same_as_a_clean_run(emu, tmp_path, spec):
     expected = shape(emu), steps(tmp_path / 'clean')
 
     seeded(emu, ordinary=0)
-    before = snapshot(emu)
+    before = account_state(emu)
     faulted = custodian_run(emu, tmp_path / 'faulted', RETIRE, env=faults(spec))
     assert faulted.returncode == 0, faulted.stderr
-    invariants(before, snapshot(emu))
+    invariants(before, account_state(emu))
     assert (shape(emu), steps(tmp_path / 'faulted')) == expected
     return {s for _, s in expected[1]}
 
@@ -59,9 +59,6 @@ def same_as_a_clean_run(emu, tmp_path, spec):
 def test_twenty_percent_throttling_changes_nothing(sandbox, tmp_path):
     # The lifecycle cases alone: each throttled call costs c7n's retry a wait.
     assert 'deleted' in same_as_a_clean_run(sandbox, tmp_path, '*=Throttling~0.2')
-
-
-snapshot = account_state
 
 
 def test_lost_answers_to_every_kind_of_write_change_nothing(sandbox, tmp_path):
@@ -75,29 +72,26 @@ def invariants(before, after, crashed=False):
     """No key deleted but the one whose marker is 40 days old; no Active key deleted.
     After a run that was not killed, also: every key this run deactivated carries its
     marker, and no marker outlives its key."""
-    for user, (keys, tags) in after.items():
-        if crashed:
-            break
-        for key_id, status in keys.items():
-            if status == 'Inactive' and before[user][0][key_id] == 'Active':
-                assert PREFIX + key_id in tags, (user, key_id)
-        for tag in tags:
-            if tag.startswith(PREFIX):
-                assert tag.split(':', 1)[1] in keys, (user, tag)
+    if not crashed:
+        no_key_deactivated_without_its_marker(before, after)
+        for user, (keys, tags) in after.items():
+            for tag in tags:
+                if tag.startswith(PREFIX):
+                    assert tag.split(':', 1)[1] in keys, (user, tag)
     for user, (keys, _) in before.items():
         for key_id, status in keys.items():
-            if key_id not in after[user][0]:
+            if key_id not in after[user].keys:
                 assert user == 'ivan-deactivated-40d' and status == 'Inactive', (user, key_id)
 
 
 def test_errors_on_single_calls(sandbox, tmp_path):
     seeded(sandbox)
-    before = snapshot(sandbox)
+    before = account_state(sandbox)
     run = custodian_run(sandbox, tmp_path, RETIRE, env=faults(
         'UpdateAccessKey=ServiceFailure/bob-idle-50d,'
         'DeleteAccessKey=AccessDenied/ivan-deactivated-40d'))
     assert run.returncode != 0
-    after = snapshot(sandbox)
+    after = account_state(sandbox)
     invariants(before, after)
     records = {r['UserName']: r for r in json.loads(
         (tmp_path / NAME / 'action-retire-access-keys').read_text())}
@@ -108,8 +102,8 @@ def test_errors_on_single_calls(sandbox, tmp_path):
     for user in ('bob-idle-50d', 'ivan-deactivated-40d'):
         assert user in run.stderr
     assert records['carol-idle-120d']['Step'] == 'deactivated'
-    assert list(after['bob-idle-50d'][0].values()) == ['Active']
-    assert len(after['ivan-deactivated-40d'][0]) == 1
+    assert list(after['bob-idle-50d'].keys.values()) == ['Active']
+    assert len(after['ivan-deactivated-40d'].keys) == 1
 
 
 def test_a_key_deleted_by_someone_else_between_filter_and_action(sandbox, tmp_path):
@@ -121,14 +115,14 @@ def test_a_key_deleted_by_someone_else_between_filter_and_action(sandbox, tmp_pa
                          ('ivan-deactivated-40d', 'DeleteAccessKey')):
         sandbox.on_request(action, lambda u=user: b.delete_access_key(doomed[u], u),
                            user=user)
-    before = snapshot(sandbox)
+    before = account_state(sandbox)
     run = custodian_run(sandbox, tmp_path, RETIRE)
     assert run.returncode == 0, run.stderr
     records = {r['UserName']: r['Step'] for r in json.loads(
         (tmp_path / NAME / 'action-retire-access-keys').read_text())}
     assert records['bob-idle-50d'] == records['ivan-deactivated-40d'] == 'gone'
-    after = snapshot(sandbox)
-    before['bob-idle-50d'][0].clear()  # deleted by someone else, not by the run
+    after = account_state(sandbox)
+    before['bob-idle-50d'].keys.clear()  # deleted by someone else, not by the run
     invariants(before, after)
     assert after['bob-idle-50d'] == ({}, {}) and after['ivan-deactivated-40d'] == ({}, {})
 
@@ -139,10 +133,10 @@ RETIRED = {'bob-idle-50d', 'carol-idle-120d', 'dave-idle-400d', 'frank-never-use
 
 
 def retire_with_report_trouble(emu, out, env=None):
-    before = snapshot(emu)
+    before = account_state(emu)
     run = custodian_run(emu, out, RETIRE, env=env)
     assert run.returncode == 0, run.stderr
-    invariants(before, snapshot(emu))
+    invariants(before, account_state(emu))
     users = {r['UserName'] for r in json.loads((out / NAME / 'resources.json').read_text())}
     return run, users
 
@@ -186,7 +180,7 @@ def test_two_runs_at_once(sandbox, tmp_path):
     assert single.returncode == 0, single.stderr
     expected = shape(sandbox)
     seeded(sandbox)
-    before = snapshot(sandbox)
+    before = account_state(sandbox)
     env = dict(os.environ, **sandbox.env())
     procs = [subprocess.Popen([str(BIN / 'custodian'), 'run', '-s', str(tmp_path / str(n)),
                                '--cache-period', '0', str(RETIRE)], env=env,
@@ -194,7 +188,7 @@ def test_two_runs_at_once(sandbox, tmp_path):
              for n in (1, 2)]
     results = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
-    invariants(before, snapshot(sandbox))
+    invariants(before, account_state(sandbox))
     assert shape(sandbox) == expected
 
 
@@ -231,14 +225,14 @@ def test_killed_after_every_call_a_clean_rerun_converges(sandbox, tmp_path):
         account = '2%011d' % n
         seeded_small(sandbox, account)
         assume = ['--assume', 'arn:aws:iam::%s:role/c7n-unused-keys' % account]
-        before = snapshot(sandbox, account)
+        before = account_state(sandbox, account)
         killed = custodian_run(sandbox, tmp_path / ('killed-%d' % n), RETIRE, *assume,
                                env={'PYTHONPATH': str(ROOT / 'tests' / 'faults'),
                                     'C7N_TEST_KILL_AFTER': str(n)})
         assert killed.returncode == -9, (n, killed.returncode, killed.stderr[-1500:])
         # A kill may leave a key deactivated without its marker, or a marker without
         # its key; never a key deleted early or an Active key deleted.
-        invariants(before, snapshot(sandbox, account), crashed=True)
+        invariants(before, account_state(sandbox, account), crashed=True)
         left = state_read_by_a_run(sandbox, account)
         with lock:
             if left in reruns:
@@ -246,7 +240,7 @@ def test_killed_after_every_call_a_clean_rerun_converges(sandbox, tmp_path):
             reruns[left] = n
         rerun = custodian_run(sandbox, tmp_path / ('rerun-%d' % n), RETIRE, *assume)
         assert rerun.returncode == 0, (n, rerun.stderr[-1500:])
-        invariants(before, snapshot(sandbox, account))
+        invariants(before, account_state(sandbox, account))
         assert shape(sandbox, account) == expected, n
 
     with ThreadPoolExecutor(max_workers=CRASH_WORKERS) as pool:
@@ -281,11 +275,11 @@ def state_read_by_a_run(emu, account):
 
 def test_a_connection_error_on_one_key_fails_that_key_only(sandbox, tmp_path):
     seeded(sandbox, ordinary=0)
-    before = snapshot(sandbox)
+    before = account_state(sandbox)
     run = custodian_run(sandbox, tmp_path, RETIRE, env=faults(
         'DeleteAccessKey=EndpointConnectionError/ivan-deactivated-40d'))
     assert run.returncode != 0
-    invariants(before, snapshot(sandbox))
+    invariants(before, account_state(sandbox))
     records = {r['UserName']: r for r in json.loads(
         (tmp_path / NAME / 'action-retire-access-keys').read_text())}
     assert records['ivan-deactivated-40d']['Step'] == 'failed'

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from c7n_unused_keys.names import EXEMPT_ANNOTATION, UNUSED_ANNOTATION
-from conftest import custodian_run, read_json, run_command, seeded, write_policies
+from conftest import custodian_run, read_json, run_command, write_policies
+from helpers import seeded
 
 OPTIONS = {'days': 45, 'never-used-days': 30}
 

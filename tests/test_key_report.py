@@ -9,7 +9,8 @@ import yaml
 
 from c7n_unused_keys.accounts import load_accounts
 from c7n_unused_keys_sandbox.seed import seed_organisation
-from conftest import ROOT, custodian_run, run_command, seeded
+from conftest import ROOT, custodian_run, run_command
+from helpers import seeded
 
 CONFIG = ROOT / 'custodian.yml'
 USERS = 'unused-access-keys-report'

@@ -11,8 +11,8 @@ import yaml
 from c7n_unused_keys import markers
 from c7n_unused_keys.names import MARKER_PREFIX
 from c7n_unused_keys_sandbox.seed import organisation, seed_account
-from conftest import (DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults,
-                      run_command, write_policies)
+from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, faults, run_command, write_policies
+from helpers import account_state, no_key_deactivated_without_its_marker
 
 POLICIES = sorted((ROOT / 'policies').glob('*.yml'))
 PREFIX = MARKER_PREFIX + ':'
@@ -64,13 +64,10 @@ def run_as(emu, tmp_path, doc, policies=POLICIES, prepare=None, extra_env=None):
 
 def no_half_done_key(before, after):
     """Every key this run deactivated carries its marker; only the marker-old key is gone."""
-    for user, (keys, tags) in after.items():
-        for key_id, status in keys.items():
-            if status == 'Inactive' and before[user][0][key_id] == 'Active':
-                assert PREFIX + key_id in tags, (user, key_id)
+    no_key_deactivated_without_its_marker(before, after)
     gone = {k for u, (keys, _) in before.items() for k in keys} - \
         {k for u, (keys, _) in after.items() for k in keys}
-    assert gone <= set(before['ivan-deactivated-40d'][0])
+    assert gone <= set(before['ivan-deactivated-40d'].keys)
 
 
 def test_the_document_runs_every_shipped_policy(sandbox, tmp_path):
@@ -78,8 +75,8 @@ def test_the_document_runs_every_shipped_policy(sandbox, tmp_path):
     for run in runs:
         assert run.returncode == 0, run.stderr
         assert 'AccessDenied' not in run.stderr
-    assert after['bob-idle-50d'][0] != before['bob-idle-50d'][0]
-    assert after['ivan-deactivated-40d'][0] == {}
+    assert after['bob-idle-50d'].keys != before['bob-idle-50d'].keys
+    assert after['ivan-deactivated-40d'].keys == {}
     no_half_done_key(before, after)
 
 
@@ -127,7 +124,7 @@ def test_the_approval_path_needs_no_other_call(sandbox, tmp_path):
     before, after, runs = run_as(sandbox, tmp_path, DOCUMENT, [approval], prepare=approve)
     assert runs[0].returncode == 0, runs[0].stderr
     assert 'AccessDenied' not in runs[0].stderr
-    assert any(t.startswith(APPROVAL + ':') for t in before[due][1])
+    assert any(t.startswith(APPROVAL + ':') for t in before[due].tags)
     # Approved: deleted, and its marker and approval removed.
     assert after[due] == ({}, {})
     no_half_done_key(before, after)

@@ -7,7 +7,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from c7n_unused_keys.pace import ENV, MOST, START, Pace, settings
-from conftest import DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, seeded
+from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run
+from helpers import account_state, seeded
 
 
 def answer(retries=0):

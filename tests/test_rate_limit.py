@@ -7,7 +7,8 @@ from botocore.exceptions import ClientError
 
 from c7n_unused_keys.names import UNUSED_ANNOTATION
 from c7n_unused_keys_sandbox.emulator import TokenBucket, account_client
-from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, faults, read_json, seeded
+from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, faults, read_json
+from helpers import seeded
 
 OTHER_ACCOUNT = '222222222222'
 # So slow that no token comes back while a test runs: what passes is the burst alone.

@@ -11,7 +11,8 @@ from c7n_unused_keys.names import RUN_RECORDS
 from c7n_unused_keys.report import files, layout, output
 from c7n_unused_keys.report.s3 import read_s3
 from c7n_unused_keys_sandbox.seed import SeedKey, SeedUser, seed_account
-from conftest import DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults, run_command
+from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, faults, run_command
+from helpers import account_state
 
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'

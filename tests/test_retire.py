@@ -7,12 +7,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import yaml
 
 from c7n_unused_keys import markers
+from c7n_unused_keys.permissions import needed
 from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, faults, iam_client, read_json,
                       run_command, write_policies)
-from helpers import KEY_NAME, PREFIX, RETIRE, RETIRE_NAME, account_state, key_policy, seed
+from helpers import (KEY_NAME, PREFIX, RETIRE, RETIRE_NAME, account_state, key_policy, seed,
+                     seeded)
 
 ACCOUNTS = {'dev': '111111111111', 'staging': '222222222222', 'prod': '333333333333'}
 
@@ -47,18 +48,6 @@ def retire(request, tmp_path):
 def users(tmp_path):
     """The user level alone, for what these tests check of it only."""
     return Retire('user', tmp_path)
-
-
-def declared_permissions(path):
-    """Every permission the policy's source, filters and actions declare."""
-    from c7n.config import Config
-    from c7n.manager import iter_filters
-    from c7n.policy import Policy
-    data = yaml.safe_load(Path(path).read_text())['policies'][0]
-    p = Policy(data, Config.empty())
-    elements = list(iter_filters(p.resource_manager.filters)) + p.resource_manager.actions
-    return {perm for e in elements + [p.resource_manager.source]
-            for perm in e.get_permissions()}
 
 
 # -- At both levels ----------------------------------------------------------------------
@@ -125,14 +114,14 @@ def test_timeline(sandbox, tmp_path, retire):
     assert again.returncode == 0, again.stderr
     assert account_state(sandbox)['keeper'].keys == {ids['keeper']: 'Active'}
 
-    # Over the timeline, the calls made are exactly the permissions declared by the
-    # filters, the action and the source, but the action's GetUser: it reads a marker
+    # Over the timeline, the calls made are exactly the permissions that `c7n-unused-keys
+    # permissions` declares, but the action's GetUser: it reads a marker
     # back only after a TagUser whose answer was lost (tests/test_retire_corners.py).
     made = set()
     for day in ('day0', 'day10', 'day31', 'day31b'):
         stats = read_json(tmp_path / day / retire.name / 'metadata.json')['api-stats']
         made |= {'iam:' + op.split('.', 1)[1] for op in stats}
-    assert made == declared_permissions(retire.policy) - {'iam:GetUser'}
+    assert made == needed([str(retire.policy)]) - {'iam:GetUser'}
 
 
 def test_inactive_key_without_marker_is_marked_and_survives(sandbox, tmp_path, retire):
@@ -183,6 +172,28 @@ def test_circuit_breaker_stops_before_any_action(sandbox, tmp_path, retire):
     assert run.returncode != 0
     assert 'circuit breaker: 25 deactivations planned of 25 keys seen' in run.stderr
     assert account_state(sandbox) == before
+
+
+def test_a_rerun_within_the_cache_period_waits(sandbox, tmp_path, retire):
+    """`custodian run` as the README says it, with c7n's default 15-minute cache (in a
+    cache file of the test's own), twice."""
+    seeded(sandbox)
+    cache = tmp_path / 'cache.sqlite'
+
+    def cached_run(out):
+        return run_command(['custodian', 'run', '-s', out, '-f', cache, retire.policy], sandbox)
+    first = cached_run(tmp_path / 'one')
+    assert first.returncode == 0, first.stderr
+    after_first = account_state(sandbox)
+    second = cached_run(tmp_path / 'two')
+    assert second.returncode == 0, second.stderr
+    assert account_state(sandbox) == after_first
+    got = {(r['UserName'], r['AccessKeyId']): r['Step']
+           for r in retire.records(tmp_path / 'two')}
+    deactivated = {(r['UserName'], r['AccessKeyId']) for r in retire.records(tmp_path / 'one')
+                   if r['Step'] == 'deactivated'}
+    assert deactivated and {k: got[k] for k in deactivated} == {k: 'waiting' for k in deactivated}
+    assert 'marked' not in got.values() and 'gone' not in got.values()
 
 
 # -- The user level ----------------------------------------------------------------------

@@ -12,8 +12,9 @@ import yaml
 
 from c7n_unused_keys import markers
 from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
-from conftest import (DEFAULT_ACCOUNT, ROOT, account_state, custodian_run, faults, iam_client,
-                      read_json, run_command, seeded)
+from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, faults, iam_client, read_json,
+                      run_command)
+from helpers import account_state, seeded
 
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'
@@ -39,27 +40,14 @@ def cached_run(emu, out, cache, *extra, policy=RETIRE, env=None):
 
 # -- 1. c7n's resource cache -----------------------------------------------------------
 
-def test_a_rerun_within_the_cache_period_waits(sandbox, tmp_path):
-    seeded(sandbox)
-    cache = tmp_path / 'cache.sqlite'
-    first = cached_run(sandbox, tmp_path / 'one', cache)
-    assert first.returncode == 0, first.stderr
-    after_first = account_state(sandbox)
-    second = cached_run(sandbox, tmp_path / 'two', cache)
-    assert second.returncode == 0, second.stderr
-    assert account_state(sandbox) == after_first
-    got = steps(tmp_path / 'two')
-    deactivated = {k for k, s in steps(tmp_path / 'one').items() if s == 'deactivated'}
-    assert deactivated and {k: got[k] for k in deactivated} == {k: 'waiting' for k in deactivated}
-    assert 'marked' not in got.values() and 'gone' not in got.values()
-
+# A rerun within the cache period: tests/test_retire.py, at both levels.
 
 def test_a_key_its_owner_reactivated_stays_active_under_the_cache(sandbox, tmp_path):
     ids = seeded(sandbox)
     cache = tmp_path / 'cache.sqlite'
     assert cached_run(sandbox, tmp_path / 'one', cache).returncode == 0
     bob = ids['bob-idle-50d'][0]
-    assert account_state(sandbox)['bob-idle-50d'][0] == {bob: 'Inactive'}
+    assert account_state(sandbox)['bob-idle-50d'].keys == {bob: 'Inactive'}
     iam_client(sandbox).update_access_key(UserName='bob-idle-50d', AccessKeyId=bob,
                                           Status='Active')
     again = cached_run(sandbox, tmp_path / 'two', cache)
@@ -192,9 +180,9 @@ def test_a_concurrent_run_s_marker_is_not_read_as_a_reactivation(sandbox, tmp_pa
         sandbox, tmp_path, env=faults('TagUser=AccessDenied/bob-idle-50d'),
         hook=lambda: sandbox.on_request('UpdateAccessKey', other_run_marks(
             sandbox, timedelta(minutes=1)), user='bob-idle-50d'))
-    assert after_first[0] == {bob: 'Inactive'} and PREFIX + bob in after_first[1]
+    assert after_first.keys == {bob: 'Inactive'} and PREFIX + bob in after_first.tags
     assert step == 'waiting'
-    assert R_PREFIX + bob not in account_state(sandbox)['bob-idle-50d'][1]
+    assert R_PREFIX + bob not in account_state(sandbox)['bob-idle-50d'].tags
 
 
 @pytest.mark.parametrize('lagging', [False, True], ids=['reads-current', 'reads-lagging'])
@@ -225,9 +213,9 @@ def test_two_runs_at_once_with_reads_lagging_writes_leave_the_key_deactivated(sa
         hook=lambda: sandbox.on_request('UpdateAccessKey', other_run_marks(
             sandbox, timedelta(minutes=1), lagging=True), user='bob-idle-50d'))
     assert first.returncode != 0
-    assert after_first[0] == {bob: 'Inactive'} and PREFIX + bob in after_first[1]
+    assert after_first.keys == {bob: 'Inactive'} and PREFIX + bob in after_first.tags
     assert step == 'waiting'
-    assert R_PREFIX + bob not in account_state(sandbox)['bob-idle-50d'][1]
+    assert R_PREFIX + bob not in account_state(sandbox)['bob-idle-50d'].tags
 
 
 def test_the_sandbox_serves_stale_tags_for_the_reads_asked(sandbox):
@@ -251,7 +239,7 @@ def test_a_reactivation_tag_is_removed_once_its_grace_has_passed(sandbox, tmp_pa
     run = custodian_run(sandbox, tmp_path / 'day0', RETIRE)
     assert run.returncode == 0, run.stderr
     assert steps(tmp_path / 'day0')[('judy-reactivated', judy)] == 'reactivated'
-    assert R_PREFIX + judy in account_state(sandbox)['judy-reactivated'][1]
+    assert R_PREFIX + judy in account_state(sandbox)['judy-reactivated'].tags
     # Within the grace, with the key in use, judy's markers need no work.
     sandbox.backdate_key(DEFAULT_ACCOUNT, judy, used_days=0)
     run = custodian_run(sandbox, tmp_path / 'day1', RETIRE)
@@ -325,7 +313,7 @@ def test_keys_waiting_out_their_grace_do_not_trip_the_breaker(sandbox, tmp_path)
     day5 = custodian_run(sandbox, tmp_path / 'day5', RETIRE)
     assert day5.returncode == 0, day5.stderr
     assert set(steps(tmp_path / 'day5').values()) == {'waiting'}
-    assert {n: s[0] for n, s in account_state(sandbox).items() if n.startswith('stale')} == \
+    assert {n: s.keys for n, s in account_state(sandbox).items() if n.startswith('stale')} == \
         {n: {ids[n]: 'Inactive'} for n in ids if n.startswith('stale')}
 
 
@@ -387,7 +375,7 @@ def test_one_user_s_writes_are_made_one_after_another(sandbox, tmp_path):
         sandbox.latency = 0.0
     assert run.returncode == 0, run.stderr
     assert len(seen) == 2 and seen[1] - seen[0] >= 0.3, seen
-    assert set(account_state(sandbox)['two-idle'][0].values()) == {'Inactive'}
+    assert set(account_state(sandbox)['two-idle'].keys.values()) == {'Inactive'}
 
 
 def test_an_owner_s_reactivation_holds_under_c7n_org_s_default_cache(sandbox, tmp_path):
@@ -403,7 +391,7 @@ def test_an_owner_s_reactivation_holds_under_c7n_org_s_default_cache(sandbox, tm
     org = ['c7n-org', 'run', '-c', config, '--cache-path', tmp_path / 'cache', '-u', RETIRE]
     first = run_command(org + ['-s', tmp_path / 'one'], sandbox)
     assert first.returncode == 0, first.stderr
-    assert account_state(sandbox, dev)['bob-idle-50d'][0] == {bob: 'Inactive'}
+    assert account_state(sandbox, dev)['bob-idle-50d'].keys == {bob: 'Inactive'}
     iam_client(sandbox, dev).update_access_key(UserName='bob-idle-50d', AccessKeyId=bob,
                                                Status='Active')
     again = run_command(org + ['-s', tmp_path / 'two'], sandbox)

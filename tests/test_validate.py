@@ -15,8 +15,8 @@ from c7n.config import Bag, Config
 from c7n.exceptions import PolicyValidationError
 from c7n.policy import PolicyCollection
 
-from conftest import (ROOT, account_state, custodian_run, run_command, unused_keys_policy,
-                      write_policies)
+from conftest import ROOT, custodian_run, run_command, unused_keys_policy, write_policies
+from helpers import account_state
 
 
 def unused(options):
