@@ -13,11 +13,22 @@ import pytest
 # Registered here, before a test module imports a single plugin module by hand (which
 # the start-up hook then leaves alone, as it would meet that module half-made).
 import c7n_unused_keys.register  # noqa: F401
+import command_fork
 from c7n_unused_keys_sandbox.emulator import DEFAULT_ACCOUNT, Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 COMMAND_TIMEOUT = 240
+
+
+# The server that forks the commands (tests/command_fork.py), one per test process.
+COMMANDS = command_fork.Server()
+
+
+@pytest.fixture(scope='session', autouse=True)
+def command_server():
+    yield COMMANDS
+    COMMANDS.stop()
 
 
 @pytest.fixture(scope='session')
@@ -47,12 +58,16 @@ class Run:
 
 def run_command(args, emu: Optional[Emulator], cwd=ROOT, extra_env=None,
                 timeout=COMMAND_TIMEOUT) -> Run:
-    """Run an installed console script (custodian, c7n-org) as a subprocess."""
+    """Run an installed console script (custodian, c7n-org) in a process of its own:
+    forked from the command server, or a fresh interpreter where a fork cannot stand in
+    for one (tests/command_fork.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith('AWS_')}
     env['HOME'] = os.environ.get('HOME', '/tmp')
     if emu is not None:
         env.update(emu.env())
     env.update(extra_env or {})
+    if args[0] in command_fork.COMMANDS and not command_fork.needs_exec(env):
+        return Run(*COMMANDS.run(args[0], [str(a) for a in args[1:]], cwd, env, timeout))
     exe = str(BIN / args[0]) if (BIN / args[0]).exists() else args[0]
     proc = subprocess.run([exe] + [str(a) for a in args[1:]], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)

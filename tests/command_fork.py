@@ -1,0 +1,225 @@
+"""The installed commands (`custodian`, `c7n-org`, `c7n-unused-keys`), each run in a
+process of its own, forked from one that has already imported them.
+
+Importing c7n costs a command about 0.9 s of CPU before it does anything, and the suite
+runs several hundred commands. The server here is an interpreter of the test venv,
+started as every command is (the start-up hook of c7n_unused_keys.pth on, so the plugin
+loads as it does in a user's install), that imports the commands' modules once. For each
+command it forks: the child takes the command's stdout and stderr, its environment, its
+folder and its argv, calls the console script's own entry point (the function that
+`bin/custodian` calls) and exits with its status, after the interpreter's exit steps (its
+threads joined, its atexit functions run).
+
+What a fork cannot reproduce is run as before, by a fresh interpreter (`conftest.
+run_command` decides): an environment that changes what an interpreter loads at start
+(PYTHONPATH, as the fault injection and the spawn tests set, or the plugin's off switch),
+or C7N_TEST_EXEC=1, which runs every command so (the suite passes either way).
+"""
+import array
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+
+# The console scripts served, and the modules their entry points live in.
+COMMANDS = ('custodian', 'c7n-org', 'c7n-unused-keys')
+# Environment variables that change what an interpreter does at start or at import.
+AT_START = ('PYTHON', 'C7N_UNUSED_KEYS_DISABLE', 'C7N_USE_STS_REGIONAL')
+READY_TIMEOUT = 60
+
+
+def at_start(env) -> dict:
+    return {k: v for k, v in env.items() if k.startswith(AT_START)}
+
+
+def needs_exec(env) -> bool:
+    """The command's environment `env` needs a fresh interpreter: it differs from the
+    server's in what an interpreter reads at start."""
+    return os.environ.get('C7N_TEST_EXEC', '') not in ('', '0') or \
+        at_start(env) != at_start(server_env())
+
+
+def server_env() -> dict:
+    """The server's environment: the test process's, as the commands get it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith('AWS_')}
+
+
+def entry_point(command):
+    (ep,) = [e for e in entry_points(group='console_scripts') if e.name == command]
+    return ep
+
+
+# -- the server (its own process) -------------------------------------------------------
+
+def serve(path: str):
+    # The path a console script starts with: its own folder first, not this one's.
+    here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [str(Path(sys.executable).parent)] + [
+        p for p in sys.path if p not in ('', here)]
+    mains = {name: entry_point(name).load() for name in COMMANDS}
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    # Children are reaped by the kernel; their status reaches the client through a pipe.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    print('ready', flush=True)
+    while True:
+        conn, _ = listener.accept()
+        with conn:
+            message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+            request = json.loads(message)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                conn.close()
+                run_child(mains[request['command']], request, *fds)
+            for fd in fds:
+                os.close(fd)
+            conn.sendall(b'%d' % pid)
+
+
+def run_child(main, request, out_fd, err_fd, status_fd):
+    """The command, as the console script runs it: `sys.exit(main())`."""
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    os.close(out_fd)
+    os.close(err_fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.chdir(request['cwd'])
+    os.environ.clear()
+    os.environ.update(request['env'])
+    time.tzset()
+    sys.argv = [request['argv0']] + request['args']
+    code = 0
+    try:
+        code = main()
+    except SystemExit as e:
+        code = e.code
+    except BaseException:  # noqa: BLE001 - reported as the interpreter reports it
+        import traceback
+        traceback.print_exc()
+        code = 1
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    try:
+        threading._shutdown()  # what the interpreter does first at exit
+        import atexit
+        atexit._run_exitfuncs()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(status_fd, b'%d' % code)
+        os._exit(code)
+
+
+# -- the client (the test process) ------------------------------------------------------
+
+class Server:
+    """One server per test process, started on first use and stopped at the session's end."""
+
+    def __init__(self):
+        self.proc = None
+        self.folder = None
+        self.lock = threading.Lock()
+
+    def start(self):
+        self.folder = tempfile.mkdtemp(prefix='c7n-unused-keys-fork-')
+        self.path = os.path.join(self.folder, 'socket')
+        env = server_env()
+        self.proc = subprocess.Popen(
+            [sys.executable, '-c', 'import sys; sys.path.insert(0, %r); import command_fork; '
+             'command_fork.serve(%r)' % (str(Path(__file__).resolve().parent), self.path)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env)
+        line = read_line(self.proc.stdout, READY_TIMEOUT)
+        if line != 'ready':
+            self.stop()
+            raise RuntimeError('the command server did not start: %r' % line)
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        if self.folder:
+            for name in os.listdir(self.folder):
+                os.unlink(os.path.join(self.folder, name))
+            os.rmdir(self.folder)
+            self.folder = None
+
+    def run(self, command, args, cwd, env, timeout):
+        """(returncode, stdout, stderr) of `command args`; subprocess.TimeoutExpired when it
+        runs longer than `timeout` (it is killed, as subprocess.run kills it)."""
+        with self.lock:
+            if self.proc is None:
+                self.start()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        status_r, status_w = os.pipe()
+        request = {'command': command, 'args': args, 'cwd': str(cwd), 'env': env,
+                   'argv0': str(Path(sys.executable).parent / command)}
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.connect(self.path)
+                socket.send_fds(conn, [json.dumps(request).encode()], [out_w, err_w, status_w])
+                pid = int(conn.recv(32))
+        finally:
+            for fd in (out_w, err_w, status_w):
+                os.close(fd)
+        try:
+            out, err = drain(out_r, err_r, timeout, pid, command, args)
+            status = os.read(status_r, 32)
+        finally:
+            for fd in (out_r, err_r, status_r):
+                os.close(fd)
+        # No status written: the child was killed.
+        return (int(status) if status else -signal.SIGKILL), out, err
+
+
+def drain(out_r, err_r, timeout, pid, command, args):
+    """Both pipes read to their end, as subprocess.run(capture_output=True) reads them."""
+    chunks = {out_r: array.array('b'), err_r: array.array('b')}
+    sel = selectors.DefaultSelector()
+    for fd in chunks:
+        sel.register(fd, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    with sel:
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            ready = sel.select(left) if left > 0 else []
+            if not ready:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                raise subprocess.TimeoutExpired([command] + args, timeout)
+            for key, _ in ready:
+                data = os.read(key.fd, 1 << 16)
+                if data:
+                    chunks[key.fd].frombytes(data)
+                else:
+                    sel.unregister(key.fd)
+    # Decoded as subprocess.run(text=True) decodes: universal newlines.
+    return tuple(chunks[fd].tobytes().decode('utf-8', errors='replace')
+                 .replace('\r\n', '\n').replace('\r', '\n') for fd in (out_r, err_r))
+
+
+def read_line(stream, timeout) -> str:
+    sel = selectors.DefaultSelector()
+    sel.register(stream, selectors.EVENT_READ)
+    with sel:
+        if not sel.select(timeout):
+            return ''
+    return stream.readline().strip()
