@@ -13,7 +13,8 @@ threads joined, its atexit functions run).
 What a fork cannot reproduce is run as before, by a fresh interpreter (`conftest.
 run_command` decides): an environment that changes what an interpreter loads at start
 (PYTHONPATH, as the fault injection and the spawn tests set, or the plugin's off switch),
-or C7N_TEST_EXEC=1, which runs every command so (the suite passes either way).
+or C7N_TEST_EXEC=1 in the suite's environment, which runs every command so (the suite
+passes either way).
 """
 import array
 import json
@@ -43,7 +44,7 @@ def at_start(env) -> dict:
 def needs_exec(env) -> bool:
     """The command's environment `env` needs a fresh interpreter: it differs from the
     server's in what an interpreter reads at start."""
-    return os.environ.get('C7N_TEST_EXEC', '') not in ('', '0') or \
+    return env.get('C7N_TEST_EXEC', '') not in ('', '0') or \
         at_start(env) != at_start(server_env())
 
 

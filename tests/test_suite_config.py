@@ -1,4 +1,6 @@
 """The suite's own guard rails: a test that hangs fails instead of hanging the suite."""
+import os
+import re
 import subprocess
 import sys
 
@@ -42,3 +44,40 @@ def test_no_test_module_imports_another():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.startswith('test_') for n in names), (path.name, names)
+
+
+def test_a_forked_command_answers_as_a_fresh_interpreter_does(tmp_path):
+    """tests/command_fork.py: the same argv and environment give the same exit status,
+    output and errors forked as executed; the plugin is loaded either way; a command
+    that outlives its timeout is killed."""
+    import command_fork
+    from conftest import COMMANDS, run_command
+    bad = tmp_path / 'bad.yml'
+    bad.write_text('policies:\n- name: p\n  resource: aws.iam-user\n  filters:\n'
+                   '  - {type: unused-access-keys, days: -1}\n')
+    commands = [['custodian', 'schema', 'aws.iam-user.filters.unused-access-keys'],
+                ['custodian', 'validate', bad],
+                ['c7n-unused-keys', 'report', tmp_path / 'nothing-here'],
+                ['c7n-org', 'run', '--help']]
+
+    def answer(run):
+        # Log lines differ in their time only.
+        return run.returncode, run.stdout, re.sub(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}', 'T',
+                                                  run.stderr)
+    for args in commands:
+        forked = run_command(args, None)
+        fresh = run_command(args, None, extra_env={'C7N_TEST_EXEC': '1'})
+        assert answer(forked) == answer(fresh), args
+    assert 'never-used-days' in run_command(commands[0], None).stdout
+    assert run_command(commands[1], None).returncode != 0
+    assert command_fork.needs_exec({'PYTHONPATH': str(tmp_path)})
+    assert not command_fork.needs_exec(command_fork.server_env())
+    # A policy file nothing ever writes: the command blocks on it until it is killed.
+    fifo = tmp_path / 'never-written.yml'
+    os.mkfifo(fifo)
+    try:
+        COMMANDS.run('custodian', ['validate', str(fifo)], ROOT, command_fork.server_env(), 2)
+    except subprocess.TimeoutExpired:
+        pass
+    else:
+        raise AssertionError('the command was not stopped at its timeout')
