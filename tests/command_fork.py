@@ -10,11 +10,11 @@ folder and its argv, calls the console script's own entry point (the function th
 `bin/custodian` calls) and exits with its status, after the interpreter's exit steps (its
 threads joined, its atexit functions run).
 
-What a fork cannot reproduce is run as before, by a fresh interpreter (`conftest.
-run_command` decides): an environment that changes what an interpreter loads at start
-(PYTHONPATH, as the fault injection and the spawn tests set, or the plugin's off switch),
-or C7N_TEST_EXEC=1 in the suite's environment, which runs every command so (the suite
-passes either way).
+A command whose environment changes what an interpreter loads at start gets a server
+started with that environment (the fault injection's PYTHONPATH), or, for any other such
+change (the spawn tests' PYTHONPATH, the plugin's off switch), a fresh interpreter, as
+does every command under C7N_TEST_EXEC=1 in the suite's environment (the suite passes
+either way).
 """
 import array
 import json
@@ -41,16 +41,29 @@ def at_start(env) -> dict:
     return {k: v for k, v in env.items() if k.startswith(AT_START)}
 
 
-def needs_exec(env) -> bool:
-    """The command's environment `env` needs a fresh interpreter: it differs from the
-    server's in what an interpreter reads at start."""
-    return env.get('C7N_TEST_EXEC', '') not in ('', '0') or \
-        at_start(env) != at_start(server_env())
-
-
 def server_env() -> dict:
-    """The server's environment: the test process's, as the commands get it."""
+    """The environment servers start with: the test process's, as the commands get it."""
     return {k: v for k, v in os.environ.items() if not k.startswith('AWS_')}
+
+
+def start_env(env):
+    """The environment a server for the command environment `env` starts with, or None
+    when no server stands in for a fresh interpreter: only the suite's own and that of
+    the fault injection (tests/faults, which reads its settings when first used) are
+    served."""
+    if env.get('C7N_TEST_EXEC', '') not in ('', '0'):
+        return None
+    base = server_env()
+    wanted = at_start(env)
+    faults = str(Path(__file__).resolve().parent / 'faults')
+    if dict(at_start(base), PYTHONPATH=faults) == wanted:
+        return dict(base, PYTHONPATH=faults)
+    return base if wanted == at_start(base) else None
+
+
+def needs_exec(env) -> bool:
+    """The command's environment `env` needs a fresh interpreter."""
+    return start_env(env) is None
 
 
 def entry_point(command):
@@ -128,10 +141,31 @@ def run_child(main, request, out_fd, err_fd, status_fd):
 
 # -- the client (the test process) ------------------------------------------------------
 
-class Server:
-    """One server per test process, started on first use and stopped at the session's end."""
+class Servers:
+    """The servers of one test process (at most two: see `start_env`), each started on
+    first use; all stopped at the session's end."""
 
     def __init__(self):
+        self.servers = {}
+        self.lock = threading.Lock()
+
+    def run(self, command, args, cwd, env, timeout):
+        start = start_env(env)
+        key = tuple(sorted(at_start(start).items()))
+        with self.lock:
+            if key not in self.servers:
+                self.servers[key] = Server(start)
+        return self.servers[key].run(command, args, cwd, env, timeout)
+
+    def stop(self):
+        for server in self.servers.values():
+            server.stop()
+        self.servers.clear()
+
+
+class Server:
+    def __init__(self, env):
+        self.env = env
         self.proc = None
         self.folder = None
         self.lock = threading.Lock()
@@ -139,7 +173,7 @@ class Server:
     def start(self):
         self.folder = tempfile.mkdtemp(prefix='c7n-unused-keys-fork-')
         self.path = os.path.join(self.folder, 'socket')
-        env = server_env()
+        env = self.env
         self.proc = subprocess.Popen(
             [sys.executable, '-c', 'import sys; sys.path.insert(0, %r); import command_fork; '
              'command_fork.serve(%r)' % (str(Path(__file__).resolve().parent), self.path)],

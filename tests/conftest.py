@@ -21,8 +21,8 @@ BIN = Path(sys.executable).parent
 COMMAND_TIMEOUT = 240
 
 
-# The server that forks the commands (tests/command_fork.py), one per test process.
-COMMANDS = command_fork.Server()
+# The servers that fork the commands (tests/command_fork.py) of this test process.
+COMMANDS = command_fork.Servers()
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -51,7 +51,7 @@ def test_a_forked_command_answers_as_a_fresh_interpreter_does(tmp_path):
     output and errors forked as executed; the plugin is loaded either way; a command
     that outlives its timeout is killed."""
     import command_fork
-    from conftest import COMMANDS, run_command
+    from conftest import COMMANDS, faults, run_command
     bad = tmp_path / 'bad.yml'
     bad.write_text('policies:\n- name: p\n  resource: aws.iam-user\n  filters:\n'
                    '  - {type: unused-access-keys, days: -1}\n')
@@ -70,8 +70,10 @@ def test_a_forked_command_answers_as_a_fresh_interpreter_does(tmp_path):
         assert answer(forked) == answer(fresh), args
     assert 'never-used-days' in run_command(commands[0], None).stdout
     assert run_command(commands[1], None).returncode != 0
-    assert command_fork.needs_exec({'PYTHONPATH': str(tmp_path)})
+    assert command_fork.needs_exec(dict(command_fork.server_env(), PYTHONPATH=str(tmp_path)))
+    assert command_fork.needs_exec(dict(command_fork.server_env(), C7N_UNUSED_KEYS_DISABLE='1'))
     assert not command_fork.needs_exec(command_fork.server_env())
+    assert not command_fork.needs_exec(dict(command_fork.server_env(), **faults('')))
     # A policy file nothing ever writes: the command blocks on it until it is killed.
     fifo = tmp_path / 'never-written.yml'
     os.mkfifo(fifo)
