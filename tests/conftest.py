@@ -21,12 +21,6 @@ BIN = Path(sys.executable).parent
 COMMAND_TIMEOUT = 240
 
 
-def pytest_collection_modifyitems(items):
-    """The slowest tests (marked `slow`, each over 10 s in a measured run) start first, so
-    that no worker is left running one while the others are idle."""
-    items.sort(key=lambda item: item.get_closest_marker('slow') is None)
-
-
 # The servers that fork the commands (tests/command_fork.py) of this test process.
 COMMANDS = command_fork.Servers()
 

@@ -142,7 +142,6 @@ def test_same_user_records_as_describe_field_by_field(sandbox, tmp_path):
     assert stats('stock')['iam.GetUser'] == len(stock)
 
 
-@pytest.mark.slow
 def test_calls_at_a_thousand_users_and_more(sandbox, tmp_path):
     """About U/1000 calls; pages of 1,000 of both calls, where `describe` makes U + U/100."""
     total = len(seed_many(sandbox, 1001))

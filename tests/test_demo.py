@@ -2,8 +2,6 @@
 import json
 import time
 
-import pytest
-
 from c7n_unused_keys.report.output import read
 from conftest import ROOT, run_command
 
@@ -11,7 +9,6 @@ STEPS_PER_ACCOUNT = {'unused': 9, 'deactivated': 6, 'waiting': 1, 'deleted': 1,
                      'reactivated': 1}
 
 
-@pytest.mark.slow
 def test_demo(tmp_path):
     started = time.monotonic()
     run = run_command(['c7n-unused-keys', 'demo', '-c', ROOT / 'custodian.yml',
@@ -57,7 +54,6 @@ def test_wait_ready_sees_lines_that_arrive_together():
         proc.wait()
 
 
-@pytest.mark.slow
 def test_demo_lambda(tmp_path):
     """`make demo-lambda`: both lambda/ policies deployed with c7n-org to the three
     accounts, each function invoked once, the report read back from S3."""

@@ -6,7 +6,6 @@ must then run on the main thread too.
 import json
 import sys
 
-import pytest
 import yaml
 
 from c7n_unused_keys.sources import WORKERS
@@ -51,7 +50,6 @@ def mapped_by(emu, out, policy):
     return [tuple(m) for m in json.loads(run.stdout.strip().splitlines()[-1])]
 
 
-@pytest.mark.slow
 def test_every_pool_of_the_plugin_is_c7ns(sandbox, tmp_path):
     seeded(sandbox)
     found = []

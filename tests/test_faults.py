@@ -7,7 +7,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-import pytest
 import yaml
 
 from c7n_unused_keys.names import MARKER_PREFIX
@@ -210,7 +209,6 @@ def iam_calls(out):
     return sum(n for op, n in stats.items() if op.startswith('iam.'))
 
 
-@pytest.mark.slow
 def test_killed_after_every_call_a_clean_rerun_converges(sandbox, tmp_path):
     seeded_small(sandbox)
     unbroken = custodian_run(sandbox, tmp_path / 'unbroken', RETIRE)

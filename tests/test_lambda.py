@@ -190,7 +190,6 @@ def test_the_report_function_finds_what_custodian_run_finds(twins, tmp_path, run
         for r in out['resources.json'] for k in r['c7n:unused-access-keys']}
 
 
-@pytest.mark.slow
 def test_the_retire_function_retires_as_custodian_run_does(twins, tmp_path, runtime):
     code = build_zip(LAMBDA / (RETIRE + '.yml'))
     pull = ROOT / 'policies' / (RETIRE + '.yml')
@@ -253,7 +252,6 @@ def functions(emu, account, region):
 ORG = {'dev': '111111111111', 'staging': '222222222222', 'prod': '333333333333'}
 
 
-@pytest.mark.slow
 def test_c7n_org_deploys_one_function_per_account_in_us_east_1_updates_and_removes_it(
         sandbox, tmp_path):
     for account in ORG.values():

@@ -300,7 +300,6 @@ def test_owner_hears_of_own_keys_and_the_security_channel_of_all(org, tmp_path, 
     assert sent['cloud-security'] == everything
 
 
-@pytest.mark.slow
 def test_awaiting_approval_from_a_real_run_names_the_approving_command(org, tmp_path):
     """The retire policy with `approval-tag`: on day 31 the due keys await approval, and
     the notice lists each with the exact command that approves it (the record's tag)."""
@@ -377,7 +376,6 @@ def test_a_use_without_a_region_names_the_service_alone():
         assert 'None' not in body
 
 
-@pytest.mark.slow
 def test_a_lowered_grace_keeps_the_announced_date_and_its_soon_notice(org, tmp_path):
     """Day 0 announces 'deleted on day 30'; on day 10 the grace is lowered to 7. The keys
     are not deleted before day 30, day 24 says they go within 7 days, day 30 deletes
@@ -427,7 +425,6 @@ def without_queue(emu, out):
     return notify_run(emu, out, fails=True, queue=False)
 
 
-@pytest.mark.slow
 def test_news_not_delivered_is_told_by_the_next_run_and_only_once(org, tmp_path):
     """The queue is missing on day 0 and on the delete day, then fixed: the digests name
     each stage of each key exactly once (deactivated, soon, deleted), and a plain rerun

@@ -125,7 +125,6 @@ def test_list_users_permissions(tmp_path):
 
 
 @pytest.mark.parametrize('source', ['list-users', 'describe-parallel'])
-@pytest.mark.slow
 def test_users_are_listed_a_thousand_a_page(sandbox, tmp_path, source):
     """ListUsers at MaxItems=1000 (IAM's largest page): 1,051 users in 2 calls, not 11."""
     from conftest import write_policies
