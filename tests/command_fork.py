@@ -30,7 +30,7 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
-# The console scripts served, and the modules their entry points live in.
+# The console scripts served (their entry points are found by name).
 COMMANDS = ('custodian', 'c7n-org', 'c7n-unused-keys')
 # Environment variables that change what an interpreter does at start or at import.
 AT_START = ('PYTHON', 'C7N_UNUSED_KEYS_DISABLE', 'C7N_USE_STS_REGIONAL')
@@ -135,6 +135,8 @@ def run_child(main, request, out_fd, err_fd, status_fd):
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+        # What a process's exit status keeps of sys.exit's number.
+        code &= 0xFF
         os.write(status_fd, b'%d' % code)
         os._exit(code)
 
