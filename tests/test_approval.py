@@ -131,9 +131,9 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
     assert recs['approved']['ApprovalTag'] is None
     # The recheck kept the used key, said why, and dropped its approval (it predates the
     # new marker).
-    assert after['used'][0] == {ids['used']: 'Inactive'}
-    assert a_tag(ids['used']) not in after['used'][1]
-    assert when(after['used'][1][d_tag(ids['used'])]) > deactivated['used']
+    assert after['used'].keys == {ids['used']: 'Inactive'}
+    assert a_tag(ids['used']) not in after['used'].tags
+    assert when(after['used'].tags[d_tag(ids['used'])]) > deactivated['used']
     assert 'used at' in day31.stderr and 'after its marker' in day31.stderr
     run = report(tmp_path / 'day31')
     assert run.returncode == 0, run.stderr
@@ -184,5 +184,5 @@ def test_key_level_policy_waits_for_approval_too(sandbox, tmp_path):
         'awaiting-approval', a_tag(ids['waits']))
     assert recs['approved']['Step'] == 'deleted'
     after = account_state(sandbox)
-    assert after['waits'][0] == {ids['waits']: 'Inactive'}
+    assert after['waits'].keys == {ids['waits']: 'Inactive'}
     assert after['approved'] == ({}, {})

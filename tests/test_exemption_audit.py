@@ -51,8 +51,8 @@ def test_each_exemption_honoured_is_logged_and_its_key_untouched(sandbox, tmp_pa
     assert stderr == found, run.stderr
 
     state = account_state(sandbox)
-    assert state['for-ever'][0] == {keys['for-ever']: 'Active'}
-    assert state['until-later'][0] == {keys['until-later']: 'Active'}
-    assert state['one-of-two'][0] == {two[0]: 'Active', two[1]: 'Inactive'}
-    assert state['expired'][0] == {keys['expired']: 'Inactive'}
-    assert state['idle'][0] == {keys['idle']: 'Inactive'}
+    assert state['for-ever'].keys == {keys['for-ever']: 'Active'}
+    assert state['until-later'].keys == {keys['until-later']: 'Active'}
+    assert state['one-of-two'].keys == {two[0]: 'Active', two[1]: 'Inactive'}
+    assert state['expired'].keys == {keys['expired']: 'Inactive'}
+    assert state['idle'].keys == {keys['idle']: 'Inactive'}

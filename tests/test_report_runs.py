@@ -50,7 +50,7 @@ def test_every_run_of_a_reused_folder_is_read(sandbox, tmp_path):
         run = custodian_run(sandbox, out, RETIRE, env=DENIED)
         assert run.returncode != 0 and 'AccessDenied' in run.stderr
     assert set(account_state(sandbox)) == set(DUE) | {PROTECTED, 'erin-in-use'}
-    assert all(account_state(sandbox)[u][0] == {} for u in DUE)
+    assert all(account_state(sandbox)[u].keys == {} for u in DUE)
     data, rep = as_json(out)
     assert steps(data) == sorted([(u, 'deleted', (1,)) for u in DUE] +
                                  [(PROTECTED, 'failed', (1, 2, 3))])
@@ -70,7 +70,7 @@ def test_every_run_of_a_reused_folder_is_read(sandbox, tmp_path):
     # failure stays shown, with its runs; the key's latest record decides the exit code.
     run = custodian_run(sandbox, out, RETIRE)
     assert run.returncode == 0, run.stderr
-    assert account_state(sandbox)[PROTECTED][0] == {}
+    assert account_state(sandbox)[PROTECTED].keys == {}
     data, rep = as_json(out, '--fail-on', 'errors')
     assert steps(data) == sorted([(u, 'deleted', (1,)) for u in DUE] + [
         (PROTECTED, 'failed', (1, 2, 3)), (PROTECTED, 'deleted', (4,))])
