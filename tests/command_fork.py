@@ -85,7 +85,19 @@ def serve(path: str):
     # Children are reaped by the kernel; their status reaches the client through a pipe.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     print('ready', flush=True)
+    # The test process holds this server's stdin: at its end, even a killed one's, the
+    # server reads EOF there and stops.
+    watch = selectors.DefaultSelector()
+    watch.register(listener, selectors.EVENT_READ)
+    watch.register(sys.stdin.fileno(), selectors.EVENT_READ)
     while True:
+        ready = {key.fd for key, _ in watch.select()}
+        if sys.stdin.fileno() in ready and not os.read(sys.stdin.fileno(), 1 << 10):
+            os.unlink(path)
+            os.rmdir(os.path.dirname(path))
+            return
+        if listener.fileno() not in ready:
+            continue
         conn, _ = listener.accept()
         with conn:
             message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
@@ -94,6 +106,7 @@ def serve(path: str):
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
+                watch.close()
                 listener.close()
                 conn.close()
                 run_child(mains[request['command']], request, *fds)
@@ -104,6 +117,10 @@ def serve(path: str):
 
 def run_child(main, request, out_fd, err_fd, status_fd):
     """The command, as the console script runs it: `sys.exit(main())`."""
+    # No input, as the suite gives none: a command that reads it meets its end.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
     os.close(out_fd)
@@ -179,7 +196,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, '-c', 'import sys; sys.path.insert(0, %r); import command_fork; '
              'command_fork.serve(%r)' % (str(Path(__file__).resolve().parent), self.path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         line = read_line(self.proc.stdout, READY_TIMEOUT)
         if line != 'ready':
             self.stop()
@@ -190,11 +207,11 @@ class Server:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
-        if self.folder:
+        if self.folder and os.path.isdir(self.folder):
             for name in os.listdir(self.folder):
                 os.unlink(os.path.join(self.folder, name))
             os.rmdir(self.folder)
-            self.folder = None
+        self.folder = None
 
     def run(self, command, args, cwd, env, timeout):
         """(returncode, stdout, stderr) of `command args`; subprocess.TimeoutExpired when it

@@ -83,3 +83,34 @@ def test_a_forked_command_answers_as_a_fresh_interpreter_does(tmp_path):
         pass
     else:
         raise AssertionError('the command was not stopped at its timeout')
+
+
+def test_a_command_server_stops_when_its_test_process_ends(tmp_path):
+    """A test process that is killed (no session teardown) leaves no server behind: the
+    server reads the end of its stdin, which the test process held."""
+    code = ('import os, signal, sys; sys.path.insert(0, %r)\n'
+            'import command_fork\n'
+            'servers = command_fork.Servers()\n'
+            'code, out, err = servers.run("c7n-unused-keys", ["report", %r], %r, '
+            'command_fork.server_env(), 60)\n'
+            'assert code == 2, (code, err)\n'
+            '(server,) = servers.servers.values()\n'
+            'print(server.proc.pid, server.folder, flush=True)\n'
+            'os.kill(os.getpid(), signal.SIGKILL)\n'
+            % (str(ROOT / 'tests'), str(tmp_path / 'nothing'), str(ROOT)))
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == -9, run.stderr
+    pid, folder = run.stdout.split()
+    # The server is not this test's child: its end is awaited through a pidfd.
+    try:
+        fd = os.pidfd_open(int(pid))
+    except ProcessLookupError:
+        fd = None  # gone already
+    if fd is not None:
+        import select
+        try:
+            assert select.select([fd], [], [], 60)[0], 'the server is still running'
+        finally:
+            os.close(fd)
+    assert not os.path.exists(folder)
