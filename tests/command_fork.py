@@ -42,7 +42,8 @@ def at_start(env) -> dict:
 
 
 def server_env() -> dict:
-    """The environment servers start with: the test process's, as the commands get it."""
+    """The test process's environment, as the commands get it (no AWS_ settings of its
+    own): what the plain server starts with, and what each command's starts from."""
     return {k: v for k, v in os.environ.items() if not k.startswith('AWS_')}
 
 
@@ -192,11 +193,10 @@ class Server:
     def start(self):
         self.folder = tempfile.mkdtemp(prefix='c7n-unused-keys-fork-')
         self.path = os.path.join(self.folder, 'socket')
-        env = self.env
         self.proc = subprocess.Popen(
             [sys.executable, '-c', 'import sys; sys.path.insert(0, %r); import command_fork; '
              'command_fork.serve(%r)' % (str(Path(__file__).resolve().parent), self.path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self.env)
         line = read_line(self.proc.stdout, READY_TIMEOUT)
         if line != 'ready':
             self.stop()

@@ -61,7 +61,7 @@ def run_command(args, emu: Optional[Emulator], cwd=ROOT, extra_env=None,
     """Run an installed console script (custodian, c7n-org) in a process of its own:
     forked from the command server, or a fresh interpreter where a fork cannot stand in
     for one (tests/command_fork.py)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith('AWS_')}
+    env = command_fork.server_env()
     env['HOME'] = os.environ.get('HOME', '/tmp')
     if emu is not None:
         env.update(emu.env())

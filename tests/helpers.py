@@ -4,6 +4,7 @@ shipped retire policy at both levels. Test modules import these, never each othe
 from datetime import datetime, timezone
 from typing import Dict, NamedTuple
 
+from c7n_unused_keys import markers
 from c7n_unused_keys.names import MARKER_PREFIX
 from c7n_unused_keys_sandbox.seed import SeedKey, SeedUser, organisation, seed_account
 from conftest import DEFAULT_ACCOUNT, ROOT
@@ -12,7 +13,9 @@ from conftest import DEFAULT_ACCOUNT, ROOT
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 RETIRE_NAME = 'unused-access-keys-retire'
 KEY_NAME = 'keys-retire'
+# The tag keys of a key's marker and of its reactivation, less the key id.
 PREFIX = MARKER_PREFIX + ':'
+R_PREFIX = markers.reactivated_tag(MARKER_PREFIX, '')
 
 
 class UserState(NamedTuple):

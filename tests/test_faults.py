@@ -9,12 +9,10 @@ from datetime import datetime, timezone
 
 import yaml
 
-from c7n_unused_keys.names import MARKER_PREFIX
 from c7n_unused_keys_sandbox.seed import organisation, seed_account
 from conftest import BIN, DEFAULT_ACCOUNT, ROOT, custodian_run, faults, run_command
-from helpers import account_state, no_key_deactivated_without_its_marker, seeded
+from helpers import PREFIX, account_state, no_key_deactivated_without_its_marker, seeded
 
-PREFIX = MARKER_PREFIX + ':'
 
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'

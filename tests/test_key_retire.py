@@ -10,16 +10,15 @@ from c7n.config import Config
 from c7n.exceptions import PolicyValidationError
 from c7n.policy import PolicyCollection
 
-from c7n_unused_keys import markers
-from c7n_unused_keys.names import MARKER_PREFIX, UNUSED_ANNOTATION
+from c7n_unused_keys.names import UNUSED_ANNOTATION
 from c7n_unused_keys.model import RunFindings
 from conftest import (DEFAULT_ACCOUNT, custodian_run, iam_client, read_json, run_command,
                       write_policies)
-from helpers import (ACTION, KEY_NAME, PREFIX, RETIRE, RETIRE_NAME, UNUSED, account_state,
-                     key_policy, no_key_deactivated_without_its_marker, seed, seeded)
+from helpers import (ACTION, KEY_NAME, PREFIX, R_PREFIX, RETIRE, RETIRE_NAME, UNUSED,
+                     account_state, key_policy, no_key_deactivated_without_its_marker, seed,
+                     seeded)
 
 NAME = KEY_NAME
-R_PREFIX = markers.reactivated_tag(MARKER_PREFIX, '')
 
 
 def key_file(tmp_path, **kw):

@@ -9,13 +9,11 @@ import pytest
 import yaml
 
 from c7n_unused_keys import markers
-from c7n_unused_keys.names import MARKER_PREFIX
 from c7n_unused_keys_sandbox.seed import organisation, seed_account
 from conftest import DEFAULT_ACCOUNT, ROOT, custodian_run, faults, run_command, write_policies
 from helpers import account_state, no_key_deactivated_without_its_marker
 
 POLICIES = sorted((ROOT / 'policies').glob('*.yml'))
-PREFIX = MARKER_PREFIX + ':'
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 REPORT = ROOT / 'policies' / 'unused-access-keys-report.yml'
 

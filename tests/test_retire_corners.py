@@ -11,15 +11,13 @@ import pytest
 import yaml
 
 from c7n_unused_keys import markers
-from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
+from c7n_unused_keys.names import EXEMPT_TAG
 from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, faults, iam_client, read_json,
                       run_command)
-from helpers import account_state, seeded
+from helpers import PREFIX, R_PREFIX, account_state, seeded
 
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 NAME = 'unused-access-keys-retire'
-PREFIX = MARKER_PREFIX + ':'
-R_PREFIX = markers.reactivated_tag(MARKER_PREFIX, '')
 
 
 def steps(out):
