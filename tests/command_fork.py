@@ -15,8 +15,14 @@ started with that environment (the fault injection's PYTHONPATH), or, for any ot
 change (the spawn tests' PYTHONPATH, the plugin's off switch), a fresh interpreter, as
 does every command under C7N_TEST_EXEC=1 in the suite's environment (the suite passes
 either way).
+
+The server also parses botocore's data files once (`SharedData`): a command would parse
+botocore's endpoints and its service models again for every session it makes, which was
+two thirds of a forked `custodian run`'s CPU.
 """
 import array
+import gc
+import pickle
 import json
 import os
 import selectors
@@ -72,6 +78,88 @@ def entry_point(command):
     return ep
 
 
+# -- botocore's data, parsed once -------------------------------------------------------
+
+# The services whose files the suite's commands load; any other's are parsed by the
+# command, as they would be anyway.
+SERVICES = ('iam', 'sts', 's3', 'sqs', 'lambda', 'logs', 'securityhub', 'events')
+# The kinds of a service's files that a client loads.
+KINDS = ('service-2', 'service-2.sdk-extras', 'endpoint-rule-set-1', 'paginators-1',
+         'waiters-2')
+# botocore's files that are not a service's.
+TOP_LEVEL = ('endpoints', 'partitions', 'sdk-default-configuration', '_retry')
+
+
+class SharedData:
+    """botocore's data files, parsed by the server before it forks.
+
+    Each botocore session has a loader of its own, and a command makes several (c7n
+    makes one per account and region), each parsing the 0.5 MB endpoints file and every
+    service model it uses again, and listing every service's folder: two thirds of a
+    forked `custodian run`'s CPU. Here a command is handed, for each file, the server's
+    parsed data the first time (untouched: the fork has its own copy of it) and a copy
+    unpickled from it every later time, since botocore writes into what it loaded (the
+    endpoints it resolves, S3's Expires shape). Either way a session gets data as a fresh
+    parse gives it."""
+
+    def __init__(self, services=SERVICES, kinds=KINDS, top_level=TOP_LEVEL):
+        self.services = services
+        self.kinds = kinds
+        self.top_level = top_level
+        self.parsed = {}      # a file's path less its extension -> its data, until handed
+        self.pickles = {}     # the same path -> its data pickled
+        self.listings = {}    # (search paths, type name) -> the services listed
+        self.restore = []
+
+    def load(self):
+        import boto3
+        from botocore import loaders
+        file_loader = loaders.JSONFileLoader()
+        # boto3's sessions search its own folder of resource models too.
+        listers = [loaders.create_loader(), boto3.Session()._loader]
+        data = listers[0].search_paths[-1]
+        paths = [os.path.join(data, name) for name in self.top_level]
+        for service in self.services:
+            for version in os.listdir(os.path.join(data, service)):
+                paths += [os.path.join(data, service, version, kind) for kind in self.kinds]
+        for path in paths:
+            parsed = file_loader.load_file(path)
+            if parsed is not None:
+                self.parsed[path] = parsed
+                self.pickles[path] = pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL)
+        for lister in listers:
+            for kind in self.kinds:
+                self.listings[(tuple(lister.search_paths), kind)] = \
+                    lister.list_available_services(kind)
+
+    def install(self):
+        from botocore import loaders
+        shared = self
+        load_file = loaders.JSONFileLoader.load_file
+        list_services = loaders.Loader.list_available_services
+
+        def shared_load_file(file_loader, file_path):
+            pickled = shared.pickles.get(file_path)
+            if pickled is None:
+                return load_file(file_loader, file_path)
+            first = shared.parsed.pop(file_path, None)
+            return pickle.loads(pickled) if first is None else first
+
+        def shared_list_services(loader, type_name):
+            found = shared.listings.get((tuple(loader.search_paths), type_name))
+            return list_services(loader, type_name) if found is None else list(found)
+
+        loaders.JSONFileLoader.load_file = shared_load_file
+        loaders.Loader.list_available_services = shared_list_services
+        self.restore = [(loaders.JSONFileLoader, 'load_file', load_file),
+                        (loaders.Loader, 'list_available_services', list_services)]
+
+    def uninstall(self):
+        for owner, name, original in self.restore:
+            setattr(owner, name, original)
+        self.restore = []
+
+
 # -- the server (its own process) -------------------------------------------------------
 
 def serve(path: str):
@@ -80,6 +168,12 @@ def serve(path: str):
     sys.path[:] = [str(Path(sys.executable).parent)] + [
         p for p in sys.path if p not in ('', here)]
     mains = {name: entry_point(name).load() for name in COMMANDS}
+    shared = SharedData()
+    shared.load()
+    shared.install()
+    # What the server made lives as long as it does: a command's collections need not
+    # walk it (nor copy its pages by touching it).
+    gc.freeze()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)

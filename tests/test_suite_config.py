@@ -85,6 +85,54 @@ def test_a_forked_command_answers_as_a_fresh_interpreter_does(tmp_path):
         raise AssertionError('the command was not stopped at its timeout')
 
 
+def test_a_forked_run_finds_what_a_fresh_one_finds(sandbox, tmp_path):
+    """A run against the emulator, whose sessions load botocore's endpoints and models
+    (handed out by the server, see the next test), forked and executed."""
+    from conftest import custodian_run, read_json
+    from helpers import RETIRE, RETIRE_NAME, seed
+    seed(sandbox)
+    found = {}
+    for name, env in (('forked', None), ('fresh', {'C7N_TEST_EXEC': '1'})):
+        run = custodian_run(sandbox, tmp_path / name, RETIRE, '--dryrun', env=env)
+        assert run.returncode == 0, run.stderr
+        found[name] = sorted(read_json(tmp_path / name / RETIRE_NAME / 'resources.json'),
+                             key=lambda r: r['UserName'])
+    assert found['forked'] == found['fresh']
+    assert [r['UserName'] for r in found['fresh']] == ['keeper', 'never-used', 'stale']
+
+
+def test_each_session_gets_botocore_data_as_a_fresh_parse_gives_it():
+    """command_fork.SharedData: a file's first load is the server's parsed data (the fork's
+    own copy), every later one a copy of it as parsed, whatever an earlier session wrote
+    into its own; the services listed are those botocore lists."""
+    import botocore.session
+    import command_fork
+    from botocore import loaders
+    original = loaders.JSONFileLoader.load_file, loaders.Loader.list_available_services
+    shared = command_fork.SharedData(services=('sts',))
+    shared.load()
+    (path,) = [p for p in shared.pickles if p.endswith(os.path.join('sts', '2011-06-15',
+                                                                    'service-2'))]
+    fresh = loaders.JSONFileLoader().load_file(path)
+    parsed = shared.parsed[path]
+    listed = original[1](loaders.create_loader(), 'service-2')
+    shared.install()
+    try:
+        sessions = [botocore.session.Session().get_component('data_loader') for _ in range(2)]
+        first = sessions[0].load_service_model('sts', 'service-2')
+        assert first is parsed and first == fresh
+        first['metadata']['serviceId'] = 'written by an earlier session'
+        second = sessions[1].load_service_model('sts', 'service-2')
+        assert second == fresh and second is not first and type(second) is type(fresh)
+        assert (tuple(sessions[1].search_paths), 'service-2') in shared.listings
+        assert sessions[1].list_available_services('service-2') == listed
+        assert 'sts' in listed and 'iam' in listed
+    finally:
+        shared.uninstall()
+    assert (loaders.JSONFileLoader.load_file, loaders.Loader.list_available_services) == \
+        original
+
+
 def test_a_command_server_stops_when_its_test_process_ends(tmp_path):
     """A test process that is killed (no session teardown) leaves no server behind: the
     server reads the end of its stdin, which the test process held."""
