@@ -11,7 +11,8 @@ folder and its argv, calls the console script's own entry point (the function th
 threads joined, its atexit functions run).
 
 A command whose environment changes what an interpreter loads at start gets a server
-started with that environment (the fault injection's PYTHONPATH), or, for any other such
+started with that environment (the PYTHONPATH of the tests' own start-up folders), or, for
+any other such
 change (the spawn tests' PYTHONPATH, the plugin's off switch), a fresh interpreter, as
 does every command under C7N_TEST_EXEC=1 in the suite's environment (the suite passes
 either way).
@@ -38,6 +39,9 @@ from pathlib import Path
 
 # The console scripts served (their entry points are found by name).
 COMMANDS = ('custodian', 'c7n-org', 'c7n-unused-keys')
+# The tests' own start-up folders, each a sitecustomize put on PYTHONPATH: the fault
+# injection (which reads its settings when first used) and the failing action.
+START_FOLDERS = ('faults', 'failing_action')
 # Environment variables that change what an interpreter does at start or at import.
 AT_START = ('PYTHON', 'C7N_UNUSED_KEYS_DISABLE', 'C7N_USE_STS_REGIONAL')
 READY_TIMEOUT = 60
@@ -55,16 +59,16 @@ def server_env() -> dict:
 
 def start_env(env):
     """The environment a server for the command environment `env` starts with, or None
-    when no server stands in for a fresh interpreter: only the suite's own and that of
-    the fault injection (tests/faults, which reads its settings when first used) are
-    served."""
+    when no server stands in for a fresh interpreter: only the suite's own and those
+    with one of START_FOLDERS on PYTHONPATH are served."""
     if env.get('C7N_TEST_EXEC', '') not in ('', '0'):
         return None
     base = server_env()
     wanted = at_start(env)
-    faults = str(Path(__file__).resolve().parent / 'faults')
-    if dict(at_start(base), PYTHONPATH=faults) == wanted:
-        return dict(base, PYTHONPATH=faults)
+    for name in START_FOLDERS:
+        folder = str(Path(__file__).resolve().parent / name)
+        if dict(at_start(base), PYTHONPATH=folder) == wanted:
+            return dict(base, PYTHONPATH=folder)
     return base if wanted == at_start(base) else None
 
 
@@ -82,10 +86,12 @@ def entry_point(command):
 
 # The services whose files the suite's commands load; any other's are parsed by the
 # command, as they would be anyway.
-SERVICES = ('iam', 'sts', 's3', 'sqs', 'lambda', 'logs', 'securityhub', 'events')
+SERVICES = ('iam', 'sts', 's3', 'sqs', 'lambda', 'logs', 'securityhub', 'events',
+            # Read when c7n's resource modules are imported (schemas from their shapes).
+            'keyspaces', 'apigatewayv2', 'es', 'eks', 'bedrock')
 # The kinds of a service's files that a client loads.
 KINDS = ('service-2', 'service-2.sdk-extras', 'endpoint-rule-set-1', 'paginators-1',
-         'waiters-2')
+         'paginators-1.sdk-extras', 'waiters-2')
 # botocore's files that are not a service's.
 TOP_LEVEL = ('endpoints', 'partitions', 'sdk-default-configuration', '_retry')
 
@@ -256,7 +262,8 @@ def run_child(main, request, out_fd, err_fd, status_fd):
 # -- the client (the test process) ------------------------------------------------------
 
 class Servers:
-    """The servers of one test process (at most two: see `start_env`), each started on
+    """The servers of one test process (one per start environment: see `start_env`),
+    each started on
     first use; all stopped at the session's end."""
 
     def __init__(self):

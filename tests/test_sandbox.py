@@ -200,3 +200,13 @@ def test_serves_what_the_lambda_path_needs(served):
     keys = [o['Key'] for o in account_client(env, ACCOUNTS[0], 's3', 'us-east-1')
             .list_objects_v2(Bucket=OUTPUT_BUCKET)['Contents']]
     assert sorted(keys) == sorted('%s/probe' % a for a in ACCOUNTS)
+
+
+def test_a_response_class_s_methods_are_listed_once(emulator):
+    """moto_fixes: the action lookup of every request finds the names moto lists, listed
+    once per class."""
+    from moto.core import responses, utils
+    from moto.iam.responses import IamResponse
+    listed = responses.method_names_from_class(IamResponse)
+    assert listed == utils.method_names_from_class(IamResponse) and 'list_access_keys' in listed
+    assert responses.method_names_from_class(IamResponse) is listed

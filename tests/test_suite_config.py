@@ -74,6 +74,8 @@ def test_a_forked_command_answers_as_a_fresh_interpreter_does(tmp_path):
     assert command_fork.needs_exec(dict(command_fork.server_env(), C7N_UNUSED_KEYS_DISABLE='1'))
     assert not command_fork.needs_exec(command_fork.server_env())
     assert not command_fork.needs_exec(dict(command_fork.server_env(), **faults('')))
+    assert not command_fork.needs_exec(dict(command_fork.server_env(), PYTHONPATH=str(
+        ROOT / 'tests' / 'failing_action')))
     # A policy file nothing ever writes: the command blocks on it until it is killed.
     fifo = tmp_path / 'never-written.yml'
     os.mkfifo(fifo)

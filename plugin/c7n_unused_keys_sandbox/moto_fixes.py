@@ -21,6 +21,8 @@ Speed fixes, so that time measured here is round trips rather than emulator work
   175 stat calls) under a global lock; `dispatcher` remembers the answer per host.
 - moto's GetAccessKeyLastUsed scans every key of every account (O(keys) a call);
   the fix looks the key id up in each account's index of keys.
+- moto lists the methods of a service's response class (inspect.getmembers, a twentieth
+  of a request's time) for every request; `_patch_method_names` keeps each class's list.
 
 `apply()` applies them all, once per process; the emulator calls it as it starts.
 """
@@ -198,6 +200,25 @@ def _patch_last_used_lookup():
     models.IAMBackend._c7n_unused_keys_indexed = True
 
 
+def _patch_method_names():
+    """A response class's methods, listed once: moto looks the action up among them for
+    every request, and no class gains or loses one while the emulator serves."""
+    from moto.core import responses
+
+    if getattr(responses, '_c7n_unused_keys_method_names', False):
+        return
+    list_methods = responses.method_names_from_class
+    listed = {}
+
+    def method_names_from_class(clazz):
+        if clazz not in listed:
+            listed[clazz] = list_methods(clazz)
+        return listed[clazz]
+
+    responses.method_names_from_class = method_names_from_class
+    responses._c7n_unused_keys_method_names = True
+
+
 TAGS_PER_USER = 50
 
 
@@ -245,4 +266,5 @@ def apply():
     _patch_list_users_paging()
     _patch_authorization_details_paging()
     _patch_last_used_lookup()
+    _patch_method_names()
     _patch_tag_limit()
