@@ -17,9 +17,10 @@ change (the spawn tests' PYTHONPATH, the plugin's off switch), a fresh interpret
 does every command under C7N_TEST_EXEC=1 in the suite's environment (the suite passes
 either way).
 
-The server also parses botocore's data files once (`SharedData`): a command would parse
-botocore's endpoints and its service models again for every session it makes, which was
-two thirds of a forked `custodian run`'s CPU.
+Before it forks, the server also loads the resource types of the plugin's elements (and
+so the plugin), and parses botocore's data files once (`SharedData`): a command would
+parse botocore's endpoints and its service models again for every session it makes,
+which was two thirds of a forked `custodian run`'s CPU.
 """
 import array
 import gc
@@ -43,7 +44,9 @@ COMMANDS = ('custodian', 'c7n-org', 'c7n-unused-keys')
 # injection (which reads its settings when first used) and the failing action.
 START_FOLDERS = ('faults', 'failing_action')
 # Environment variables that change what an interpreter does at start or at import.
-AT_START = ('PYTHON', 'C7N_UNUSED_KEYS_DISABLE', 'C7N_USE_STS_REGIONAL')
+AT_START = ('PYTHON', 'C7N_UNUSED_KEYS_DISABLE', 'C7N_USE_STS_REGIONAL',
+            # read when c7n.resources.aws is imported (its X-Ray tracer)
+            'LAMBDA_TASK_ROOT', 'AWS_XRAY_DAEMON_ADDRESS')
 READY_TIMEOUT = 60
 
 
@@ -80,6 +83,10 @@ def needs_exec(env) -> bool:
 def entry_point(command):
     (ep,) = [e for e in entry_points(group='console_scripts') if e.name == command]
     return ep
+
+
+# The resource types a server loads before it forks: those of the plugin's elements.
+PRELOADED = ('aws.iam-user', 'aws.iam-access-key')
 
 
 # -- botocore's data, parsed once -------------------------------------------------------
@@ -174,6 +181,10 @@ def serve(path: str):
     sys.path[:] = [str(Path(sys.executable).parent)] + [
         p for p in sys.path if p not in ('', here)]
     mains = {name: entry_point(name).load() for name in COMMANDS}
+    # The resource types nearly every command loads (and the plugin with them, through
+    # its start-up hook), as a command of either kind would load them.
+    from c7n.resources import load_resources
+    load_resources(PRELOADED)
     shared = SharedData()
     shared.load()
     shared.install()

@@ -56,6 +56,9 @@ def test_a_forked_command_answers_as_a_fresh_interpreter_does(tmp_path):
     bad.write_text('policies:\n- name: p\n  resource: aws.iam-user\n  filters:\n'
                    '  - {type: unused-access-keys, days: -1}\n')
     commands = [['custodian', 'schema', 'aws.iam-user.filters.unused-access-keys'],
+                # Every element registered on the types the server loaded before forking.
+                ['custodian', 'schema', 'aws.iam-user'],
+                ['custodian', 'schema', 'aws.iam-access-key'],
                 ['custodian', 'validate', bad],
                 ['c7n-unused-keys', 'report', tmp_path / 'nothing-here'],
                 ['c7n-org', 'run', '--help']]
@@ -69,7 +72,8 @@ def test_a_forked_command_answers_as_a_fresh_interpreter_does(tmp_path):
         fresh = run_command(args, None, extra_env={'C7N_TEST_EXEC': '1'})
         assert answer(forked) == answer(fresh), args
     assert 'never-used-days' in run_command(commands[0], None).stdout
-    assert run_command(commands[1], None).returncode != 0
+    assert 'retire-access-keys' in run_command(commands[1], None).stdout
+    assert run_command(commands[3], None).returncode != 0
     assert command_fork.needs_exec(dict(command_fork.server_env(), PYTHONPATH=str(tmp_path)))
     assert command_fork.needs_exec(dict(command_fork.server_env(), C7N_UNUSED_KEYS_DISABLE='1'))
     assert not command_fork.needs_exec(command_fork.server_env())
