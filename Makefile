@@ -28,7 +28,7 @@ test: install
 	# An editable install leaves no bytecode: without it the start-up hook compiles every run.
 	$(PY) -m compileall -q plugin
 	# Three workers on two cores: a test waiting on a retry or a subprocess leaves its core
-	# to another (2 min 27 s against 2 min 37 s with two, one run each).
+	# to another (166 s against 178 s with four, one run each; see docs/development.md).
 	$(PY) -m pytest -q -n 3 $(PYTEST_ARGS)
 
 # Benchmarks print numbers; they assert nothing (BENCH_SIZES, BENCH_LATENCY_MS).
