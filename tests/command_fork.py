@@ -11,11 +11,10 @@ folder and its argv, calls the console script's own entry point (the function th
 threads joined, its atexit functions run).
 
 A command whose environment changes what an interpreter loads at start gets a server
-started with that environment (the PYTHONPATH of the tests' own start-up folders), or, for
-any other such
-change (the spawn tests' PYTHONPATH, the plugin's off switch), a fresh interpreter, as
-does every command under C7N_TEST_EXEC=1 in the suite's environment (the suite passes
-either way).
+started with that environment (the PYTHONPATH of the tests' own start-up folders), or,
+for any other such change (the spawn tests' PYTHONPATH, the plugin's off switch), a fresh
+interpreter, as does every command under C7N_TEST_EXEC=1 in the suite's environment (the
+suite passes either way).
 
 Before it forks, the server also loads the resource types of the plugin's elements (and
 so the plugin), and parses botocore's data files once (`SharedData`): a command would
@@ -24,9 +23,9 @@ which was two thirds of a forked `custodian run`'s CPU.
 """
 import array
 import gc
-import pickle
 import json
 import os
+import pickle
 import selectors
 import signal
 import socket
@@ -182,7 +181,8 @@ def serve(path: str):
         p for p in sys.path if p not in ('', here)]
     mains = {name: entry_point(name).load() for name in COMMANDS}
     # The resource types nearly every command loads (and the plugin with them, through
-    # its start-up hook), as a command of either kind would load them.
+    # its start-up hook): a command that uses them finds them loaded, as it would have
+    # loaded them itself.
     from c7n.resources import load_resources
     load_resources(PRELOADED)
     shared = SharedData()
@@ -274,8 +274,7 @@ def run_child(main, request, out_fd, err_fd, status_fd):
 
 class Servers:
     """The servers of one test process (one per start environment: see `start_env`),
-    each started on
-    first use; all stopped at the session's end."""
+    each started on first use; all stopped at the session's end."""
 
     def __init__(self):
         self.servers = {}
