@@ -21,6 +21,7 @@ USERS = {
     'waits': dict(created=300, used=100),
     'early': dict(created=300, used=100),
     'approved': dict(created=300, used=100),
+    'named': dict(created=300, used=100),
     'used': dict(created=300, used=100),
     'recent': dict(created=300, used=1),
 }
@@ -52,9 +53,9 @@ def when(value):
     return markers.parse_marker(value, datetime.now(timezone.utc)).at
 
 
-def approve(emu, user, key_id, at):
+def approve(emu, user, key_id, at, by=None):
     iam_client(emu).tag_user(UserName=user, Tags=[
-        {'Key': a_tag(key_id), 'Value': markers.format_time(at)}])
+        {'Key': a_tag(key_id), 'Value': markers.approval_value(at, by)}])
 
 
 def report(out, *args):
@@ -69,7 +70,7 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
     day0 = custodian_run(sandbox, tmp_path / 'day0', policy)
     assert day0.returncode == 0, day0.stderr
     recs = by_user(tmp_path / 'day0')
-    due = ('waits', 'early', 'approved', 'used')
+    due = ('waits', 'early', 'approved', 'named', 'used')
     assert {u: r['Step'] for u, r in recs.items()} == {u: 'deactivated' for u in due}
     # While the key stays deactivated, its record names the tag that approves it.
     assert all(recs[u]['ApprovalTag'] == a_tag(ids[u]) for u in due)
@@ -80,6 +81,7 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
     approve(sandbox, 'early', ids['early'], deactivated['early'] - timedelta(days=1))
     now = datetime.now(timezone.utc)
     approve(sandbox, 'approved', ids['approved'], now)
+    approve(sandbox, 'named', ids['named'], now, by='slack:U0123ABC')
     approve(sandbox, 'used', ids['used'], now)
     assert all(deactivated[u] < now for u in due)
     sandbox.advance(DEFAULT_ACCOUNT, 21)
@@ -94,7 +96,7 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
     rows = {r['user']: r for r in json.loads(run.stdout)['rows']}
     assert {u: (rows[u]['step'], rows[u]['would']) for u in due} == {
         'waits': ('awaiting-approval', True), 'early': ('awaiting-approval', True),
-        'approved': ('deleted', True), 'used': ('deleted', True)}
+        'approved': ('deleted', True), 'named': ('deleted', True), 'used': ('deleted', True)}
     # Due 30 days after its marker, as the marker now reads.
     due_on = {u: (when(before[u].tags[d_tag(ids[u])]) + timedelta(days=30)).isoformat()
               for u in due}
@@ -116,7 +118,11 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
     recs = by_user(tmp_path / 'day31')
     assert {u: recs[u]['Step'] for u in due} == {
         'waits': 'awaiting-approval', 'early': 'awaiting-approval', 'approved': 'deleted',
-        'used': 'marked'}
+        'named': 'deleted', 'used': 'marked'}
+    # The record of a delete names its approver when the approval does.
+    assert {u: recs[u]['ApprovedBy'] for u in due} == {
+        'waits': None, 'early': None, 'approved': None, 'named': 'slack:U0123ABC',
+        'used': None}
     for u in ('waits', 'early'):
         assert recs[u]['ApprovalTag'] == a_tag(ids[u])
         assert recs[u]['DeleteOn'] == due_on[u]
@@ -127,7 +133,7 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
     assert 'not a time after its deactivation' in day31.stderr
     after = account_state(sandbox)
     # Deleted, and its marker and approval removed in the same untag.
-    assert after['approved'] == ({}, {})
+    assert after['approved'] == after['named'] == ({}, {})
     assert recs['approved']['ApprovalTag'] is None
     # The recheck kept the used key, said why, and dropped its approval (it predates the
     # new marker).
@@ -138,7 +144,7 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
     run = report(tmp_path / 'day31')
     assert run.returncode == 0, run.stderr
     totals = json.loads(run.stdout)['totals']['all accounts']
-    assert (totals['awaiting-approval'], totals['deleted'], totals['marked']) == (2, 1, 1)
+    assert (totals['awaiting-approval'], totals['deleted'], totals['marked']) == (2, 2, 1)
     assert report(tmp_path / 'day31', '--fail-on', 'awaiting-approval').returncode == 1
 
     # The owner takes back the key approved too early: its marker and approval go.

@@ -351,6 +351,30 @@ class TestApproval:
         assert p.step == lc.DELETED and p.delete
         assert set(p.untag) == {D_TAG, A_TAG} and p.approval_tag is None
 
+    def test_an_approval_names_its_approver_and_the_delete_keeps_it(self):
+        at = NOW - 2 * DAY
+        value = markers.approval_value(at, 'slack:U0123ABC')
+        assert value == iso(at) + ' by slack:U0123ABC'
+        assert markers.parse_approval(value, NOW) == markers.ApprovalValue(at, 'slack:U0123ABC')
+        p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY), approved=value)
+        assert p.step == lc.DELETED and p.delete and p.approved_by == 'slack:U0123ABC'
+        confirmed = lc.confirm_delete(p, listed('Inactive'), None, NOW, A_OPTS)
+        assert confirmed.step == lc.DELETED and confirmed.approved_by == 'slack:U0123ABC'
+
+    def test_an_approval_of_the_time_alone_names_no_one(self):
+        assert markers.parse_approval(iso(NOW - 2 * DAY), NOW) == \
+            markers.ApprovalValue(NOW - 2 * DAY, None)
+        p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY),
+                          approved=iso(NOW - 2 * DAY))
+        assert p.step == lc.DELETED and p.approved_by is None
+
+    @pytest.mark.parametrize('by', ['', ' ', 'two words', 'a,b', 'x\n'])
+    def test_an_approver_that_is_not_one_tag_word_does_not_count(self, by):
+        value = iso(NOW - 2 * DAY) + ' by ' + by
+        assert markers.parse_approval(value, NOW) is None
+        p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY), approved=value)
+        assert p.step == lc.AWAITING_APPROVAL and not p.delete and A_TAG in p.warning
+
     def test_approval_given_while_waiting_counts_once_due(self):
         waiting = approval_plan('Inactive', deactivated=iso(NOW - 10 * DAY),
                                 approved=iso(NOW - 9 * DAY))

@@ -73,7 +73,8 @@ def test_timeline(sandbox, tmp_path, retire):
     recs = retire.records(tmp_path / 'day0')
     run_id = read_json(tmp_path / 'day0' / retire.name / 'metadata.json')['execution']['id']
     assert all(set(r) == {'UserName', 'AccessKeyId', 'Step', 'At', 'DeleteOn', 'Error',
-                          'ApprovalTag', 'Marker', 'ExecutionId'} and r['ExecutionId'] == run_id
+                          'ApprovalTag', 'ApprovedBy', 'Marker', 'ExecutionId'}
+               and r['ExecutionId'] == run_id
                for r in recs)
     assert all(r['DeleteOn'] and r['Error'] is None for r in recs)
     # One resource per matched user (or key), carrying its own record.

@@ -27,6 +27,10 @@ def record(plan: Plan, error: Optional[str] = None) -> Dict:
         # With `approval-tag`: the user tag whose value (the time, MARKER_FORMAT) approves
         # the key's deletion, while the key waits; None otherwise.
         'ApprovalTag': plan.approval_tag if not error else None,
+        # Who approved a delete, as its approval names them ('by' in its value); None
+        # for any other step, and for an approval of the time alone.
+        'ApprovedBy': plan.approved_by if plan.step == lifecycle.DELETED and not error
+        else None,
         # The key's deactivation marker as the run left it (its `told=`, the stages a
         # notice delivered): what notify-unused-keys reads and updates.
         'Marker': plan.marker if not error else None,

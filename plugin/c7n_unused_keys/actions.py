@@ -66,9 +66,11 @@ class RetireAccessKeys(BaseAction):
     With `approval-tag` (for example `c7n-unused-keys-approved`), a key due for
     deletion is deleted only when its user carries the tag
     `<approval-tag>:<AccessKeyId>` whose value is a UTC time (`2026-11-27T17:00:00Z`)
-    later than the key's marker; otherwise its step is `awaiting-approval` and
-    nothing changes. The recheck still runs before the delete. An approval goes
-    with its key's markers (deleted, reactivated, marked again).
+    later than the key's marker, optionally followed by who approved
+    (`2026-11-27T17:00:00Z by slack:U0123ABC`); otherwise its step is
+    `awaiting-approval` and nothing changes. The recheck still runs before the
+    delete. An approval goes with its key's markers (deleted, reactivated, marked
+    again).
 
     Steps are planned, and deletes rechecked, on what the `unused-access-keys`
     filter read of the user in this run (ListAccessKeys, GetAccessKeyLastUsed)
@@ -78,7 +80,8 @@ class RetireAccessKeys(BaseAction):
 
     One record per key (UserName, AccessKeyId, Step, At, DeleteOn, Error,
     ApprovalTag: the tag that approves its deletion, with `approval-tag`, while the
-    key stays deactivated; Marker: the key's deactivation marker as the run left it;
+    key stays deactivated; ApprovedBy: on a delete, who approved it, as the approval
+    names them; Marker: the key's deactivation marker as the run left it;
     ExecutionId: c7n's execution id, as in metadata.json) goes
     to the action's output file and to the `c7n:retire-access-keys`
     annotation. When any key fails, the others go on and the run fails after.

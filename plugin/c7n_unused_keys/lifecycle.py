@@ -81,6 +81,8 @@ class Plan:
     marker: Optional[str] = None
     # Tags written after the delete: the marker of a deleted key, kept until told.
     retag: Dict[str, str] = field(default_factory=dict)
+    # With `approval-tag`: who approved this delete, as the approval names them.
+    approved_by: Optional[str] = None
 
 
 def usable(status: str) -> bool:
@@ -172,15 +174,18 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
     if now < due:
         return replace(base, step=WAITING, delete_on=due, untag=r_kept, tag=pinned,
                        marker=pinned.get(d_tag, raw))
+    approved = None
     if opts.approval:
         value = m.approved.get(key_id)
-        approved = markers.parse_time(value, now)
-        if approved is None or approved <= marker_at:
+        approved = markers.parse_approval(value, now)
+        if approved is None or approved.at <= marker_at:
             warning = None if value is None else (
-                'approval %s=%r is not a time after its deactivation (%s); awaiting '
-                'approval' % (markers.approval_tag(opts.approval, key_id), value, raw))
+                "approval %s=%r is not a time after its deactivation (%s), alone or "
+                "followed by ' by <approver>'; awaiting approval" % (
+                    markers.approval_tag(opts.approval, key_id), value, raw))
             return replace(base, step=AWAITING_APPROVAL, delete_on=due, untag=r_kept,
                            warning=warning, tag=pinned, marker=pinned.get(d_tag, raw))
+    base = replace(base, approved_by=approved.by if approved else None)
     if not opts.keeps_deleted:
         return replace(base, step=DELETED, delete=True, untag=stale, marker_at=marker_at)
     kept = markers.marker_value(marker_at, due, deleted=now, told=marker.told_stage)

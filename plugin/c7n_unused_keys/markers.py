@@ -9,7 +9,9 @@
   owner. Reactivation counts as use: the key is not deactivated again until the
   filter's `days` have passed since, so a second run on the same day does not undo it.
 - `<approval-tag>:<AccessKeyId>` (only with the action's `approval-tag`) = time a
-  person approved the key's deletion; it counts only when later than the deactivation.
+  person approved the key's deletion, then optionally ` by <approver>` (for example
+  `2026-12-02T10:00:00Z by slack:U0123ABC`); it counts only when later than the
+  deactivation. The time alone is an approval whose approver is not named.
 """
 import re
 from dataclasses import dataclass, field
@@ -25,6 +27,11 @@ DELETE_ON = 'delete-on='
 
 # A marker this far ahead of now was not written by a run: treat it as malformed.
 FUTURE_SKEW = timedelta(hours=1)
+
+# An approval's value: its time, then this and who approved.
+APPROVED_BY = ' by '
+# Who approved: one word of the characters an IAM tag value may hold, less the space.
+_APPROVER = re.compile(r'[\w.:/=+\-@]+')
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,30 @@ def parse_time(value: Optional[str], now: datetime) -> Optional[datetime]:
     """The time in a tag value; None when absent, malformed or in the future."""
     when = None if value is None else _time(value)
     return None if when is None or when > now + FUTURE_SKEW else when
+
+
+@dataclass(frozen=True)
+class ApprovalValue:
+    """An approval of a key's deletion: when it was given, and by whom (None: a value of
+    the time alone names no one)."""
+    at: datetime
+    by: Optional[str] = None
+
+
+def approval_value(at: datetime, by: Optional[str] = None) -> str:
+    return format_time(at) + (APPROVED_BY + by if by else '')
+
+
+def parse_approval(value: Optional[str], now: datetime) -> Optional[ApprovalValue]:
+    """An approval tag's value; None when absent or malformed, or when its time is in
+    the future."""
+    if value is None:
+        return None
+    head, sep, by = value.partition(APPROVED_BY)
+    at = parse_time(head, now)
+    if at is None or (sep and not _APPROVER.fullmatch(by)):
+        return None
+    return ApprovalValue(at, by if sep else None)
 
 
 # The stages a notice tells an owner, in the order a key goes through them. A marker's
