@@ -145,6 +145,13 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
     assert run.returncode == 0, run.stderr
     totals = json.loads(run.stdout)['totals']['all accounts']
     assert (totals['awaiting-approval'], totals['deleted'], totals['marked']) == (2, 2, 1)
+    # The report says who approved each delete, where the approval names them.
+    rows = {r['user']: r for r in json.loads(run.stdout)['rows']}
+    assert {u: rows[u]['approved_by'] for u in ('approved', 'named')} == {
+        'approved': None, 'named': 'slack:U0123ABC'}
+    text = run_command(['c7n-unused-keys', 'report', tmp_path / 'day31', '--width', '200'],
+                       None)
+    assert 'deleted (approved by slack:U0123ABC)' in text.stdout, text.stdout
     assert report(tmp_path / 'day31', '--fail-on', 'awaiting-approval').returncode == 1
 
     # The owner takes back the key approved too early: its marker and approval go.

@@ -48,6 +48,8 @@ def cells(r: Row) -> List[str]:
     used = r.last_used or ('never' if r.idle_days is not None else '')
     via = ' '.join(v for v in (r.last_service, r.last_region) if v)
     step = (('would ' if r.would else '') + r.step) if r.step else ''
+    if r.approved_by:
+        step += ' (approved by %s)' % r.approved_by
     if r.error:
         step += ': ' + r.error
     return [r.account, r.user, r.key_id, r.status or '', used, via,

@@ -27,6 +27,8 @@ class Row:
     step: Optional[str] = None
     delete_on: Optional[str] = None
     error: Optional[str] = None
+    # Who approved the key's delete, as its record names them.
+    approved_by: Optional[str] = None
     would: bool = False
     # The runs read in its folder (1: the oldest) whose record of the key the row shows.
     runs: List[int] = field(default_factory=list)
@@ -98,6 +100,7 @@ def rows_of(name: str, meta: dict, account: str, account_id: str, resources: lis
 
     def recorded(row: Row, runs: List[int], rec: dict) -> Row:
         row.step, row.delete_on, row.error = rec['Step'], rec.get('DeleteOn'), rec.get('Error')
+        row.approved_by = rec.get('ApprovedBy')
         row.runs = runs
         return row
 
