@@ -129,6 +129,18 @@ def hand_made(n, user='bob', step='awaiting-approval'):
             'resources': [res]}
 
 
+def test_a_delete_names_its_approver_where_the_approval_does():
+    message = hand_made(2, step='deleted')
+    named, alone = message['resources'][0][RESULTS_ANNOTATION]
+    named['ApprovedBy'], alone['ApprovedBy'] = 'slack:U0123ABC', None
+    html = render(message)
+    assert set(email_stages(html)) == {'Deleted'}
+    assert html.count('approved by') == 1 and 'approved by slack:U0123ABC' in html
+    lines = slack(message)['blocks'][1]['text']['text'].splitlines()
+    assert [line.split('`')[1] for line in lines if 'approved by' in line] == [named['AccessKeyId']]
+    assert any(line.endswith('; approved by slack:U0123ABC') for line in lines), lines
+
+
 def test_awaiting_approval_lists_the_commands_that_approve_or_keep_each_key():
     message = hand_made(2)
     html = render(message)
