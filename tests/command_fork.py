@@ -139,8 +139,10 @@ class SharedData:
             if parsed is not None:
                 self.parsed[path] = parsed
                 self.pickles[path] = pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL)
+        # botocore lists services only for a model it loads, never for its extras.
+        models = [kind for kind in self.kinds if not kind.endswith('.sdk-extras')]
         for lister in listers:
-            for kind in self.kinds:
+            for kind in models:
                 self.listings[(tuple(lister.search_paths), kind)] = \
                     lister.list_available_services(kind)
 
