@@ -188,14 +188,14 @@ def test_key_level_policy_waits_for_approval_too(sandbox, tmp_path):
     assert {u: r['Step'] for u, r in by_user(tmp_path / 'day0', KEY_NAME).items()} == {
         'waits': 'deactivated', 'approved': 'deactivated'}
     sandbox.advance(DEFAULT_ACCOUNT, 10)
-    approve(sandbox, 'approved', ids['approved'], datetime.now(timezone.utc))
+    approve(sandbox, 'approved', ids['approved'], datetime.now(timezone.utc), by='slack:U0KEY')
     sandbox.advance(DEFAULT_ACCOUNT, 21)
     day31 = custodian_run(sandbox, tmp_path / 'day31', policy)
     assert day31.returncode == 0, day31.stderr
     recs = by_user(tmp_path / 'day31', KEY_NAME)
     assert (recs['waits']['Step'], recs['waits']['ApprovalTag']) == (
         'awaiting-approval', a_tag(ids['waits']))
-    assert recs['approved']['Step'] == 'deleted'
+    assert (recs['approved']['Step'], recs['approved']['ApprovedBy']) == ('deleted', 'slack:U0KEY')
     after = account_state(sandbox)
     assert after['waits'].keys == {ids['waits']: 'Inactive'}
     assert after['approved'] == ({}, {})
