@@ -130,7 +130,7 @@ def test_deletion_waits_for_an_approval_given_after_the_deactivation(sandbox, tm
         assert account_state(sandbox)[u] == before[u]
     assert account_state(sandbox)['waits'].keys == {ids['waits']: 'Inactive'}
     assert a_tag(ids['early']) in account_state(sandbox)['early'].tags
-    assert 'not a time after its deactivation' in day31.stderr
+    assert 'is not later than its deactivation' in day31.stderr
     after = account_state(sandbox)
     # Deleted, and its marker and approval removed in the same untag.
     assert after['approved'] == after['named'] == ({}, {})

@@ -355,15 +355,15 @@ class TestApproval:
         at = NOW - 2 * DAY
         value = markers.approval_value(at, 'slack:U0123ABC')
         assert value == iso(at) + ' by slack:U0123ABC'
-        assert markers.parse_approval(value, NOW) == markers.ApprovalValue(at, 'slack:U0123ABC')
+        assert markers.parse_approvals(value, NOW) == (markers.ApprovalValue(at, 'slack:U0123ABC'),)
         p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY), approved=value)
         assert p.step == lc.DELETED and p.delete and p.approved_by == 'slack:U0123ABC'
         confirmed = lc.confirm_delete(p, listed('Inactive'), None, NOW, A_OPTS)
         assert confirmed.step == lc.DELETED and confirmed.approved_by == 'slack:U0123ABC'
 
     def test_an_approval_of_the_time_alone_names_no_one(self):
-        assert markers.parse_approval(iso(NOW - 2 * DAY), NOW) == \
-            markers.ApprovalValue(NOW - 2 * DAY, None)
+        assert markers.parse_approvals(iso(NOW - 2 * DAY), NOW) == (
+            markers.ApprovalValue(NOW - 2 * DAY, None),)
         p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY),
                           approved=iso(NOW - 2 * DAY))
         assert p.step == lc.DELETED and p.approved_by is None
@@ -371,9 +371,53 @@ class TestApproval:
     @pytest.mark.parametrize('by', ['', ' ', 'two words', 'a,b', 'x\n'])
     def test_an_approver_that_is_not_one_tag_word_does_not_count(self, by):
         value = iso(NOW - 2 * DAY) + ' by ' + by
-        assert markers.parse_approval(value, NOW) is None
+        assert markers.parse_approvals(value, NOW) is None
         p = approval_plan('Inactive', deactivated=iso(NOW - 31 * DAY), approved=value)
         assert p.step == lc.AWAITING_APPROVAL and not p.delete and A_TAG in p.warning
+
+    def test_approvals_follow_one_another_in_one_value(self):
+        first, second = NOW - 2 * DAY, NOW - DAY
+        value = markers.approvals_value([markers.ApprovalValue(first, 'slack:U1'),
+                                         markers.ApprovalValue(second, 'slack:U2')])
+        assert value == '%s by slack:U1 %s by slack:U2' % (iso(first), iso(second))
+        assert markers.parse_approvals(value, NOW) == (
+            markers.ApprovalValue(first, 'slack:U1'), markers.ApprovalValue(second, 'slack:U2'))
+        for broken in (value + ' ', value + ' ' + iso(NOW), value.replace(' by slack:U2', ''),
+                       value.replace('by slack:U2', 'from slack:U2'),
+                       value + ' ' + iso(NOW + DAY) + ' by slack:U3'):
+            assert markers.parse_approvals(broken, NOW) is None, broken
+
+    def test_two_person_rule_needs_two_distinct_approvers(self):
+        opts = replace(A_OPTS, required_approvers=2)
+        marked = iso(NOW - 31 * DAY)
+
+        def step(*approvals):
+            value = markers.approvals_value([markers.ApprovalValue(at, by)
+                                             for at, by in approvals])
+            return lc.plan_matched('alice', KEY, listed('Inactive'),
+                                   approval_markers(marked, None, value), NOW, opts, False)
+        one = step((NOW - 2 * DAY, 'slack:U1'))
+        assert one.step == lc.AWAITING_APPROVAL and not one.delete and one.untag == ()
+        same_twice = step((NOW - 2 * DAY, 'slack:U1'), (NOW - DAY, 'slack:U1'))
+        assert same_twice.step == lc.AWAITING_APPROVAL and not same_twice.delete
+        # An approval older than the deactivation is not one of the two.
+        one_stale = step((NOW - 40 * DAY, 'slack:U2'), (NOW - DAY, 'slack:U1'))
+        assert one_stale.step == lc.AWAITING_APPROVAL
+        two = step((NOW - 2 * DAY, 'slack:U1'), (NOW - DAY, 'slack:U2'))
+        assert two.step == lc.DELETED and two.delete and two.approved_by == 'slack:U1, slack:U2'
+
+    def test_two_person_rule_for_users_with_the_tag_only(self):
+        opts = replace(A_OPTS, required_approvers=2, required_approvers_tag='privileged')
+        value = markers.approval_value(NOW - DAY, 'slack:U1')
+        t = [{'Key': D_TAG, 'Value': iso(NOW - 31 * DAY)}, {'Key': A_TAG, 'Value': value}]
+        plain = markers.markers_of(t, MARKER_PREFIX, APPROVAL, 'privileged')
+        admin = markers.markers_of(t + [{'Key': 'privileged', 'Value': ''}], MARKER_PREFIX,
+                                   APPROVAL, 'privileged')
+        assert (plain.privileged, admin.privileged) == (False, True)
+        assert lc.plan_matched('alice', KEY, listed('Inactive'), plain, NOW, opts,
+                               False).step == lc.DELETED
+        assert lc.plan_matched('root', KEY, listed('Inactive'), admin, NOW, opts,
+                               False).step == lc.AWAITING_APPROVAL
 
     def test_approval_given_while_waiting_counts_once_due(self):
         waiting = approval_plan('Inactive', deactivated=iso(NOW - 10 * DAY),

@@ -70,7 +70,10 @@ class RetireAccessKeys(BaseAction):
     (`2026-11-27T17:00:00Z by slack:U0123ABC`); otherwise its step is
     `awaiting-approval` and nothing changes. The recheck still runs before the
     delete. An approval goes with its key's markers (deleted, reactivated, marked
-    again).
+    again). With `required-approvers: 2` a delete needs two distinct approvers,
+    their approvals one after another in the tag's value
+    (`<time> by slack:U1 <time> by slack:U2`); with `required-approvers-tag` too,
+    only for users that carry that tag (privileged users), others needing one.
 
     Steps are planned, and deletes rechecked, on what the `unused-access-keys`
     filter read of the user in this run (ListAccessKeys, GetAccessKeyLastUsed)
@@ -104,6 +107,9 @@ class RetireAccessKeys(BaseAction):
             'delete-after-days': {'type': 'integer', 'minimum': 1},
             'marker-tag-prefix': MARKER_PREFIX_SCHEMA,
             'approval-tag': MARKER_PREFIX_SCHEMA,
+            'required-approvers': {'type': 'integer', 'minimum': 1,
+                                   'maximum': markers.MAX_APPROVALS},
+            'required-approvers-tag': {'type': 'string', 'minLength': 1, 'maxLength': 128},
             'recheck-max-age-seconds': {'type': 'number', 'minimum': 0,
                                         'maximum': RECHECK_MAX_AGE_LIMIT},
             'max-deactivations': {
@@ -148,6 +154,17 @@ class RetireAccessKeys(BaseAction):
                 '"%s:" or "%s-reactivated:", on %s' % (
                     approval, self.prefix(), self.prefix(), self.prefix(),
                     self.manager.data.get('name')))
+        needed = self.data.get('required-approvers', 1)
+        if (needed > 1 or 'required-approvers-tag' in self.data) and not approval:
+            raise PolicyValidationError(
+                'retire-access-keys: required-approvers and required-approvers-tag count '
+                'the approvals of approval-tag; set approval-tag too, on %s'
+                % self.manager.data.get('name'))
+        if 'required-approvers-tag' in self.data and needed < 2:
+            raise PolicyValidationError(
+                'retire-access-keys: required-approvers-tag names the users whose deletes '
+                'need required-approvers; set required-approvers to 2 or more, on %s'
+                % self.manager.data.get('name'))
         refuse_without_tags(self.manager, 'retire-access-keys keeps its markers in user tags '
                             'and needs every user\'s')
         found = self.unused_filters()
@@ -231,7 +248,7 @@ class RetireAccessKeys(BaseAction):
         retry = paced(self.manager)
 
         def plan(r):
-            m = markers.markers_of(r.get('Tags'), opts.prefix, opts.approval)
+            m = opts.markers_of(r.get('Tags'))
             return act.plan_user(client, retry, r['UserName'],
                                  matches.get(r['UserName'], []), m, now, opts,
                                  is_self=own.__contains__,

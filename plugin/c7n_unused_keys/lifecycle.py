@@ -43,6 +43,19 @@ class Options:
     # A notice follows (notify-unused-keys): the marker of a deleted key stays, saying
     # so, until a notice has told it, and is then removed by the notice.
     keeps_deleted: bool = False
+    # `required-approvers`: distinct approvers a delete needs; with
+    # `required-approvers-tag`, only for users carrying that tag (others need one).
+    required_approvers: int = 1
+    required_approvers_tag: Optional[str] = None
+
+    def markers_of(self, tags) -> markers.Markers:
+        """A user's markers as this action reads them."""
+        return markers.markers_of(tags, self.prefix, self.approval, self.required_approvers_tag)
+
+    def approvers_needed(self, m: markers.Markers) -> int:
+        if self.required_approvers_tag is not None and not m.privileged:
+            return 1
+        return self.required_approvers
 
 
 # retire-access-keys' default grace between deactivation and deletion.
@@ -58,7 +71,9 @@ def options_from(action: Mapping, days: int, keeps_deleted: bool = False) -> Opt
         prefix=action.get('marker-tag-prefix', MARKER_PREFIX),
         reactivation_grace=timedelta(days=days),
         approval=action.get('approval-tag'),
-        keeps_deleted=keeps_deleted)
+        keeps_deleted=keeps_deleted,
+        required_approvers=action.get('required-approvers', 1),
+        required_approvers_tag=action.get('required-approvers-tag'))
 
 
 @dataclass(frozen=True)
@@ -174,18 +189,26 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
     if now < due:
         return replace(base, step=WAITING, delete_on=due, untag=r_kept, tag=pinned,
                        marker=pinned.get(d_tag, raw))
-    approved = None
+    approvers: Tuple[str, ...] = ()
     if opts.approval:
         value = m.approved.get(key_id)
-        approved = markers.parse_approval(value, now)
-        if approved is None or approved.at <= marker_at:
-            warning = None if value is None else (
-                "approval %s=%r is not a time after its deactivation (%s), alone or "
-                "followed by ' by <approver>'; awaiting approval" % (
-                    markers.approval_tag(opts.approval, key_id), value, raw))
+        found = markers.parse_approvals(value, now)
+        approvers = markers.approvers_after(found or (), marker_at)
+        needed = opts.approvers_needed(m)
+        if len(approvers) < needed:
+            warning = None
+            if value is not None and found is None:
+                warning = (
+                    "approval %s=%r is not a time, alone or followed by ' by <approver>' "
+                    "(and more such approvals); awaiting approval" % (
+                        markers.approval_tag(opts.approval, key_id), value))
+            elif value is not None and not approvers:
+                warning = "approval %s=%r is not later than its deactivation (%s); " \
+                    "awaiting approval" % (markers.approval_tag(opts.approval, key_id),
+                                           value, raw)
             return replace(base, step=AWAITING_APPROVAL, delete_on=due, untag=r_kept,
                            warning=warning, tag=pinned, marker=pinned.get(d_tag, raw))
-    base = replace(base, approved_by=approved.by if approved else None)
+    base = replace(base, approved_by=', '.join(a for a in approvers if a) or None)
     if not opts.keeps_deleted:
         return replace(base, step=DELETED, delete=True, untag=stale, marker_at=marker_at)
     kept = markers.marker_value(marker_at, due, deleted=now, told=marker.told_stage)

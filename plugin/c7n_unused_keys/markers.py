@@ -11,12 +11,14 @@
 - `<approval-tag>:<AccessKeyId>` (only with the action's `approval-tag`) = time a
   person approved the key's deletion, then optionally ` by <approver>` (for example
   `2026-12-02T10:00:00Z by slack:U0123ABC`); it counts only when later than the
-  deactivation. The time alone is an approval whose approver is not named.
+  deactivation. The time alone is an approval whose approver is not named. Further
+  approvals follow, space-separated, each `<time> by <approver>` (IAM tag values allow
+  no comma): `2026-12-02T10:00:00Z by slack:U1 2026-12-02T10:05:00Z by slack:U2`.
 """
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Dict, Iterable, Mapping, Optional
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from .names import REACTIVATED_SUFFIX
 
@@ -41,6 +43,9 @@ class Markers:
     reactivated: Mapping[str, str]
     # Approvals of deletion; empty unless the approval tag's head was given.
     approved: Mapping[str, str] = field(default_factory=dict)
+    # The user carries the action's `required-approvers-tag`: its deletes need
+    # `required-approvers`, others one.
+    privileged: bool = False
 
     def key_ids(self):
         return set(self.deactivated) | set(self.reactivated) | set(self.approved)
@@ -86,26 +91,55 @@ def parse_time(value: Optional[str], now: datetime) -> Optional[datetime]:
 
 @dataclass(frozen=True)
 class ApprovalValue:
-    """An approval of a key's deletion: when it was given, and by whom (None: a value of
-    the time alone names no one)."""
+    """One approval of a key's deletion: when it was given, and by whom (None: a value
+    of the time alone names no one)."""
     at: datetime
     by: Optional[str] = None
+
+
+# An approval tag's value holds at most this many approvals: 5 of `<time> by <approver>`
+# with approvers of 24 characters stay within IAM's 256 characters a value.
+MAX_APPROVALS = 5
 
 
 def approval_value(at: datetime, by: Optional[str] = None) -> str:
     return format_time(at) + (APPROVED_BY + by if by else '')
 
 
-def parse_approval(value: Optional[str], now: datetime) -> Optional[ApprovalValue]:
-    """An approval tag's value; None when absent or malformed, or when its time is in
-    the future."""
+def approvals_value(approvals: Sequence[ApprovalValue]) -> str:
+    """The tag value of these approvals, in the order given."""
+    return ' '.join(approval_value(a.at, a.by) for a in approvals)
+
+
+def parse_approvals(value: Optional[str], now: datetime) -> Optional[Tuple[ApprovalValue, ...]]:
+    """The approvals of an approval tag's value, in their order; None when absent or
+    malformed in any part, or when any time is in the future."""
     if value is None:
         return None
-    head, sep, by = value.partition(APPROVED_BY)
-    at = parse_time(head, now)
-    if at is None or (sep and not _APPROVER.fullmatch(by)):
-        return None
-    return ApprovalValue(at, by if sep else None)
+    tokens = value.split(' ')
+    if len(tokens) == 1:
+        at = parse_time(tokens[0], now)
+        return None if at is None else (ApprovalValue(at),)
+    found = []
+    for i in range(0, len(tokens), 3):
+        part = tokens[i:i + 3]
+        at = parse_time(part[0], now)
+        if (at is None or len(part) != 3 or ' %s ' % part[1] != APPROVED_BY
+                or not _APPROVER.fullmatch(part[2])):
+            return None
+        found.append(ApprovalValue(at, part[2]))
+    return tuple(found)
+
+
+def approvers_after(approvals: Iterable[ApprovalValue], since: datetime) -> Tuple[str, ...]:
+    """The distinct approvers of approvals given after `since`, in their order; an
+    approval that names no one counts as one approver, '' (no name to compare)."""
+    seen = []
+    for a in approvals:
+        who = a.by or ''
+        if a.at > since and who not in seen:
+            seen.append(who)
+    return tuple(seen)
 
 
 # The stages a notice tells an owner, in the order a key goes through them. A marker's
@@ -175,14 +209,19 @@ def with_told(value: str, stage: str, now: datetime) -> Optional[str]:
     return marker_value(m.at, m.delete_on, m.deleted, stage)
 
 
-def markers_of(tags: Iterable[dict], prefix: str, approval: Optional[str] = None) -> Markers:
-    """The markers of one user; its approvals too when `approval` (the head) is given."""
+def markers_of(tags: Iterable[dict], prefix: str, approval: Optional[str] = None,
+               privileged_tag: Optional[str] = None) -> Markers:
+    """The markers of one user; its approvals too when `approval` (the head) is given,
+    and whether it carries `privileged_tag` (any value)."""
     found: Dict[str, Dict[str, str]] = {'d': {}, 'r': {}, 'a': {}}
     heads = {'d': deactivated_tag(prefix, ''), 'r': reactivated_tag(prefix, '')}
     if approval:
         heads['a'] = approval_tag(approval, '')
+    privileged = False
     for tag in tags or ():
+        privileged = privileged or (privileged_tag is not None and tag['Key'] == privileged_tag)
         for kind, head in heads.items():
             if tag['Key'].startswith(head) and len(tag['Key']) > len(head):
                 found[kind][tag['Key'][len(head):]] = tag['Value']
-    return Markers(deactivated=found['d'], reactivated=found['r'], approved=found['a'])
+    return Markers(deactivated=found['d'], reactivated=found['r'], approved=found['a'],
+                   privileged=privileged)

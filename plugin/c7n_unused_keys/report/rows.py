@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
-from .. import lifecycle, markers
+from .. import lifecycle
 from ..model import ListedKey
 from ..names import UNUSED_ANNOTATION
 from .layout import ACTION
@@ -156,8 +156,7 @@ def would_step(row: Row, resource: dict, policy: dict, meta: dict, ann: dict):
     key = ListedKey(user=row.user, key_id=row.key_id, status=row.status,
                     created=now)
     plan = lifecycle.plan_matched(row.user, row.key_id, key,
-                                  markers.markers_of(resource.get('Tags'), opts.prefix,
-                                                     opts.approval),
+                                  opts.markers_of(resource.get('Tags')),
                                   now, opts, is_self=False)
     if plan.delete:
         used = ann.get('LastUsedDate')
