@@ -160,6 +160,82 @@ def test_awaiting_approval_lists_the_commands_that_approve_or_keep_each_key():
         assert '`%s`' % approve in text and '`%s`' % keep in text
 
 
+def with_buttons(n, others=0, user='bob'):
+    """A message of n keys awaiting approval (their markers as the action leaves them),
+    rendered for the approval app's buttons; `others` more keys at each other stage."""
+    message = hand_made(n, user=user)
+    for i, r in enumerate(message['resources'][0][RESULTS_ANNOTATION]):
+        r['Marker'] = '2026-01-%02dT10:00:00Z delete-on=2026-02-01T00:00:00Z' % (i % 28 + 1)
+    for step in ('deactivated', 'deleted', 'failed', 'waiting', 'unused') if others else ():
+        more = hand_made(others, user='other-' + step, step=step)['resources'][0]
+        message['resources'].append(more)
+    message['action']['approval_buttons'] = True
+    return message
+
+
+def buttons_of(payload):
+    """key id -> the values of its two buttons (approve, keep), in block order."""
+    found = {}
+    for b in payload['blocks']:
+        if b['type'] == 'actions':
+            assert b['block_id'].startswith('c7n-unused-keys:')
+            approve, keep = b['elements']
+            assert (approve['action_id'], keep['action_id']) == (
+                'c7n-unused-keys-approve', 'c7n-unused-keys-keep')
+            assert (approve['text']['text'], keep['text']['text']) == ('Approve delete', 'Keep')
+            found[b['block_id'].split(':', 1)[1]] = (approve['value'], keep['value'])
+    return found
+
+
+def test_each_key_awaiting_approval_gets_its_two_buttons():
+    message = with_buttons(2)
+    payload = slack(message)
+    got = buttons_of(payload)
+    assert list(got) == ['AKIA%016d' % i for i in range(2)]
+    for i, (k, values) in enumerate(got.items()):
+        # The account, the user, the key and the time of the marker the button is for.
+        want = '%s bob %s 2026-01-%02dT10:00:00Z' % (DEV, k, i + 1)
+        assert values == (want, want)
+    assert 'without buttons' not in json.dumps(payload)
+    # The email keeps its commands.
+    assert 'aws iam tag-user --user-name bob' in render(message)
+    # Without the option the digest is as before: commands, no buttons.
+    del message['action']['approval_buttons']
+    assert buttons_of(slack(message)) == {}
+
+
+def test_keys_beyond_the_buttons_keep_their_commands_within_slack_s_limits():
+    # Every stage full, and the longest user names IAM allows.
+    message = with_buttons(30, others=20, user='u' * 64)
+    for r in message['resources'][1:]:
+        r['UserName'] = 'v' * 64
+        for rec in r[RESULTS_ANNOTATION]:
+            rec['UserName'] = r['UserName']
+    payload = slack(message)
+    got = buttons_of(payload)
+    assert len(got) == 4 and len(payload['blocks']) <= MAX_BLOCKS
+    assert len(json.dumps(payload['blocks'])) <= MAX_BLOCKS_TEXT
+    assert max(len(b['text']['text']) for b in payload['blocks']
+               if b['type'] == 'section') <= MAX_SECTION
+    rest = next(b['text']['text'] for b in payload['blocks'] if b['type'] == 'section'
+                and 'without buttons' in b['text']['text'])
+    assert rest.startswith('*Awaiting approval to delete*, without buttons (26)')
+    listed = set(KEY.findall(rest))
+    assert len(listed) == 3 and not listed & set(got)
+    assert 'aws iam tag-user --user-name %s --tags Key=c7n-unused-keys-approved:' % (
+        'u' * 64) in rest
+    assert '...and 23 more' in rest
+
+
+def test_a_key_without_its_marker_keeps_its_commands():
+    message = with_buttons(2)
+    message['resources'][0][RESULTS_ANNOTATION][1]['Marker'] = None
+    payload = slack(message)
+    assert list(buttons_of(payload)) == ['AKIA%016d' % 0]
+    assert 'approve: `aws iam tag-user --user-name bob --tags Key=c7n-unused-keys-approved:' \
+        'AKIA%016d' % 1 in json.dumps(payload).replace('\\n', '\n')
+
+
 @pytest.mark.parametrize('user', ['o"brien', 'back\\slash', 'new\nline', '<@here> & `x`'])
 def test_slack_payload_stays_json_whatever_the_user_name(user):
     payload = slack(hand_made(1, user=user, step='deactivated'))

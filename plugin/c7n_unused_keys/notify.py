@@ -23,6 +23,9 @@ def _schema():
     schema['properties']['type'] = {'enum': ['notify-unused-keys']}
     schema['properties']['deletion_notice_days'] = {'type': 'integer', 'minimum': 0}
     schema['properties']['slack_template'] = {'type': 'string'}
+    # The Slack template gives each key awaiting approval an "Approve delete" and a
+    # "Keep" button, answered by the approval app (docs/approvals.md).
+    schema['properties']['approval_buttons'] = {'type': 'boolean'}
     # Set by the action itself, for the templates: the last delete-on date it lists.
     schema['properties']['deletion_notice_until'] = {'type': 'string'}
     # What c7n-mailer and its templates read beyond notify's own schema.
@@ -59,7 +62,9 @@ class NotifyUnusedKeys(Notify):
                 queue: https://sqs.us-east-1.amazonaws.com/123456789012/c7n-mailer
 
     The same options as `notify`, plus `deletion_notice_days` (default 7), which the
-    templates in mailer/templates read too. A resource has news when one of its keys
+    templates in mailer/templates read too, and `approval_buttons` (default false): the
+    Slack digest then gives each key awaiting approval the buttons of the approval app
+    (docs/approvals.md). A resource has news when one of its keys
     was deactivated, deleted, failed or awaits approval in this run, or will be
     deleted within `deletion_notice_days`; without the retire action, when it has an
     unused key. Resources without news are left out, and nothing is queued when none
