@@ -45,7 +45,7 @@ class RequestScreen:
 
     def check(self, headers: Mapping[str, str], body: bytes) -> Optional[Tuple[int, str]]:
         if len(body) > MAX_BODY:
-            return 413, 'request body of %d bytes is over the %d allowed' % (len(body), MAX_BODY)
+            return 413, 'request body over %d bytes (%d)' % (MAX_BODY, len(body))
         timestamp = headers.get('x-slack-request-timestamp')
         signature = headers.get('x-slack-signature')
         if not timestamp or not signature:
@@ -187,7 +187,9 @@ def build_app(cfg: ApprovalsConfig, signing_secret: str, bot_token: str, session
         # One workspace, one bot token: no auth.test call on each cold start.
         return AuthorizeResult(enterprise_id=None, team_id=None, bot_token=bot_token)
 
-    app = App(signing_secret=signing_secret, authorize=authorize, client=slack,
+    # Bolt's own client takes its token from `authorize`, per request.
+    app = App(signing_secret=signing_secret, authorize=authorize,
+              client=WebClient(base_url=cfg.slack_api_url),
               process_before_response=True, logger=log)
     app.approvals = work
 

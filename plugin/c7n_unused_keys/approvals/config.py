@@ -7,9 +7,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Mapping, Optional
 
-import jsonschema
-import yaml
-
 from .. import markers
 from ..names import EXEMPT_TAG, MARKER_PREFIX
 
@@ -157,13 +154,16 @@ def from_data(data: Mapping) -> ApprovalsConfig:
         slack_api_url=data['slack-api-url'], function=data['function'])
 
 
-def _where(error: jsonschema.ValidationError) -> str:
+def _where(error) -> str:
     return ''.join('[%r]' % p for p in error.absolute_path) or '(top level)'
 
 
 def parse(data: object, accounts_data: object, source: str = 'approvals.yml') -> ApprovalsConfig:
     """The config of approvals.yml's `data` and its accounts file's; ConfigError names
     the field that is wrong."""
+    # Imported here: the deployed function reads its config with from_data, and its zip
+    # carries neither.
+    import jsonschema
     errors = sorted(jsonschema.Draft7Validator(SCHEMA).iter_errors(data),
                     key=lambda e: list(e.absolute_path))
     if errors:
@@ -212,6 +212,7 @@ def parse(data: object, accounts_data: object, source: str = 'approvals.yml') ->
 
 def load(path: str) -> ApprovalsConfig:
     """approvals.yml at `path`; its accounts-file is read relative to it."""
+    import yaml
     try:
         with open(path) as f:
             data = yaml.safe_load(f)

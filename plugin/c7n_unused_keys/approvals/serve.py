@@ -14,6 +14,8 @@ from .secrets import read_secret
 
 log = logging.getLogger('c7n_unused_keys.approvals')
 PATH = '/slack/events'
+# An oversized body is read off up to this many bytes before it is refused.
+DRAIN_LIMIT = 16 * 1024 * 1024
 
 
 def make_server(app, screen: RequestScreen, host: str = '127.0.0.1', port: int = 0
@@ -40,8 +42,14 @@ def make_server(app, screen: RequestScreen, host: str = '127.0.0.1', port: int =
                 length = -1
             if length < 0 or length > MAX_BODY:
                 self.close_connection = True
-                log.warning('approvals: refused a request: body of %s bytes', length)
-                return self._answer(413, 'refused: request body over %d bytes\n' % MAX_BODY)
+                # Read off (never kept) up to a bound, so that the client hears the answer
+                # rather than a reset; beyond it, the connection is cut.
+                left = length if 0 < length <= DRAIN_LIMIT else 0
+                while left > 0:
+                    left -= len(self.rfile.read(min(left, 65536)) or b'x' * left)
+                why = 'request body over %d bytes (%s)' % (MAX_BODY, length)
+                log.warning('approvals: refused a request: %s', why)
+                return self._answer(413, 'refused: %s\n' % why)
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
             refused = screen.check(headers, body)
