@@ -2,6 +2,7 @@
 (slack_sdk's SignatureVerifier, in c7n_unused_keys_sandbox.slack, not the app's code),
 Slack's side stood in for by FakeSlack, the emulator behind the app."""
 import contextlib
+import json
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
@@ -16,8 +17,9 @@ from c7n_unused_keys.approvals.app import MAX_BODY, RequestScreen, build_app
 from c7n_unused_keys.approvals.serve import PATH, make_server
 from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
 from c7n_unused_keys_sandbox import slack
-from conftest import ROOT
-from helpers import account_state
+from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, read_json, run_command,
+                      write_policies)
+from helpers import RETIRE, RETIRE_NAME, account_state, seed
 
 SECRET = 'sandbox-signing-secret'
 TOKEN = 'xoxb-sandbox'
@@ -57,7 +59,7 @@ def aws(sandbox, monkeypatch):
 def running(cfg):
     app = build_app(cfg, SECRET, TOKEN, boto3.Session())
     server = make_server(app, RequestScreen(SECRET))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield 'http://127.0.0.1:%d%s' % (server.server_address[1], PATH)
@@ -273,7 +275,7 @@ def test_an_account_role_that_cannot_be_assumed_is_told_and_nothing_written(aws,
         aws_access_key_id=creds['AccessKeyId'], aws_secret_access_key=creds['SecretAccessKey'],
         region_name='us-east-1'))
     server = make_server(app, RequestScreen(SECRET))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     url = 'http://127.0.0.1:%d%s' % (server.server_address[1], PATH)
     before = account_state(aws, DEV)
@@ -401,3 +403,51 @@ def test_a_bad_config_is_refused_naming_its_field(fake, data, field):
     with pytest.raises(config.ConfigError) as e:
         make_config(fake, **data)
     assert field in str(e.value), str(e.value)
+
+
+def test_end_to_end_a_click_approves_the_next_run_deletes_and_a_keep_spares(aws, fake,
+                                                                            tmp_path):
+    """The shipped retire policy with approval-tag, through the real `custodian`: day 0
+    deactivates, day 31 awaits approval; one key is approved and one kept by a click on
+    the buttons its record gives; the next run deletes the first, naming its approver,
+    and leaves the second alone."""
+    ids = seed(aws, users={'approved': dict(created=300, used=100),
+                           'kept': dict(created=300, used=100)})
+    policies = yaml.safe_load(RETIRE.read_text())['policies']
+    policies[0]['actions'][0]['approval-tag'] = APPROVAL
+    policy = write_policies(tmp_path / 'retire.yml', *policies)
+
+    def run(name):
+        done = custodian_run(aws, tmp_path / name, policy)
+        assert done.returncode == 0, done.stderr
+        return {r['UserName']: r for r in read_json(
+            tmp_path / name / RETIRE_NAME / 'action-retire-access-keys')}
+    run('day0')
+    aws.advance(DEFAULT_ACCOUNT, 31)
+    due = run('day31')
+    assert {u: r['Step'] for u, r in due.items()} == {
+        'approved': 'awaiting-approval', 'kept': 'awaiting-approval'}
+    cfg = make_config(fake)
+    cfg = config.ApprovalsConfig(**dict(cfg.__dict__, accounts={DEFAULT_ACCOUNT: 'sandbox'}))
+    with running(cfg) as url:
+        for user, action in (('approved', clicks.APPROVE), ('kept', clicks.KEEP)):
+            # The value the digest's buttons carry: the record's user, key and marker.
+            value = clicks.button_value(DEFAULT_ACCOUNT, user, ids[user],
+                                        due[user]['Marker'].split(' ')[0])
+            _, posted = press(url, fake, value, action=action, key=ids[user])
+            assert answer_text(posted).startswith(
+                'Approved by' if action == clicks.APPROVE else 'Kept by')
+    after = run('next')
+    assert (after['approved']['Step'], after['approved']['ApprovedBy']) == (
+        'deleted', 'slack:' + APPROVER)
+    state = account_state(aws)
+    assert state['approved'] == ({}, {})
+    # Kept: exempt, so no longer unused for the policy; its marker is removed and the
+    # key stays as it was, Inactive, for its owner to reactivate.
+    assert after['kept']['Step'] == 'unmarked'
+    assert state['kept'].keys == {ids['kept']: 'Inactive'}
+    assert set(state['kept'].tags) == {EXEMPT_TAG}
+    report = run_command(['c7n-unused-keys', 'report', tmp_path / 'next', '--format', 'json'],
+                         None)
+    rows = {r['user']: r for r in json.loads(report.stdout)['rows']}
+    assert rows['approved']['approved_by'] == 'slack:' + APPROVER

@@ -78,7 +78,7 @@ class FakeSlack:
 
         self._server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
         self.url = 'http://127.0.0.1:%d' % self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name='fake-slack', daemon=True)
         self._thread.start()
         return self
