@@ -1,5 +1,5 @@
-"""The `c7n-unused-keys` command: `sandbox`, `demo`, `demo-lambda`, `report`, `permissions`
-and `remove-functions`.
+"""The `c7n-unused-keys` command: `sandbox`, `demo`, `demo-lambda`, `demo-approval`,
+`report`, `permissions`, `remove-functions` and `approvals serve|deploy`.
 
 The filter and the action need no command of their own: stock `custodian` and
 `c7n-org` load them. This command holds what sits around them.
@@ -45,9 +45,27 @@ def main(argv=None) -> int:
                     help='c7n-org accounts file: an account without output counts as failed')
     rp.add_argument('--width', type=int, default=None, help='table width (default: terminal)')
 
+    da = sub.add_parser('demo-approval',
+                        help='approve a delete from Slack, end to end, in a fresh sandbox')
+    da.add_argument('-c', '--config', default='custodian.yml')
+    da.add_argument('-s', '--output-dir', default='.demo-approval', help='where runs write')
+
     pm = sub.add_parser('permissions', help='the IAM policy document that policies need')
     pm.add_argument('paths', nargs='*', default=['policies'],
-                    help='policy files or folders (default: policies)')
+                    help='policy files or folders (default: policies); the word '
+                    '"approvals" prints the approval app\'s two documents instead (a folder '
+                    'of that name: ./approvals)')
+    pm.add_argument('-c', '--config', default='approvals.yml',
+                    help='with "approvals": the app\'s config (default: %(default)s)')
+
+    ap = sub.add_parser('approvals', help='the app that approves deletes from Slack')
+    ap_sub = ap.add_subparsers(dest='approvals_command', required=True)
+    serve = ap_sub.add_parser('serve', help="serve it locally (Bolt's HTTP server)")
+    serve.add_argument('-c', '--config', required=True, help='approvals.yml')
+    serve.add_argument('--host', default='127.0.0.1')
+    serve.add_argument('--port', type=int, default=3000)
+    dep = ap_sub.add_parser('deploy', help='deploy it as a Lambda function with a URL')
+    dep.add_argument('-c', '--config', required=True, help='approvals.yml')
 
     rm = sub.add_parser('remove-functions',
                         help="remove the Lambda functions of policies from every account")
@@ -61,7 +79,7 @@ def main(argv=None) -> int:
     rm.add_argument('--dryrun', action='store_true', help='list what would be removed')
 
     args = parser.parse_args(argv)
-    if args.command in ('sandbox', 'demo', 'demo-lambda'):
+    if args.command in ('sandbox', 'demo', 'demo-lambda', 'demo-approval'):
         from c7n_unused_keys_sandbox import MissingExtra, require_extra
         try:
             require_extra()
@@ -77,9 +95,28 @@ def main(argv=None) -> int:
     if args.command == 'demo-lambda':
         from c7n_unused_keys_sandbox.demo_lambda import run_demo_lambda
         return run_demo_lambda(args.config, args.policies, args.output_dir)
+    if args.command == 'demo-approval':
+        from c7n_unused_keys_sandbox.demo_approval import run_demo_approval
+        return run_demo_approval(args.config, args.output_dir)
+    if args.command == 'approvals':
+        try:
+            import slack_bolt  # noqa: F401
+        except ImportError:
+            print("c7n-unused-keys approvals: slack_bolt is not installed; it comes with "
+                  "the approvals extra: pip install 'c7n-unused-keys[approvals]'",
+                  file=sys.stderr)
+            return 1
+        if args.approvals_command == 'serve':
+            from .approvals.serve import run_serve
+            return run_serve(args.config, args.host, args.port)
+        from .approvals.deploy import run_deploy
+        return run_deploy(args.config)
     if args.command == 'remove-functions':
         from .lambda_remove import run_remove
         return run_remove(args.config, args.paths, args.accounts, args.dryrun, args.regions)
+    if args.command == 'permissions' and args.paths == ['approvals']:
+        from .approvals.permissions import run_permissions
+        return run_permissions(args.config)
     if args.command == 'permissions':
         from .permissions import run_permissions
         return run_permissions(args.paths)

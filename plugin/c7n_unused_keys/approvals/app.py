@@ -167,15 +167,14 @@ class Approvals:
 
 
 def answered_blocks(blocks, key_id: str, message: str):
-    """The message's blocks with the buttons of `key_id` replaced by the answer."""
-    out = []
-    for b in blocks or ():
-        if b.get('block_id') == BLOCK_PREFIX + key_id:
-            out.append({'type': 'context', 'block_id': b['block_id'],
-                        'elements': [{'type': 'mrkdwn', 'text': message}]})
-        else:
-            out.append(b)
-    return out
+    """The message's blocks with the buttons of `key_id` replaced by the answer; None
+    when the message has no buttons for it."""
+    block_id = BLOCK_PREFIX + key_id
+    if not any(b.get('block_id') == block_id for b in blocks or ()):
+        return None
+    return [{'type': 'context', 'block_id': block_id,
+             'elements': [{'type': 'mrkdwn', 'text': message}]}
+            if b.get('block_id') == block_id else b for b in blocks]
 
 
 def build_app(cfg: ApprovalsConfig, signing_secret: str, bot_token: str, session=None,
@@ -201,9 +200,10 @@ def build_app(cfg: ApprovalsConfig, signing_secret: str, bot_token: str, session
         original = body.get('message')
         value = action.get('value') if isinstance(action.get('value'), str) else ''
         key_id = value.split(' ')[2] if len(value.split(' ')) == 4 else None
-        if answered and original and key_id:
-            respond(replace_original=True, text=original.get('text', ''),
-                    blocks=answered_blocks(original.get('blocks'), key_id, message))
+        blocks = answered_blocks((original or {}).get('blocks'), key_id, message) \
+            if answered and key_id else None
+        if blocks is not None:
+            respond(replace_original=True, text=original.get('text', ''), blocks=blocks)
         else:
             respond(response_type='ephemeral', replace_original=False, text=message)
 

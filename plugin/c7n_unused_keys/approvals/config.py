@@ -16,6 +16,8 @@ FUNCTION_NAME = 'c7n-unused-keys-approvals'
 APP_ROLE_NAME = 'c7n-unused-keys-approvals-app'
 ACCOUNT_ROLE = 'arn:aws:iam::{account_id}:role/c7n-unused-keys-approvals'
 SLACK_API_URL = 'https://slack.com/api/'
+# The config in the function's zip, as to_data writes it.
+CONFIG_FILE = 'approvals.json'
 
 _TAG = {'type': 'string', 'pattern': r'^[\w.:/=+@-]{1,80}$'}
 _APPROVERS = {
@@ -37,6 +39,8 @@ SCHEMA = {
     'required': ['accounts-file', 'approval-tag', 'signing-secret', 'bot-token', 'approvers'],
     'properties': {
         'accounts-file': {'type': 'string', 'minLength': 1},
+        # The account the function runs in: the account roles trust its role.
+        'app-account': {'type': 'string', 'pattern': r'^\d{12}$'},
         'account-role': {'type': 'string', 'pattern': r'^arn:aws[\w-]*:iam::.*:role/.+$'},
         'approval-tag': _TAG,
         'marker-tag-prefix': _TAG,
@@ -102,6 +106,7 @@ class ApprovalsConfig:
     required_approvers_tag: Optional[str] = None
     slack_api_url: str = SLACK_API_URL
     function: Mapping[str, object] = field(default_factory=dict)
+    app_account: Optional[str] = None
 
     def approvers_of(self, account_id: str) -> Approvers:
         return self.approvers | self.account_approvers.get(account_id, Approvers())
@@ -123,7 +128,8 @@ class ApprovalsConfig:
             'exempt-tag': self.exempt_tag, 'keep-days': self.keep_days,
             'required-approvers': self.required_approvers,
             'required-approvers-tag': self.required_approvers_tag,
-            'slack-api-url': self.slack_api_url, 'function': dict(self.function)}
+            'slack-api-url': self.slack_api_url, 'function': dict(self.function),
+            'app-account': self.app_account}
 
 
 def _approvers_data(a: Approvers) -> Dict:
@@ -151,7 +157,8 @@ def from_data(data: Mapping) -> ApprovalsConfig:
         exempt_tag=data['exempt-tag'], keep_days=data['keep-days'],
         required_approvers=data['required-approvers'],
         required_approvers_tag=data['required-approvers-tag'],
-        slack_api_url=data['slack-api-url'], function=data['function'])
+        slack_api_url=data['slack-api-url'], function=data['function'],
+        app_account=data.get('app-account'))
 
 
 def _where(error) -> str:
@@ -207,7 +214,7 @@ def parse(data: object, accounts_data: object, source: str = 'approvals.yml') ->
         keep_days=data.get('keep-days', KEEP_DAYS), required_approvers=needed,
         required_approvers_tag=data.get('required-approvers-tag'),
         slack_api_url=data.get('slack-api-url', SLACK_API_URL),
-        function=dict(data.get('function') or {}))
+        function=dict(data.get('function') or {}), app_account=data.get('app-account'))
 
 
 def load(path: str) -> ApprovalsConfig:
