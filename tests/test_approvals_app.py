@@ -17,8 +17,7 @@ from c7n_unused_keys.approvals.app import MAX_BODY, RequestScreen, build_app
 from c7n_unused_keys.approvals.serve import PATH, make_server
 from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
 from c7n_unused_keys_sandbox import slack
-from conftest import (DEFAULT_ACCOUNT, ROOT, custodian_run, read_json, run_command,
-                      write_policies)
+from conftest import ROOT, read_json, run_command, write_policies
 from helpers import RETIRE, RETIRE_NAME, account_state, seed
 
 SECRET = 'sandbox-signing-secret'
@@ -407,32 +406,31 @@ def test_a_bad_config_is_refused_naming_its_field(fake, data, field):
 
 def test_end_to_end_a_click_approves_the_next_run_deletes_and_a_keep_spares(aws, fake,
                                                                             tmp_path):
-    """The shipped retire policy with approval-tag, through the real `custodian`: day 0
-    deactivates, day 31 awaits approval; one key is approved and one kept by a click on
-    the buttons its record gives; the next run deletes the first, naming its approver,
-    and leaves the second alone."""
-    ids = seed(aws, users={'approved': dict(created=300, used=100),
-                           'kept': dict(created=300, used=100)})
+    """The shipped retire policy with approval-tag, run as users run it: `c7n-org run`
+    over the organisation file, c7n's cache left on. Day 0 deactivates, day 31 awaits
+    approval; one key is approved and one kept by a click on the buttons its record
+    gives; the next run deletes the first, naming its approver, and leaves the second."""
+    ids = seed(aws, account=DEV, users={'approved': dict(created=300, used=100),
+                                        'kept': dict(created=300, used=100)})
     policies = yaml.safe_load(RETIRE.read_text())['policies']
     policies[0]['actions'][0]['approval-tag'] = APPROVAL
     policy = write_policies(tmp_path / 'retire.yml', *policies)
 
     def run(name):
-        done = custodian_run(aws, tmp_path / name, policy)
+        done = run_command(['c7n-org', 'run', '-c', ROOT / 'custodian.yml', '-a', 'dev',
+                            '-s', tmp_path / name, '-u', policy], aws)
         assert done.returncode == 0, done.stderr
         return {r['UserName']: r for r in read_json(
-            tmp_path / name / RETIRE_NAME / 'action-retire-access-keys')}
+            tmp_path / name / 'dev' / 'us-east-1' / RETIRE_NAME / 'action-retire-access-keys')}
     run('day0')
-    aws.advance(DEFAULT_ACCOUNT, 31)
+    aws.advance(DEV, 31)
     due = run('day31')
     assert {u: r['Step'] for u, r in due.items()} == {
         'approved': 'awaiting-approval', 'kept': 'awaiting-approval'}
-    cfg = make_config(fake)
-    cfg = config.ApprovalsConfig(**dict(cfg.__dict__, accounts={DEFAULT_ACCOUNT: 'sandbox'}))
-    with running(cfg) as url:
+    with running(make_config(fake)) as url:
         for user, action in (('approved', clicks.APPROVE), ('kept', clicks.KEEP)):
             # The value the digest's buttons carry: the record's user, key and marker.
-            value = clicks.button_value(DEFAULT_ACCOUNT, user, ids[user],
+            value = clicks.button_value(DEV, user, ids[user],
                                         due[user]['Marker'].split(' ')[0])
             _, posted = press(url, fake, value, action=action, key=ids[user])
             assert answer_text(posted).startswith(
@@ -440,7 +438,7 @@ def test_end_to_end_a_click_approves_the_next_run_deletes_and_a_keep_spares(aws,
     after = run('next')
     assert (after['approved']['Step'], after['approved']['ApprovedBy']) == (
         'deleted', 'slack:' + APPROVER)
-    state = account_state(aws)
+    state = account_state(aws, DEV)
     assert state['approved'] == ({}, {})
     # Kept: exempt, so no longer unused for the policy; its marker is removed and the
     # key stays as it was, Inactive, for its owner to reactivate.

@@ -115,6 +115,11 @@ def test_a_deploy_that_cannot_work_is_refused_before_anything_is_made(aws, tmp_p
     assert ROLE not in [r['RoleName'] for r in boto3.client('iam').list_roles()['Roles']]
 
 
+def deploy_policy_name():
+    from c7n_unused_keys.approvals.deploy import ROLE_POLICY
+    return ROLE_POLICY
+
+
 def url_event(body: bytes, headers: dict) -> dict:
     """What a function URL hands the function (payload format 2.0)."""
     return {'version': '2.0', 'rawPath': '/', 'rawQueryString': '',
@@ -124,6 +129,13 @@ def url_event(body: bytes, headers: dict) -> dict:
 
 
 def test_the_deployed_handler_answers_a_click_from_its_zip_alone(aws, tmp_path):
+    """...with no more than `permissions approvals` grants: the function's role (the
+    deploy's) and the account's approval role, under the emulator's IAM enforcement.
+
+    The emulator matches Secrets Manager, SSM and IAM user calls only against
+    `Resource: "*"` (it resolves the resources of roles and STS calls alone), so those
+    statements are granted on "*" here, and the documents' own resources are checked as
+    data."""
     store_secrets()
     iam = aws.iam_client(DEV)
     iam.create_user(UserName='alice')
@@ -135,7 +147,28 @@ def test_the_deployed_handler_answers_a_click_from_its_zip_alone(aws, tmp_path):
         'Value': markers.marker_value(at, at + timedelta(days=30))}])
     value = clicks.button_value(DEV, 'alice', key, markers.format_time(at))
     with slack.FakeSlack() as fake:
-        deploy(aws, shipped_config(tmp_path, fake))
+        path = shipped_config(tmp_path, fake)
+        cfg = config.load(str(path))
+        iam.create_role(RoleName='c7n-unused-keys-approvals',
+                        AssumeRolePolicyDocument=json.dumps(permissions.account_role_trust(
+                            'arn:aws:iam::%s:role/%s' % (DEFAULT_ACCOUNT, ROLE))))
+        account_doc = permissions.account_role(cfg)
+        assert {st['Resource'] for st in account_doc['Statement']} == {permissions.USERS}
+        for st in account_doc['Statement']:
+            st['Resource'] = '*'
+        iam.put_role_policy(RoleName='c7n-unused-keys-approvals', PolicyName='approvals',
+                            PolicyDocument=json.dumps(account_doc))
+        deploy(aws, path)
+        doc = permissions.app_role(cfg)
+        reads = {st['Action']: st['Resource'] for st in doc['Statement']
+                 if st['Action'] in ('secretsmanager:GetSecretValue', 'ssm:GetParameter')}
+        assert reads == {
+            'secretsmanager:GetSecretValue': [
+                'arn:aws:secretsmanager:*:*:secret:c7n-unused-keys/slack-signing-secret-*'],
+            'ssm:GetParameter': ['arn:aws:ssm:*:*:parameter/c7n-unused-keys/slack-bot-token']}
+        doc['Statement'].append({'Effect': 'Allow', 'Action': sorted(reads), 'Resource': '*'})
+        boto3.client('iam').put_role_policy(RoleName=ROLE, PolicyName=deploy_policy_name(),
+                                            PolicyDocument=json.dumps(doc))
         task = functions.unpack(functions.deployed_code(DEFAULT_ACCOUNT, 'us-east-1', NAME),
                                 tmp_path / 'task')
         runtime = functions.runtime_folder(tmp_path / 'runtime')
@@ -149,9 +182,10 @@ def test_the_deployed_handler_answers_a_click_from_its_zip_alone(aws, tmp_path):
         response_url = fake.response_url()
         body = slack.form_body(slack.click_payload(clicks.APPROVE, value, APPROVER,
                                                    response_url))
-        done = functions.invoke(task, runtime, 'c7n_unused_keys.approvals.handler.run',
-                                url_event(body, slack.signed(body, SECRET)), env,
-                                timeout=120)
+        with aws.enforcing_iam():
+            done = functions.invoke(task, runtime, 'c7n_unused_keys.approvals.handler.run',
+                                    url_event(body, slack.signed(body, SECRET)), env,
+                                    timeout=120)
         assert done.returncode == 0, done.stderr
         out = json.loads(done.stdout.strip().splitlines()[-1])
         assert out['result']['statusCode'] == 200

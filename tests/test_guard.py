@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from c7n_unused_keys import markers
+from c7n_unused_keys.approvals import config
 from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
 from conftest import ROOT
 
@@ -79,16 +80,18 @@ def test_covers_every_tag_the_plugin_decides_by_and_no_other(path):
 
 
 @pytest.mark.parametrize('path', FILES, ids=[p.name for p in FILES])
-def test_spares_the_role_the_policies_run_as_and_an_admin_role_only(path):
+def test_spares_the_policies_role_the_approvals_role_and_an_admin_role_only(path):
     spared = statement(path)['Condition']['ArnNotLike']['aws:PrincipalArn']
     roles = [a['role'] for a in yaml.safe_load((ROOT / 'custodian.yml').read_text())
              ['accounts']]
     assert roles
-    for arn in roles + ['arn:aws:iam::999999999999:role/IdentityAdmin']:
+    approvals = config.ACCOUNT_ROLE.replace('{account_id}', '111111111111')
+    for arn in roles + [approvals, 'arn:aws:iam::999999999999:role/IdentityAdmin']:
         assert any(fnmatchcase(arn, p) for p in spared), arn
     for arn in ('arn:aws:iam::111111111111:user/mallory',
                 'arn:aws:iam::111111111111:role/Developer',
-                'arn:aws:iam::111111111111:role/c7n-unused-keys-copy'):
+                'arn:aws:iam::111111111111:role/c7n-unused-keys-copy',
+                'arn:aws:iam::111111111111:role/c7n-unused-keys-approvals-app'):
         assert not any(fnmatchcase(arn, p) for p in spared), arn
 
 

@@ -14,6 +14,8 @@ from .config import APP_ROLE_NAME, ApprovalsConfig, ConfigError, load
 
 # The reads a click's decision takes (account.read_user), and its one write.
 ACCOUNT_READS = ('iam:GetUser', 'iam:ListAccessKeys')
+# These three actions take users only; every user of the account, whatever its path.
+USERS = 'arn:aws:iam::*:user/*'
 
 
 def _secret_resource(kind: str, name: str) -> str:
@@ -49,9 +51,9 @@ def app_role(cfg: ApprovalsConfig) -> Dict:
 def account_role(cfg: ApprovalsConfig) -> Dict:
     return {'Version': '2012-10-17', 'Statement': [
         {'Sid': 'ReadTheUserAndItsKeys', 'Effect': 'Allow', 'Action': list(ACCOUNT_READS),
-         'Resource': 'arn:aws:iam::*:user/*'},
+         'Resource': USERS},
         {'Sid': 'TagOnlyApprovalsAndExemptions', 'Effect': 'Allow', 'Action': 'iam:TagUser',
-         'Resource': 'arn:aws:iam::*:user/*',
+         'Resource': USERS,
          'Condition': {'ForAllValues:StringLike': {'aws:TagKeys': [
              markers.approval_tag(cfg.approval_tag, '*'), cfg.exempt_tag]}}}]}
 
