@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: demo demo-lambda test bench install clean
+.PHONY: demo demo-lambda demo-approval test bench install clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -23,6 +23,11 @@ demo: install
 demo-lambda: install
 	$(VENV)/bin/c7n-unused-keys demo-lambda -c custodian.yml --policies lambda -s .demo-lambda
 
+# A delete approved from Slack, end to end: the digest's button clicked, signed as Slack
+# signs, answered by the local approval app; the next run deletes; the report names who.
+demo-approval: install
+	$(VENV)/bin/c7n-unused-keys demo-approval -c custodian.yml -s .demo-approval
+
 test: install
 	$(VENV)/bin/ruff check
 	# An editable install leaves no bytecode: without it the start-up hook compiles every run.
@@ -37,4 +42,4 @@ bench: install
 	$(PY) bench/lambda_bench.py
 
 clean:
-	rm -rf $(VENV) build dist plugin/*.egg-info .pytest_cache .demo .demo-lambda
+	rm -rf $(VENV) build dist plugin/*.egg-info .pytest_cache .demo .demo-lambda .demo-approval

@@ -131,10 +131,8 @@ def test_an_approver_s_click_approves_and_the_message_says_so(aws, fake, app):
     # The message is updated in place: the key's buttons replaced by the answer.
     (body,) = posted
     assert body['replace_original'] is True and body['blocks'][0]['text']['text'] == '- `%s`' % key
-    due = markers.parse_marker(account_state(aws, DEV)['alice'].tags[d_tag(key)],
-                               datetime.now(timezone.utc)).delete_on
-    assert answer_text(posted) == ('Approved by <@%s>; deleted by the next run, on or after '
-                                   '%s.' % (APPROVER, markers.format_time(due)))
+    # Due since a day ago: deleted by the next run.
+    assert answer_text(posted) == 'Approved by <@%s>; deleted by the next run.' % APPROVER
     value_written = account_state(aws, DEV)['alice'].tags[a_tag(key)]
     (approval,) = markers.parse_approvals(value_written, datetime.now(timezone.utc))
     assert approval.by == 'slack:' + APPROVER
@@ -145,6 +143,16 @@ def test_an_approver_s_click_approves_and_the_message_says_so(aws, fake, app):
         assert status == 200
         assert answer_text(posted).startswith('Already approved by <@%s>' % APPROVER)
     assert account_state(aws, DEV) == before
+
+
+def test_an_approval_during_the_grace_says_from_when_the_key_is_deleted(aws, fake, app):
+    key, value = awaiting(aws, days=10)
+    _, posted = press(app, fake, value, key=key)
+    due = markers.parse_marker(account_state(aws, DEV)['alice'].tags[d_tag(key)],
+                               datetime.now(timezone.utc)).delete_on
+    assert answer_text(posted) == ('Approved by <@%s>; deleted by the next run, on or after '
+                                   '%s.' % (APPROVER, markers.format_time(due)))
+    assert a_tag(key) in account_state(aws, DEV)['alice'].tags
 
 
 def test_approvers_per_account_and_through_a_user_group(aws, fake, app):

@@ -75,3 +75,29 @@ def test_demo_lambda(tmp_path):
         assert any(line.split()[:1] == [name] and line.endswith(steps)
                    for line in out.splitlines()), out
     assert out.rstrip().endswith('The sandbox is stopped.')
+
+
+def test_demo_approval(tmp_path):
+    """`make demo-approval`: a day-31 run with approval-tag, its digest with buttons, a
+    click signed as Slack signs, the message update, the delete, the report's approver."""
+    run = run_command(['c7n-unused-keys', 'demo-approval', '-c', ROOT / 'custodian.yml',
+                       '-s', tmp_path / 'demo'], None, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    digest = json.loads((tmp_path / 'demo' / 'digest.json').read_text())
+    (approve, keep), = [b['elements'] for b in digest['blocks'] if b['type'] == 'actions']
+    assert (approve['text']['text'], keep['text']['text']) == ('Approve delete', 'Keep')
+    account, user, key, _ = approve['value'].split(' ')
+    assert (account, user) == ('111111111111', 'ivan-deactivated-40d')
+    assert '[Approve delete]  [Keep]  (value: %s)' % approve['value'] in out
+    assert 'answered HTTP 200' in out
+    update = out.split('== 4.', 1)[1].split('\n== 5.', 1)[0]
+    assert 'Approved by <@U0SECURITY>; deleted by the next run.' in update
+    before, after = (read(tmp_path / 'demo' / d) for d in ('day31', 'next'))
+    assert [(r.key_id, r.step) for r in before.rows if r.user == user] == [
+        (key, 'awaiting-approval')]
+    assert [(r.key_id, r.step, r.approved_by) for r in after.rows if r.user == user] == [
+        (key, 'deleted', 'slack:U0SECURITY')]
+    assert 'deleted (approved by slack:U0SECURITY)' in out
+    assert out.rstrip().endswith('The sandbox is stopped. Outputs are under %s.' % (
+        tmp_path / 'demo'))

@@ -145,14 +145,13 @@ def judge_approve(cfg: ApprovalsConfig, click: Click, state: UserState, now: dat
              if a.at > marker.at]
     approvers = markers.approvers_after(given, marker.at)
     needed = approvers_needed(cfg, state)
-    due = markers.format_time(marker.delete_on or marker.at)
     names = ', '.join(_name(a) for a in approvers)
     if click.approver in approvers:
         return Outcome('already', 'Already approved by %s (%d of %d); nothing was written.' % (
             names, len(approvers), needed))
     if len(approvers) >= needed:
         return Outcome('already', 'Already approved by %s; nothing was written. Deleted by '
-                       'the next run on or after %s.' % (names, due))
+                       'the next run%s.' % (names, when_due(marker, now)))
     value = markers.approvals_value(given + [markers.ApprovalValue(now, click.approver)])
     full = _room_for(state.tags, a_tag, value)
     if full:
@@ -161,9 +160,16 @@ def judge_approve(cfg: ApprovalsConfig, click: Click, state: UserState, now: dat
         message = 'Approved by <@%s> (%d of %d approvers); it needs %d more.' % (
             click.clicker, len(approvers) + 1, needed, needed - len(approvers) - 1)
     else:
-        message = 'Approved by <@%s>%s; deleted by the next run, on or after %s.' % (
-            click.clicker, ' and %s' % names if names else '', due)
+        message = 'Approved by <@%s>%s; deleted by the next run%s.' % (
+            click.clicker, ' and %s' % names if names else '', when_due(marker, now))
     return Outcome('approved', message, {a_tag: value})
+
+
+def when_due(marker: markers.MarkerValue, now: datetime) -> str:
+    """', on or after <date>' while the key waits its grace; nothing once it is due."""
+    if marker.delete_on is None or marker.delete_on <= now:
+        return ''
+    return ', on or after %s' % markers.format_time(marker.delete_on)
 
 
 def _name(approver: str) -> str:
