@@ -457,3 +457,73 @@ def test_end_to_end_a_click_approves_the_next_run_deletes_and_a_keep_spares(aws,
                          None)
     rows = {r['user']: r for r in json.loads(report.stdout)['rows']}
     assert rows['approved']['approved_by'] == 'slack:' + APPROVER
+
+
+def test_a_stale_read_loses_an_approval_and_never_adds_one(aws, fake):
+    """IAM's eventual consistency: the second approver's read does not show the first
+    approval, so its write holds its own alone. One approval is lost; the delete waits
+    for another, as the action counts."""
+    key, value = awaiting(aws)
+    with running(make_config(fake, **{'required-approvers': 2})) as url:
+        aws.serve_tags_stale(DEV, 'alice', reads=2)
+        _, first = press(url, fake, value, clicker=APPROVER, key=key)
+        _, second = press(url, fake, value, clicker=GROUPED, key=key)
+    assert answer_text(first).startswith('Approved by <@%s> (1 of 2' % APPROVER)
+    assert answer_text(second).startswith('Approved by <@%s> (1 of 2' % GROUPED)
+    now = datetime.now(timezone.utc)
+    written = markers.parse_approvals(account_state(aws, DEV)['alice'].tags[a_tag(key)], now)
+    assert [a.by for a in written] == ['slack:' + GROUPED]
+    from c7n_unused_keys import lifecycle
+    from c7n_unused_keys.model import ListedKey
+    opts = lifecycle.options_from({'approval-tag': APPROVAL, 'required-approvers': 2}, 45)
+    tags = [{'Key': k, 'Value': v} for k, v in account_state(aws, DEV)['alice'].tags.items()]
+    plan = lifecycle.plan_matched('alice', key, ListedKey('alice', key, 'Inactive', now),
+                                  opts.markers_of(tags), now, opts, False)
+    assert plan.step == lifecycle.AWAITING_APPROVAL and not plan.delete
+
+
+def test_the_docs_manifest_asks_for_interactivity_and_the_scopes_the_app_uses():
+    text = (ROOT / 'docs' / 'approvals.md').read_text()
+    block = text.split('<!-- approvals-manifest -->\n```yaml\n', 1)[1].split('```', 1)[0]
+    manifest = yaml.safe_load(block)
+    interactivity = manifest['settings']['interactivity']
+    assert interactivity['is_enabled'] is True
+    assert interactivity['request_url'].startswith('https://')
+    assert set(manifest['oauth_config']['scopes']['bot']) == {'chat:write', 'usergroups:read'}
+
+
+def test_approvals_serve_answers_over_http_until_stopped(aws, fake, tmp_path):
+    """The command as a user runs it: its secrets from the environment, its port printed."""
+    import subprocess
+    import sys
+    (tmp_path / 'custodian.yml').write_text((ROOT / 'custodian.yml').read_text())
+    data = yaml.safe_load((ROOT / 'approvals.yml').read_text())
+    data.update({'signing-secret': {'env': 'SLACK_SIGNING_SECRET'},
+                 'bot-token': {'env': 'SLACK_BOT_TOKEN'}, 'slack-api-url': fake.api_url})
+    path = tmp_path / 'approvals.yml'
+    path.write_text(yaml.safe_dump(data))
+    env = dict(aws.env(), SLACK_SIGNING_SECRET=SECRET, SLACK_BOT_TOKEN=TOKEN,
+               PATH='/usr/bin:/bin', HOME=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, '-m', 'c7n_unused_keys.cli', 'approvals',
+                             'serve', '-c', str(path), '--port', '0'], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith('approvals: serving 3 accounts on http://127.0.0.1:'), (
+            line + proc.stderr.read() if not line else line)
+        url = line.split(' on ', 1)[1].strip()
+        key, value = awaiting(aws)
+        status, posted = press(url, fake, value, clicker='U0123ABC', key=key)
+        assert status == 200 and answer_text(posted).startswith('Approved by <@U0123ABC>')
+        body = slack.form_body(slack.click_payload(clicks.APPROVE, value, 'U0123ABC',
+                                                   fake.response_url()))
+        assert slack.post(url, body, slack.signed(body, 'wrong'))[0] == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    del env['SLACK_BOT_TOKEN']
+    missing = subprocess.run([sys.executable, '-m', 'c7n_unused_keys.cli', 'approvals',
+                              'serve', '-c', str(path), '--port', '0'], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2
+    assert "bot-token: env 'SLACK_BOT_TOKEN' cannot be read" in missing.stderr
