@@ -57,10 +57,14 @@ def test_wait_ready_sees_lines_that_arrive_together():
 def test_demo_lambda(tmp_path):
     """`make demo-lambda`: both lambda/ policies deployed with c7n-org to the three
     accounts, each function invoked once, the report read back from S3."""
+    scratch = tmp_path / 'tmp'
+    scratch.mkdir()
     run = run_command(['c7n-unused-keys', 'demo-lambda', '-c', ROOT / 'custodian.yml',
                        '--policies', ROOT / 'lambda', '-s', tmp_path / 'demo'], None,
-                      timeout=300)
+                      timeout=300, extra_env={'TMPDIR': str(scratch)})
     assert run.returncode == 0, run.stdout + run.stderr
+    # Its unpacked functions are removed once it is done.
+    assert list(scratch.iterdir()) == []
     out = run.stdout
     for policy in ('unused-access-keys-report', 'unused-access-keys-retire'):
         for name, account in (('dev', '111111111111'), ('staging', '222222222222'),

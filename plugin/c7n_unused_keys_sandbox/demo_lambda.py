@@ -7,6 +7,7 @@ stored, run as Lambda runs it: see `functions`); and `c7n-unused-keys report` re
 the results back from S3. The emulator stops whatever happened.
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,12 +21,20 @@ from .functions import (OUTPUT_BUCKET, deployed_code, function_env, invoke, prep
 
 
 def run_demo_lambda(config: str, lambda_dir: str, output_dir: str) -> int:
-    from .seed import seed_organisation
-    from .emulator import Emulator
     accounts = load_accounts(config)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix='c7n-unused-keys-lambda-'))
+    try:
+        return _run(accounts, config, lambda_dir, out, work)
+    finally:
+        # The unpacked functions and the runtime's links: nothing is left behind.
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(accounts, config: str, lambda_dir: str, out: Path, work: Path) -> int:
+    from .seed import seed_organisation
+    from .emulator import Emulator
     runtime = runtime_folder(work / 'runtime')
     with Emulator() as emu:
         print('# sandbox: AWS emulator on %s' % emu.url, flush=True)
