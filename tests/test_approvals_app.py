@@ -109,7 +109,8 @@ def press(url, fake, value, clicker=APPROVER, action=clicks.APPROVE, key=None, *
     response_url = fake.response_url()
     message = message_of(key, value) if key else None
     status, _ = slack.click(url, SECRET, action, value, clicker, response_url, message, **kw)
-    return status, fake.posted_to(response_url)
+    # Served, the app answers first and posts its answer after its work.
+    return status, fake.posted_to(response_url, wait=20)
 
 
 def answer_text(posted):
@@ -143,6 +144,21 @@ def test_an_approver_s_click_approves_and_the_message_says_so(aws, fake, app):
         assert status == 200
         assert answer_text(posted).startswith('Already approved by <@%s>' % APPROVER)
     assert account_state(aws, DEV) == before
+
+
+def test_a_served_click_is_acknowledged_before_the_account_is_read(aws, fake, app):
+    """Slack waits 3 seconds for the acknowledgement: served, it does not wait for
+    the account. The user's read is held until the click's HTTP answer has arrived."""
+    key, value = awaiting(aws)
+    answered, seen = threading.Event(), []
+    aws.on_request('GetUser', lambda: seen.append(answered.wait(timeout=20)), user='alice')
+    response_url = fake.response_url()
+    status, _ = slack.click(app, SECRET, clicks.APPROVE, value, APPROVER, response_url,
+                            message_of(key, value))
+    answered.set()
+    assert status == 200
+    assert answer_text(fake.posted_to(response_url, wait=20)).startswith('Approved by')
+    assert seen == [True]
 
 
 def test_an_approval_during_the_grace_says_from_when_the_key_is_deleted(aws, fake, app):
@@ -192,6 +208,7 @@ def test_a_request_not_from_slack_is_refused_and_nothing_written(aws, fake, app,
     with caplog.at_level(logging.INFO, logger='c7n_unused_keys.approvals'):
         if case == 'replayed':
             assert slack.post(app, body, headers)[0] == 200
+            assert fake.posted_to(response_url, wait=20)
             before = account_state(aws, DEV)
             assert a_tag(key) in before['alice'].tags
         status, text = slack.post(app, body, headers)

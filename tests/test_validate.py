@@ -146,6 +146,10 @@ BAD = [
         'type': 'notify-unused-keys', 'deletion_notice_dayz': 3, 'to': ['resource-owner'],
         'transport': {'type': 'sqs', 'queue': 'https://sqs.us-east-1.amazonaws.com/1/q'}}]),
      "'deletion_notice_dayz' was unexpected"),
+    (dict(retire_policy(), actions=[{'type': 'retire-access-keys'}, {
+        'type': 'notify-unused-keys', 'approval_buttons': 'yes', 'to': ['resource-owner'],
+        'transport': {'type': 'sqs', 'queue': 'https://sqs.us-east-1.amazonaws.com/1/q'}}]),
+     "'yes' is not of type 'boolean'"),
     # marked-access-keys
     (marked_top_level({'marker-tag-prefix': 'x y'}), "On instance['marker-tag-prefix']"),
     (marked_top_level({'marker-tag-prefix': ''}), "On instance['marker-tag-prefix']"),

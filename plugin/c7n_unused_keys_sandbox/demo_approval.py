@@ -110,7 +110,7 @@ def run_demo_approval(accounts_file: str, output_dir: str) -> int:
             server.server_close()
             thread.join(timeout=10)
         print('\n== 4. The message, updated in place through response_url')
-        for posted in fake.posted_to(response_url):
+        for posted in fake.posted_to(response_url, wait=20):
             for b in posted.get('blocks', []):
                 if b.get('block_id') == 'c7n-unused-keys:' + value.split(' ')[2]:
                     print('   ' + b['elements'][0]['text'])

@@ -24,6 +24,7 @@ class FakeSlack:
         self.responses: List[Tuple[str, dict]] = []
         self.api_calls: List[str] = []
         self._lock = threading.Lock()
+        self._posted = threading.Condition(self._lock)
         self._server = None
         self._thread = None
         self.url = None
@@ -38,9 +39,13 @@ class FakeSlack:
     def api_url(self) -> str:
         return self.url + '/api/'
 
-    def posted_to(self, url: str) -> List[dict]:
+    def posted_to(self, url: str, wait: float = 0) -> List[dict]:
+        """What was posted to a response URL; with `wait`, waits that many seconds at
+        most for a first post (the app posts after it acknowledged the click)."""
         path = urllib.parse.urlparse(url).path
-        with self._lock:
+        with self._posted:
+            self._posted.wait_for(lambda: any(p == path for p, _ in self.responses),
+                                  timeout=wait)
             return [body for p, body in self.responses if p == path]
 
     def start(self) -> 'FakeSlack':
@@ -62,8 +67,9 @@ class FakeSlack:
                 body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
                 path = self.path.partition('?')[0]
                 if path.startswith('/response/'):
-                    with fake._lock:
+                    with fake._posted:
                         fake.responses.append((path, json.loads(body or b'{}')))
+                        fake._posted.notify_all()
                     return self._json(200, {'ok': True})
                 method = path[len('/api/'):]
                 with fake._lock:

@@ -4,7 +4,8 @@ Each request is first screened (`RequestScreen`): its size, Slack's signature he
 their age (5 minutes, as Slack says) and a replay of a request already answered. Bolt
 then verifies the signature again, as it always does, and calls the listener, which
 acknowledges, authorises the clicker, reads the user in its account, decides
-(`clicks`), writes at most one tag, and updates the message through `response_url`.
+(`clicks`), writes at most one tag, and updates the message through `response_url`:
+served, after the acknowledgement; in a function, before it.
 """
 import hashlib
 import logging
@@ -178,7 +179,10 @@ def answered_blocks(blocks, key_id: str, message: str):
 
 
 def build_app(cfg: ApprovalsConfig, signing_secret: str, bot_token: str, session=None,
-              now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> App:
+              now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+              in_function: bool = False) -> App:
+    """The app. A server acknowledges a click at once and does its work after; a
+    function (`in_function`) does its work before it answers, as Lambda stops it then."""
     slack = WebClient(token=bot_token, base_url=cfg.slack_api_url)
     work = Approvals(cfg, slack, session, now)
 
@@ -189,7 +193,7 @@ def build_app(cfg: ApprovalsConfig, signing_secret: str, bot_token: str, session
     # Bolt's own client takes its token from `authorize`, per request.
     app = App(signing_secret=signing_secret, authorize=authorize,
               client=WebClient(base_url=cfg.slack_api_url),
-              process_before_response=True, logger=log)
+              process_before_response=in_function, logger=log)
     app.approvals = work
 
     def on_click(ack, body, respond):

@@ -29,7 +29,8 @@ def _start():
             cfg = approvals_config.from_data(json.load(f))
         secret = read_secret(cfg.signing_secret, 'signing-secret')
         token = read_secret(cfg.bot_token, 'bot-token')
-        _started.update(screen=RequestScreen(secret), app=build_app(cfg, secret, token))
+        _started.update(screen=RequestScreen(secret), app=build_app(cfg, secret, token,
+                                                                in_function=True))
     return _started['screen'], _started['app']
 
 
