@@ -544,3 +544,17 @@ def test_approvals_serve_answers_over_http_until_stopped(aws, fake, tmp_path):
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2
     assert "bot-token: env 'SLACK_BOT_TOKEN' cannot be read" in missing.stderr
+
+
+def test_an_accounts_file_that_cannot_be_read_is_named(tmp_path):
+    data = yaml.safe_load((ROOT / 'approvals.yml').read_text())
+    path = tmp_path / 'approvals.yml'
+    path.write_text(yaml.safe_dump(dict(data, **{'accounts-file': 'nowhere.yml'})))
+    with pytest.raises(config.ConfigError, match=r"\['accounts-file'\]: nowhere.yml cannot "
+                                                 r"be read"):
+        config.load(str(path))
+    (tmp_path / 'org.yml').write_text('accounts:\n  - name: dev\n')
+    path.write_text(yaml.safe_dump(dict(data, **{'accounts-file': 'org.yml'})))
+    with pytest.raises(config.ConfigError, match=r'accounts\[0\]: an account needs its '
+                                                 r'account_id'):
+        config.load(str(path))

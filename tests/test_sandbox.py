@@ -210,3 +210,19 @@ def test_a_response_class_s_methods_are_listed_once(emulator):
     listed = responses.method_names_from_class(IamResponse)
     assert listed == utils.method_names_from_class(IamResponse) and 'list_access_keys' in listed
     assert responses.method_names_from_class(IamResponse) is listed
+
+
+@pytest.mark.parametrize('value,moved', [
+    ('2026-12-02T10:00:00Z', '2026-11-22T10:00:00Z'),
+    ('2026-12-02T10:00:00Z delete-on=2027-01-01T10:00:00Z told=soon',
+     '2026-11-22T10:00:00Z delete-on=2026-12-22T10:00:00Z told=soon'),
+    ('2026-12-02T10:00:00Z by slack:U1 2026-12-03T10:00:00Z by slack:U2',
+     '2026-11-22T10:00:00Z by slack:U1 2026-11-23T10:00:00Z by slack:U2'),
+    # An exemption's date, and anything else, stays as it is.
+    ('AKIAAAAAAAAAAAAAAAAA until=2027-01-01', None),
+    ('2026-12-02T10:00:00Z and more', None),
+])
+def test_moving_time_moves_every_time_valued_tag_approvals_too(value, moved):
+    from datetime import timedelta
+    from c7n_unused_keys_sandbox.emulator import shifted
+    assert shifted(value, timedelta(days=10)) == (moved or value)

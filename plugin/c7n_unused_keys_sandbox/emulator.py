@@ -433,15 +433,17 @@ class Emulator:
 
 
 # A tag value made of times: a lone time, or a time then `name=<time>` or `name=<word>`
-# fields (a marker's delete-on, deleted, told). A value with anything else (an
-# exemption's until=<date>) is not moved.
+# fields (a marker's delete-on, deleted, told), or approvals. A value with anything else
+# (an exemption's until=<date>) is not moved.
 _TIME = r'\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z'
 _TIMES = re.compile(r'^%s( [a-z-]+=(%s|[a-z-]+))*$' % (_TIME, _TIME))
+# An approval's value: `<time> by <approver>`, once or more.
+_APPROVALS = re.compile(r'^%s by \S+( %s by \S+)*$' % (_TIME, _TIME))
 
 
 def shifted(value: str, shift: timedelta) -> str:
     """`value` with each of its times `shift` earlier, when it is made of times."""
-    if not _TIMES.match(value):
+    if not (_TIMES.match(value) or _APPROVALS.match(value)):
         return value
 
     def earlier(m):

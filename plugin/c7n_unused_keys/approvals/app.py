@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
@@ -97,6 +98,19 @@ class _Locks:
             return self._locks.setdefault((account_id, user), threading.Lock())
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a click is told, a word for it (approved, already, kept, refused), and the
+    key whose buttons it answers in the message (None: told to the clicker alone)."""
+    kind: str
+    message: str
+    key_id: Optional[str] = None
+
+
+def _refused(message: str) -> Answer:
+    return Answer('refused', message)
+
+
 class Approvals:
     """The listener's work for one click, outside Bolt: testable and reused by both
     buttons."""
@@ -124,29 +138,28 @@ class Approvals:
             return True
         return any(clicker in self.members(g) for g in sorted(allowed.usergroups))
 
-    def answer(self, action_id: str, value: object, clicker: object) -> Tuple[str, str, bool]:
-        """(kind, message, whether the message's buttons for the key are answered)."""
+    def answer(self, action_id: str, value: object, clicker: object) -> Answer:
         now = self.now()
         try:
             click = clicks.parse_click(action_id, value, clicker, now)
         except clicks.BadClick as e:
             log.warning('approvals: refused a click by %s: %s', clicker, e)
-            return 'refused', 'Not done: %s.' % e, False
+            return _refused('Not done: %s.' % e)
         where = '%s %s %s (%s) by slack:%s' % (click.account, click.user, click.key_id,
                                               action_id, click.clicker)
         if click.account not in self.cfg.accounts:
             log.warning('approvals: refused %s: account not in the organisation file', where)
-            return ('refused', 'Not done: account %s is not in the organisation file.'
-                    % click.account, False)
+            return _refused('Not done: account %s is not in the organisation file.'
+                            % click.account)
         try:
             allowed = self.authorised(click.clicker, click.account)
         except Exception as e:
             log.error('approvals: refused %s: user groups unreadable: %s', where, e)
-            return 'refused', 'Not done: who may approve could not be checked.', False
+            return _refused('Not done: who may approve could not be checked.')
         if not allowed:
             log.warning('approvals: refused %s: not an approver of the account', where)
-            return ('refused', 'Not done: <@%s> is not an approver for account %s.' % (
-                click.clicker, self.cfg.accounts[click.account]), False)
+            return _refused('Not done: <@%s> is not an approver for account %s.' % (
+                click.clicker, self.cfg.accounts[click.account]))
         judge = clicks.judge_approve if click.action == clicks.APPROVE else clicks.judge_keep
         with self._locks.of(click.account, click.user):
             try:
@@ -157,14 +170,14 @@ class Approvals:
                     account.write_tags(iam, click.user, outcome.write)
             except account.AccountUnreachable as e:
                 log.error('approvals: refused %s: %s', where, e)
-                return ('refused', 'Not done: account %s could not be reached (%s).' % (
-                    self.cfg.accounts[click.account], e), False)
+                return _refused('Not done: account %s could not be reached (%s).' % (
+                    self.cfg.accounts[click.account], e))
             except Exception as e:
                 log.error('approvals: failed %s: %s', where, e)
-                return 'refused', 'Not done: the account answered %s.' % e, False
+                return _refused('Not done: the account answered %s.' % e)
         log.info('approvals: %s %s: %s%s', outcome.kind, where, outcome.message,
                  ' wrote %s' % dict(outcome.write) if outcome.write else '')
-        return outcome.kind, outcome.message, True
+        return Answer(outcome.kind, outcome.message, click.key_id)
 
 
 def answered_blocks(blocks, key_id: str, message: str):
@@ -194,22 +207,19 @@ def build_app(cfg: ApprovalsConfig, signing_secret: str, bot_token: str, session
     app = App(signing_secret=signing_secret, authorize=authorize,
               client=WebClient(base_url=cfg.slack_api_url),
               process_before_response=in_function, logger=log)
-    app.approvals = work
 
     def on_click(ack, body, respond):
         ack()
         action = (body.get('actions') or [{}])[0]
-        kind, message, answered = work.answer(action.get('action_id'), action.get('value'),
-                                              (body.get('user') or {}).get('id'))
-        original = body.get('message')
-        value = action.get('value') if isinstance(action.get('value'), str) else ''
-        key_id = value.split(' ')[2] if len(value.split(' ')) == 4 else None
-        blocks = answered_blocks((original or {}).get('blocks'), key_id, message) \
-            if answered and key_id else None
+        answer = work.answer(action.get('action_id'), action.get('value'),
+                             (body.get('user') or {}).get('id'))
+        original = body.get('message') or {}
+        blocks = answered_blocks(original.get('blocks'), answer.key_id, answer.message) \
+            if answer.key_id else None
         if blocks is not None:
             respond(replace_original=True, text=original.get('text', ''), blocks=blocks)
         else:
-            respond(response_type='ephemeral', replace_original=False, text=message)
+            respond(response_type='ephemeral', replace_original=False, text=answer.message)
 
     app.action(clicks.APPROVE)(on_click)
     app.action(clicks.KEEP)(on_click)

@@ -176,9 +176,9 @@ def parse(data: object, accounts_data: object, source: str = 'approvals.yml') ->
     if errors:
         e = jsonschema.exceptions.best_match(errors)
         raise ConfigError('%s: %s: %s' % (source, _where(e), e.message))
+    listed = accounts_data.get('accounts') if isinstance(accounts_data, dict) else None
     accounts = {}
-    for i, a in enumerate((accounts_data or {}).get('accounts') or []
-                          if isinstance(accounts_data, dict) else []):
+    for i, a in enumerate(listed if isinstance(listed, list) else []):
         if not isinstance(a, dict) or not str(a.get('account_id', '')).isdigit():
             raise ConfigError('%s: accounts[%d]: an account needs its account_id' % (
                 data['accounts-file'], i))
