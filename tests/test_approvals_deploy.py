@@ -196,3 +196,29 @@ def test_the_deployed_handler_answers_a_click_from_its_zip_alone(aws, tmp_path):
     written = account_state(aws, DEV)['alice'].tags[markers.approval_tag(
         'c7n-unused-keys-approved', key)]
     assert written.endswith(' by slack:' + APPROVER)
+
+
+def test_permissions_approvals_prints_both_documents_from_the_config():
+    run = run_command(['c7n-unused-keys', 'permissions', 'approvals', '-c',
+                       ROOT / 'approvals.yml'], None)
+    assert run.returncode == 0, run.stderr
+    docs = json.loads(run.stdout)
+    cfg = config.load(str(ROOT / 'approvals.yml'))
+    assert docs['app-role']['policy'] == permissions.app_role(cfg)
+    assert docs['account-role']['policy'] == permissions.account_role(cfg)
+    (assume,) = [s for s in docs['app-role']['policy']['Statement']
+                 if s['Action'] == 'sts:AssumeRole']
+    assert assume['Resource'] == ['arn:aws:iam::%s:role/c7n-unused-keys-approvals' % a
+                                  for a in ('111111111111', '222222222222', '333333333333')]
+    (tag,) = [s for s in docs['account-role']['policy']['Statement']
+              if s['Action'] == 'iam:TagUser']
+    assert tag['Condition'] == {'ForAllValues:StringLike': {'aws:TagKeys': [
+        'c7n-unused-keys-approved:*', 'c7n-unused-keys-exempt']}}
+    # The account role trusts the app's role, in the account the config names.
+    assert docs['account-role']['trust']['Statement'][0]['Principal'] == {
+        'AWS': 'arn:aws:iam::999999999999:role/c7n-unused-keys-approvals-app'}
+    # Nothing in either document deletes, untags or changes a key.
+    actions = {a for d in docs.values() for s in d['policy']['Statement']
+               for a in ([s['Action']] if isinstance(s['Action'], str) else s['Action'])}
+    assert not {a for a in actions if a.startswith('iam:') and a not in (
+        'iam:GetUser', 'iam:ListAccessKeys', 'iam:TagUser')}
