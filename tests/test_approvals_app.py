@@ -17,6 +17,7 @@ from c7n_unused_keys.approvals.app import MAX_BODY, RequestScreen, build_app
 from c7n_unused_keys.approvals.serve import PATH, make_server
 from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
 from c7n_unused_keys_sandbox import slack
+from c7n_unused_keys_sandbox.loopback import serving
 from conftest import ROOT, read_json, run_command, write_policies
 from helpers import RETIRE, RETIRE_NAME, account_state, seed
 
@@ -55,17 +56,11 @@ def aws(sandbox, monkeypatch):
 
 
 @contextlib.contextmanager
-def running(cfg):
-    app = build_app(cfg, SECRET, TOKEN, boto3.Session())
-    server = make_server(app, RequestScreen(SECRET))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield 'http://127.0.0.1:%d%s' % (server.server_address[1], PATH)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+def running(cfg, session=None):
+    """The app served on loopback while in the block; its URL."""
+    app = build_app(cfg, SECRET, TOKEN, session or boto3.Session())
+    with serving(make_server(app, RequestScreen(SECRET)), 'approvals') as base:
+        yield base + PATH
 
 
 @pytest.fixture
@@ -295,22 +290,13 @@ def test_an_account_role_that_cannot_be_assumed_is_told_and_nothing_written(aws,
         '"sts:AssumeRole", "Resource": "arn:aws:iam::*:role/c7n-unused-keys-approvals"}]}'))
     creds = app_user.create_access_key(UserName='approvals-app')['AccessKey']
     cfg = make_config(fake, **{'account-role': 'arn:aws:iam::{account_id}:role/elsewhere'})
-    app = build_app(cfg, SECRET, TOKEN, boto3.Session(
-        aws_access_key_id=creds['AccessKeyId'], aws_secret_access_key=creds['SecretAccessKey'],
-        region_name='us-east-1'))
-    server = make_server(app, RequestScreen(SECRET))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    url = 'http://127.0.0.1:%d%s' % (server.server_address[1], PATH)
     before = account_state(aws, DEV)
-    try:
-        with aws.enforcing_iam(), caplog.at_level(logging.INFO,
-                                                   logger='c7n_unused_keys.approvals'):
-            status, posted = press(url, fake, value, key=key)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with running(cfg, boto3.Session(
+            aws_access_key_id=creds['AccessKeyId'],
+            aws_secret_access_key=creds['SecretAccessKey'], region_name='us-east-1')) as url, \
+            aws.enforcing_iam(), caplog.at_level(logging.INFO,
+                                                 logger='c7n_unused_keys.approvals'):
+        status, posted = press(url, fake, value, key=key)
     assert aws_default and status == 200
     text = answer_text(posted)
     assert text.startswith('Not done: account dev could not be reached (the role '

@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import zlib
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from c7n_unused_keys.report.render import render
 from . import slack
 from .demo import tool
 from .emulator import Emulator, account_client
+from .loopback import serving
 from .seed import seed_organisation
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -93,10 +93,8 @@ def run_demo_approval(accounts_file: str, output_dir: str) -> int:
             'approvers': {'users': [APPROVER]}, 'slack-api-url': fake.api_url},
             yaml.safe_load(Path(accounts_file).read_text()))
         server = make_server(build_app(cfg, SECRET, 'xoxb-sandbox'), RequestScreen(SECRET))
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        try:
-            url = 'http://127.0.0.1:%d%s' % (server.server_address[1], PATH)
+        with serving(server, 'approvals') as base:
+            url = base + PATH
             value = buttons[0]['value']
             response_url = fake.response_url()
             print('\n== 3. A click on "Approve delete" by <@%s>: POST %s, signed as Slack '
@@ -105,10 +103,6 @@ def run_demo_approval(accounts_file: str, output_dir: str) -> int:
             status, _ = slack.click(url, SECRET, clicks.APPROVE, value, APPROVER,
                                     response_url, digest)
             print('   answered HTTP %d' % status)
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=10)
         print('\n== 4. The message, updated in place through response_url')
         for posted in fake.posted_to(response_url, wait=20):
             for b in posted.get('blocks', []):

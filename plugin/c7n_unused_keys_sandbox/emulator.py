@@ -26,6 +26,7 @@ from typing import Callable, Dict, List, Optional
 from c7n_unused_keys.markers import MARKER_FORMAT
 
 from . import moto_fixes
+from .loopback import Served
 
 # The account that the emulator's default (dummy) credentials land in.
 DEFAULT_ACCOUNT = '123456789012'
@@ -148,7 +149,7 @@ class RequestHook:
                 and self.key in (None, params.get('AccessKeyId')))
 
 
-class Emulator:
+class Emulator(Served):
     """The AWS emulator on 127.0.0.1, served from a thread of this process.
 
     `requests` counts the HTTP requests it has answered; with `count_operations`,
@@ -166,10 +167,7 @@ class Emulator:
 
     def __init__(self, port: int = 0):
         self.port = port
-        self.url = None
         self.requests = 0
-        self._server = None
-        self._thread = None
         self._lock = threading.Lock()
         self._hooks: List[RequestHook] = []
         # User name -> [tags to answer with, reads left] (serve_tags_stale).
@@ -316,27 +314,11 @@ class Emulator:
         moto_fixes.apply()
         logging.getLogger('werkzeug').setLevel(logging.ERROR)
         app = self._count(moto_fixes.dispatcher(create_backend_app))
-        self._server = make_server('127.0.0.1', self.port, app, threaded=True,
-                                   request_handler=MotoRequestHandler)
-        self.port = self._server.server_address[1]
-        self.url = 'http://127.0.0.1:%d' % self.port
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name='emulator', daemon=True)
-        self._thread.start()
+        server = make_server('127.0.0.1', self.port, app, threaded=True,
+                             request_handler=MotoRequestHandler)
+        self.port = server.server_address[1]
+        self._serve(server, 'emulator')
         return self
-
-    def stop(self):
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=10)
-            self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def reset(self):
         with self._lock:

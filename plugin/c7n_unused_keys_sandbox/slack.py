@@ -16,8 +16,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from slack_sdk.signature import SignatureVerifier
 
+from .loopback import Served
 
-class FakeSlack:
+
+class FakeSlack(Served):
     def __init__(self, groups: Optional[Dict[str, Sequence[str]]] = None):
         self.groups = dict(groups or {})
         # (response URL path, the JSON posted), in order.
@@ -25,9 +27,6 @@ class FakeSlack:
         self.api_calls: List[str] = []
         self._lock = threading.Lock()
         self._posted = threading.Condition(self._lock)
-        self._server = None
-        self._thread = None
-        self.url = None
         self._next = 0
 
     def response_url(self) -> str:
@@ -82,25 +81,8 @@ class FakeSlack:
                     return self._json(200, {'ok': True, 'users': list(fake.groups[group])})
                 self._json(200, {'ok': False, 'error': 'unknown_method'})
 
-        self._server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.url = 'http://127.0.0.1:%d' % self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name='fake-slack', daemon=True)
-        self._thread.start()
+        self._serve(ThreadingHTTPServer(('127.0.0.1', 0), Handler), 'fake-slack')
         return self
-
-    def stop(self):
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=10)
-            self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def click_payload(action_id: str, value: str, clicker: str, response_url: str,
