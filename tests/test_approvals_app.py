@@ -178,11 +178,12 @@ def test_approvers_per_account_and_through_a_user_group(aws, fake, app):
     assert answer_text(posted).startswith('Approved by <@%s>' % DEV_LEAD)
     _, posted = press(app, fake, prod_value, clicker=GROUPED, key=prod_key)
     assert answer_text(posted).startswith('Approved by <@%s>' % GROUPED)
-    assert 'usergroups.users.list' in fake.api_calls
+    # The group's members were read once, and reused for the second click.
+    assert fake.api_calls.count('usergroups.users.list') == 1
 
 
-@pytest.mark.parametrize('case', ['bad signature', 'missing header', 'stale', 'replayed',
-                                  'oversized'])
+@pytest.mark.parametrize('case', ['bad signature', 'missing header', 'stale', 'ahead',
+                                  'replayed', 'oversized'])
 def test_a_request_not_from_slack_is_refused_and_nothing_written(aws, fake, app, caplog,
                                                                   case):
     key, value = awaiting(aws)
@@ -196,6 +197,8 @@ def test_a_request_not_from_slack_is_refused_and_nothing_written(aws, fake, app,
         del headers['X-Slack-Signature']
     elif case == 'stale':
         headers = slack.signed(body, SECRET, timestamp=int(datetime.now().timestamp()) - 301)
+    elif case == 'ahead':
+        headers = slack.signed(body, SECRET, timestamp=int(datetime.now().timestamp()) + 301)
     elif case == 'oversized':
         body = body + b'&pad=' + b'x' * MAX_BODY
         headers = slack.signed(body, SECRET)
@@ -209,7 +212,8 @@ def test_a_request_not_from_slack_is_refused_and_nothing_written(aws, fake, app,
         status, text = slack.post(app, body, headers)
     want = {'bad signature': (401, 'bad signature'),
             'missing header': (401, 'missing header: X-Slack-Signature'),
-            'stale': (401, 'stale request'), 'replayed': (401, 'replayed request'),
+            'stale': (401, 'stale request'), 'ahead': (401, 'stale request'),
+            'replayed': (401, 'replayed request'),
             'oversized': (413, 'request body over')}[case]
     assert (status, want[1] in text) == (want[0], True), text
     assert account_state(aws, DEV) == before
@@ -344,6 +348,18 @@ def test_two_person_rule_needs_two_distinct_approvers(aws, fake):
     written = markers.parse_approvals(account_state(aws, DEV)['alice'].tags[a_tag(key)],
                                       datetime.now(timezone.utc))
     assert [a.by for a in written] == ['slack:' + APPROVER, 'slack:' + GROUPED]
+
+
+def test_an_earlier_approval_of_the_time_alone_counts_as_one_of_two(aws, fake):
+    earlier = markers.format_time(datetime.now(timezone.utc) - DAY)
+    key, value = awaiting(aws)
+    aws.iam_client(DEV).tag_user(UserName='alice', Tags=[{'Key': a_tag(key),
+                                                          'Value': earlier}])
+    with running(make_config(fake, **{'required-approvers': 2})) as url:
+        _, posted = press(url, fake, value, key=key)
+    assert answer_text(posted) == ('Approved by <@%s> and an unnamed approver; deleted by '
+                                   'the next run.' % APPROVER)
+    assert account_state(aws, DEV)['alice'].tags[a_tag(key)].startswith(earlier + ' ')
 
 
 def test_two_person_rule_for_privileged_users_only(aws, fake):

@@ -52,6 +52,8 @@ def store_secrets():
         Name='c7n-unused-keys/slack-signing-secret', SecretString=SECRET)
     boto3.client('ssm').put_parameter(Name='/c7n-unused-keys/slack-bot-token',
                                       Type='SecureString', Value=TOKEN)
+    # A parameter in plain text, which a deploy refuses.
+    boto3.client('ssm').put_parameter(Name='/plain', Type='String', Value=TOKEN)
 
 
 def deploy(aws, path):
@@ -103,6 +105,8 @@ def test_deploy_makes_the_function_its_url_and_role_and_again_adds_nothing(aws, 
     ({'bot-token': {'secretsmanager': 'nowhere'}}, "bot-token: secretsmanager 'nowhere' "
                                                    "cannot be found"),
     ({'keep-days': 'ninety'}, "['keep-days']"),
+    ({'bot-token': {'ssm': '/plain'}}, "bot-token: ssm '/plain' is a String, not a "
+                                       "SecureString"),
 ])
 def test_a_deploy_that_cannot_work_is_refused_before_anything_is_made(aws, tmp_path, settings,
                                                                        field):

@@ -382,8 +382,8 @@ class TestApproval:
         assert value == '%s by slack:U1 %s by slack:U2' % (iso(first), iso(second))
         assert markers.parse_approvals(value, NOW) == (
             markers.ApprovalValue(first, 'slack:U1'), markers.ApprovalValue(second, 'slack:U2'))
-        for broken in (value + ' ', value + ' ' + iso(NOW), value.replace(' by slack:U2', ''),
-                       value.replace('by slack:U2', 'from slack:U2'),
+        for broken in (value + ' ', value + ' by', value.replace('by slack:U2', 'from slack:U2'),
+                       value.replace('slack:U2', 'slack:U2,U3'),
                        value + ' ' + iso(NOW + DAY) + ' by slack:U3'):
             assert markers.parse_approvals(broken, NOW) is None, broken
 
@@ -405,6 +405,22 @@ class TestApproval:
         assert one_stale.step == lc.AWAITING_APPROVAL
         two = step((NOW - 2 * DAY, 'slack:U1'), (NOW - DAY, 'slack:U2'))
         assert two.step == lc.DELETED and two.delete and two.approved_by == 'slack:U1, slack:U2'
+
+    def test_an_approval_of_the_time_alone_is_one_unnamed_approver(self):
+        opts = replace(A_OPTS, required_approvers=2)
+        # An approval of an earlier version (the time alone), then one through the app.
+        value = markers.approvals_value([markers.ApprovalValue(NOW - 2 * DAY),
+                                         markers.ApprovalValue(NOW - DAY, 'slack:U1')])
+        assert value == '%s %s by slack:U1' % (iso(NOW - 2 * DAY), iso(NOW - DAY))
+        assert markers.parse_approvals(value, NOW) == (
+            markers.ApprovalValue(NOW - 2 * DAY), markers.ApprovalValue(NOW - DAY, 'slack:U1'))
+
+        def plan(approved):
+            return lc.plan_matched('alice', KEY, listed('Inactive'), approval_markers(
+                iso(NOW - 31 * DAY), None, approved), NOW, opts, False)
+        assert plan(iso(NOW - DAY)).step == lc.AWAITING_APPROVAL
+        two = plan(value)
+        assert two.step == lc.DELETED and two.approved_by == 'slack:U1'
 
     def test_two_person_rule_for_users_with_the_tag_only(self):
         opts = replace(A_OPTS, required_approvers=2, required_approvers_tag='privileged')

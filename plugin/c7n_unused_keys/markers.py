@@ -12,8 +12,9 @@
   person approved the key's deletion, then optionally ` by <approver>` (for example
   `2026-12-02T10:00:00Z by slack:U0123ABC`); it counts only when later than the
   deactivation. The time alone is an approval whose approver is not named. Further
-  approvals follow, space-separated, each `<time> by <approver>` (IAM tag values allow
-  no comma): `2026-12-02T10:00:00Z by slack:U1 2026-12-02T10:05:00Z by slack:U2`.
+  approvals follow, space-separated, each `<time>` or `<time> by <approver>` (IAM tag
+  values allow no comma): `2026-12-02T10:00:00Z by slack:U1 2026-12-02T10:05:00Z by
+  slack:U2`.
 """
 import re
 from dataclasses import dataclass, field
@@ -112,22 +113,25 @@ def approvals_value(approvals: Sequence[ApprovalValue]) -> str:
 
 
 def parse_approvals(value: Optional[str], now: datetime) -> Optional[Tuple[ApprovalValue, ...]]:
-    """The approvals of an approval tag's value, in their order; None when absent or
-    malformed in any part, or when any time is in the future."""
+    """The approvals of an approval tag's value, in their order: each a time, then
+    optionally `by <approver>`; None when absent or malformed in any part, or when any
+    time is in the future."""
     if value is None:
         return None
     tokens = value.split(' ')
-    if len(tokens) == 1:
-        at = parse_time(tokens[0], now)
-        return None if at is None else (ApprovalValue(at),)
-    found = []
-    for i in range(0, len(tokens), 3):
-        part = tokens[i:i + 3]
-        at = parse_time(part[0], now)
-        if (at is None or len(part) != 3 or ' %s ' % part[1] != APPROVED_BY
-                or not _APPROVER.fullmatch(part[2])):
+    found, i = [], 0
+    while i < len(tokens):
+        at = parse_time(tokens[i], now)
+        if at is None:
             return None
-        found.append(ApprovalValue(at, part[2]))
+        by = None
+        if i + 1 < len(tokens) and ' %s ' % tokens[i + 1] == APPROVED_BY:
+            if i + 2 >= len(tokens) or not _APPROVER.fullmatch(tokens[i + 2]):
+                return None
+            by, i = tokens[i + 2], i + 3
+        else:
+            i += 1
+        found.append(ApprovalValue(at, by))
     return tuple(found)
 
 
