@@ -103,8 +103,10 @@ def run_demo_approval(accounts_file: str, output_dir: str) -> int:
             status, _ = slack.click(url, SECRET, clicks.APPROVE, value, APPROVER,
                                     response_url, digest)
             print('   answered HTTP %d' % status)
+            # Served, the app answers first and updates the message after its work.
+            updates = fake.posted_to(response_url, wait=20)
         print('\n== 4. The message, updated in place through response_url')
-        for posted in fake.posted_to(response_url, wait=20):
+        for posted in updates:
             for b in posted.get('blocks', []):
                 if b.get('block_id') == 'c7n-unused-keys:' + value.split(' ')[2]:
                     print('   ' + b['elements'][0]['text'])
