@@ -560,3 +560,15 @@ def test_an_accounts_file_that_cannot_be_read_is_named(tmp_path):
     with pytest.raises(config.ConfigError, match=r'accounts\[0\]: an account needs its '
                                                  r'account_id'):
         config.load(str(path))
+
+
+def test_a_user_at_iam_s_tag_limit_is_told_and_nothing_written(aws, fake, app):
+    """IAM allows 50 tags a user: with the marker and 49 others, an approval has no room."""
+    key, value = awaiting(aws, tags=[('team-%02d' % i, 'x') for i in range(49)])
+    before = account_state(aws, DEV)
+    assert len(before['alice'].tags) == 50
+    for action in (clicks.APPROVE, clicks.KEEP):
+        _, posted = press(app, fake, value, action=action, key=key)
+        assert answer_text(posted).startswith('Cannot write ') and "IAM's 50 tags" in \
+            answer_text(posted)
+    assert account_state(aws, DEV) == before
