@@ -1,4 +1,5 @@
-"""The IAM credential report: fetching it (with polling) and parsing it into slots."""
+"""The IAM credential report: fetching it (with polling) and parsing it into key slots
+and password rows."""
 import csv
 import io
 import logging
@@ -9,7 +10,7 @@ from typing import Callable, Dict, List, Optional
 from botocore.exceptions import ClientError
 
 from .errors import describe
-from .model import CredentialReport, ReportSlot
+from .model import CredentialReport, PasswordRow, ReportSlot
 
 log = logging.getLogger('custodian.unused-access-keys')
 
@@ -44,10 +45,13 @@ def parse_report(content, generated: datetime) -> CredentialReport:
     if isinstance(content, bytes):
         content = content.decode('utf-8')
     slots: Dict[str, List[ReportSlot]] = {}
+    passwords: Dict[str, PasswordRow] = {}
     for row in csv.DictReader(io.StringIO(content)):
         user = row['user']
         if user == '<root_account>':
             continue
+        passwords[user] = PasswordRow(user=user, enabled=row.get('password_enabled') == 'true',
+                                      last_used=_date(row.get('password_last_used', 'N/A')))
         slots[user] = []
         for n in (1, 2):
             prefix = 'access_key_%d_' % n
@@ -62,7 +66,8 @@ def parse_report(content, generated: datetime) -> CredentialReport:
                 last_service=_text(row.get(prefix + 'last_used_service', 'N/A')),
                 last_region=_text(row.get(prefix + 'last_used_region', 'N/A'))))
     return CredentialReport(
-        generated=as_utc(generated), slots={u: tuple(s) for u, s in slots.items()})
+        generated=as_utc(generated), slots={u: tuple(s) for u, s in slots.items()},
+        passwords=passwords)
 
 
 def fetch_report(client, retry, now: datetime, max_age: timedelta, timeout: float,

@@ -10,6 +10,8 @@ from .model import (
 DAY = timedelta(days=1)
 _KEY_ID = re.compile(r'^[A-Z0-9]{16,128}$')
 _UNTIL = re.compile(r'^until=(\d{4}-\d{2}-\d{2})$')
+# The exempt tag's token for the user's console password (`*` covers it too).
+PASSWORD_TOKEN = 'password'
 
 
 def idle_since(facts: KeyFacts) -> datetime:
@@ -58,11 +60,13 @@ def where_used(service: Optional[str], region: Optional[str]) -> str:
 
 def parse_exemption(value: str) -> Exemption:
     """Parse an exempt tag value; raise ValueError naming what is wrong."""
-    all_keys, key_ids, until = False, set(), None
+    all_keys, key_ids, until, password = False, set(), None, False
     for token in value.split():
         m = _UNTIL.match(token)
         if token == '*':
             all_keys = True
+        elif token == PASSWORD_TOKEN:
+            password = True
         elif m:
             if until is not None:
                 raise ValueError('more than one until= token')
@@ -73,10 +77,12 @@ def parse_exemption(value: str) -> Exemption:
         elif _KEY_ID.match(token):
             key_ids.add(token)
         else:
-            raise ValueError('not an access key id, "*" or until=YYYY-MM-DD: %r' % token)
-    if not all_keys and not key_ids:
-        raise ValueError('names no key: use "*" or access key ids')
-    return Exemption(raw=value, all_keys=all_keys, key_ids=frozenset(key_ids), until=until)
+            raise ValueError('not an access key id, "*", "%s" or until=YYYY-MM-DD: %r' % (
+                PASSWORD_TOKEN, token))
+    if not all_keys and not key_ids and not password:
+        raise ValueError('names no key: use "*", access key ids or "%s"' % PASSWORD_TOKEN)
+    return Exemption(raw=value, all_keys=all_keys, key_ids=frozenset(key_ids), until=until,
+                     password=password or all_keys)
 
 
 def exemption_in_force(ex: Exemption, key_id: str, now: datetime) -> bool:

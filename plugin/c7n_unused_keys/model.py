@@ -62,9 +62,32 @@ class ReportSlot:
 
 
 @dataclass(frozen=True)
+class PasswordRow:
+    """The password columns of a credential report row. `last_used` is None when the
+    report has no date: no password (`N/A`), never used or used before October 2014
+    (`no_information`), or `not_supported`."""
+    user: str
+    enabled: bool
+    last_used: Optional[datetime]
+
+
+@dataclass(frozen=True)
+class PasswordFacts:
+    """What IAM says of one user's console password: when its login profile was
+    created (GetLoginProfile) and when it was last used (GetUser's PasswordLastUsed,
+    None: never)."""
+    user: str
+    created: datetime
+    last_used: Optional[datetime]
+    source: str
+
+
+@dataclass(frozen=True)
 class CredentialReport:
     generated: datetime
     slots: Mapping[str, Tuple[ReportSlot, ...]]
+    # By user: its password columns (every user of the report has a row).
+    passwords: Mapping[str, PasswordRow] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,11 +100,13 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Exemption:
-    """A parsed exempt tag: every key (`all_keys`) or the named ones, until a date."""
+    """A parsed exempt tag: every key (`all_keys`) or the named ones, until a date;
+    `password` (the token `password`, or `*`) exempts the user's console password."""
     raw: str
     all_keys: bool
     key_ids: FrozenSet[str]
     until: Optional[date]
+    password: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,63 @@
+"""Pure decisions on console passwords: functions of password facts, thresholds and `now`.
+
+A password is unused when its last use (PasswordLastUsed) is `days` or more ago, or,
+never used, when its login profile was created `never-used-days` or more ago. The rules
+of `days`, `never-used-days` and `max-days` are those of keys (`decide`).
+"""
+from datetime import datetime
+from typing import Optional
+
+from .decide import DAY
+from .model import Exemption, PasswordFacts, PasswordRow, Thresholds, Verdict
+
+
+def unused_password(facts: PasswordFacts, th: Thresholds, now: datetime) -> Optional[Verdict]:
+    """The verdict for one user's password, or None when it does not count as unused."""
+    never = facts.last_used is None
+    idle = now - (facts.created if never else facts.last_used)
+    days = idle // DAY
+    limit = th.never_used_days if never else th.days
+    if idle < limit * DAY:
+        return None
+    if th.max_days is not None and days > th.max_days:
+        return None
+    if never:
+        reason = 'password never used; login profile created %d days ago ' \
+                 '(never-used-days: %d)' % (days, th.never_used_days)
+    else:
+        reason = 'password last used %d days ago (days: %d)' % (days, th.days)
+    if th.max_days is not None:
+        reason += ', within max-days: %d' % th.max_days
+    return Verdict(idle_days=days, never_used=never, reason=reason)
+
+
+def report_may_miss_passwords(th: Thresholds, now: datetime, generated: datetime) -> bool:
+    """Whether a password set after the report could already match: it is younger than
+    the report, so never used it matches once never-used-days have passed, and used
+    it is idle for less than the report's age."""
+    return now - generated >= min(th.days, th.never_used_days) * DAY
+
+
+def password_may_match(row: Optional[PasswordRow], th: Thresholds, now: datetime,
+                       generated: datetime) -> bool:
+    """False only for a user whose password cannot match, whatever happened since the
+    report (hybrid's pre-screen; a match is always confirmed from the API).
+
+    A use only moves forward, so a password used within `days` of now stays below the
+    threshold. A user without a password in the report (or not in it at all) may have
+    set one since. A password the report has no date for (`no_information`) is judged
+    from its login profile's creation, which the report does not hold.
+    """
+    if row is None or not row.enabled:
+        return report_may_miss_passwords(th, now, generated)
+    if row.last_used is not None:
+        return now - row.last_used >= th.days * DAY
+    return True
+
+
+def password_exempt(ex: Optional[Exemption], now: datetime) -> bool:
+    """Whether the exempt tag (`password` or `*`) spares the password now; an exemption
+    ends at the start (UTC) of its until date."""
+    if ex is None or not ex.password:
+        return False
+    return ex.until is None or now.date() < ex.until
