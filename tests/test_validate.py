@@ -150,6 +150,17 @@ BAD = [
         'type': 'notify-unused-keys', 'approval_buttons': 'yes', 'to': ['resource-owner'],
         'transport': {'type': 'sqs', 'queue': 'https://sqs.us-east-1.amazonaws.com/1/q'}}]),
      "'yes' is not of type 'boolean'"),
+    # unused-passwords
+    ({'name': 'bad-passwords', 'resource': 'aws.iam-user',
+      'filters': [{'type': 'unused-passwords'}]}, "'days' is a required property"),
+    ({'name': 'bad-passwords', 'resource': 'aws.iam-user',
+      'filters': [{'type': 'unused-passwords', 'days': 0}]}, "On instance['days']"),
+    ({'name': 'bad-passwords', 'resource': 'aws.iam-user',
+      'filters': [{'type': 'unused-passwords', 'days': 45, 'max-days': 45}]},
+     'unused-passwords: max-days (45) must be greater than days (45)'),
+    ({'name': 'bad-passwords', 'resource': 'aws.iam-user',
+      'filters': [{'type': 'unused-passwords', 'days': 45, 'status': 'Active'}]},
+     "'status' was unexpected"),
     # marked-access-keys
     (marked_top_level({'marker-tag-prefix': 'x y'}), "On instance['marker-tag-prefix']"),
     (marked_top_level({'marker-tag-prefix': ''}), "On instance['marker-tag-prefix']"),

@@ -1,11 +1,12 @@
-"""Reads from IAM: the key list and the tags of a user, and the last use of a key."""
+"""Reads from IAM: the key list and the tags of a user, the last use of a key, and a
+user's console password."""
 from typing import List, Optional
 
 from botocore.exceptions import ClientError
 
 from .credential_report import as_utc
 from .errors import is_gone
-from .model import SOURCE_API, KeyFacts, ListedKey
+from .model import SOURCE_API, KeyFacts, ListedKey, PasswordFacts
 
 
 def list_keys(client, retry, user: str) -> List[ListedKey]:
@@ -31,6 +32,21 @@ def last_used(client, retry, key: ListedKey) -> Optional[KeyFacts]:
         last_service=_known(info.get('ServiceName')),
         last_region=_known(info.get('Region')),
         source=SOURCE_API)
+
+
+def password(client, retry, user: str) -> Optional[PasswordFacts]:
+    """GetLoginProfile, then GetUser for PasswordLastUsed; None when the user has no
+    console password (or is gone). The login profile is read first: a password
+    removed between the two reads is then seen as the password it was."""
+    try:
+        profile = retry(client.get_login_profile, UserName=user)['LoginProfile']
+        used = retry(client.get_user, UserName=user)['User'].get('PasswordLastUsed')
+    except ClientError as e:
+        if is_gone(e):
+            return None
+        raise
+    return PasswordFacts(user=user, created=as_utc(profile['CreateDate']),
+                         last_used=as_utc(used) if used else None, source=SOURCE_API)
 
 
 def _known(value: Optional[str]) -> Optional[str]:

@@ -228,16 +228,8 @@ class UnusedAccessKeys(Filter):
                 r['Tags'] = found[r['UserName']]
 
     def exemption(self, resource) -> Optional[Exemption]:
-        tag = self.data.get('exempt-tag', EXEMPT_TAG)
-        value = next((t['Value'] for t in resource.get('Tags', ()) if t['Key'] == tag), None)
-        if value is None:
-            return None
-        try:
-            return decide.parse_exemption(value)
-        except ValueError as e:
-            log.warning('unused-access-keys: user %s: ignoring malformed %s tag %r: %s',
-                        resource['UserName'], tag, value, e)
-            return None
+        return exemption_of(resource, self.data.get('exempt-tag', EXEMPT_TAG),
+                            'unused-access-keys')
 
     def log_exemptions(self, resource, exempt):
         # One line per key an exemption keeps, for audits: who is exempt, by what, how long.
@@ -246,6 +238,20 @@ class UnusedAccessKeys(Filter):
             log.info('unused-access-keys: exemption honoured: user=%s key=%s tag=%s value=%r '
                      'until=%s', resource['UserName'], f.key_id, tag, ex.raw,
                      ex.until.isoformat() if ex.until else 'none')
+
+
+def exemption_of(resource, tag: str, element: str) -> Optional[Exemption]:
+    """The user's exempt tag `tag`, parsed; None when absent or malformed (a warning
+    from `element` says which)."""
+    value = next((t['Value'] for t in resource.get('Tags', ()) if t['Key'] == tag), None)
+    if value is None:
+        return None
+    try:
+        return decide.parse_exemption(value)
+    except ValueError as e:
+        log.warning('%s: user %s: ignoring malformed %s tag %r: %s',
+                    element, resource['UserName'], tag, value, e)
+        return None
 
 
 def reads_tags(f) -> bool:

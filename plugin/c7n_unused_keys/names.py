@@ -13,6 +13,8 @@ REACTIVATED_SUFFIX = '-reactivated'
 UNUSED_ANNOTATION = 'c7n:unused-access-keys'
 EXEMPT_ANNOTATION = 'c7n:exempt-access-keys'
 RESULTS_ANNOTATION = 'c7n:retire-access-keys'
+UNUSED_PASSWORD_ANNOTATION = 'c7n:unused-passwords'
+EXEMPT_PASSWORD_ANNOTATION = 'c7n:exempt-passwords'
 
 # Each run of retire-access-keys also writes its records to a file of its own,
 # `retire-access-keys-<UTC start, %Y%m%dT%H%M%S%fZ>-<execution id>.json`: a retry in the

@@ -383,6 +383,19 @@ class Emulator(Served):
         elif used_days is not None:
             key.last_used = AccessKeyLastUsed(now - timedelta(days=used_days), service, region)
 
+    def backdate_password(self, account: str, user: str, created_days: Optional[float] = None,
+                          used_days: Optional[float] = None, never_used: bool = False):
+        """Set a user's login profile's CreateDate and its password's last use to that
+        many days before now."""
+        u = self.backend(account).users[user]
+        now = moto_fixes.utcnow_naive()
+        if created_days is not None:
+            u.login_profile_created = (now - timedelta(days=created_days)).replace(microsecond=0)
+        if never_used:
+            u.password_last_used = None
+        elif used_days is not None:
+            u.password_last_used = now - timedelta(days=used_days)
+
     def backdate_report(self, account: str, days: float):
         """Make the stored credential report look that many days older."""
         b = self.backend(account)
@@ -397,6 +410,10 @@ class Emulator(Served):
         b = self.backend(account)
         for user in b.users.values():
             user.create_date -= shift
+            if getattr(user, 'login_profile_created', None):
+                user.login_profile_created -= shift
+            if user.password_last_used is not None:
+                user.password_last_used -= shift
             for key in user.access_keys:
                 key.create_date -= shift
                 if key.last_used is not None:

@@ -15,6 +15,10 @@ Fidelity fixes:
   none for users.
 - TagUser beyond IAM's 50 tags a user is refused (LimitExceeded, 409); moto takes any
   number.
+- A login profile has its own CreateDate (moto answers the user's), and the credential
+  report has the password columns (password_enabled, password_last_used with its
+  `no_information`, password_last_changed), which the fix above had left out. moto
+  itself returns PasswordLastUsed from GetUser and ListUsers once it is set.
 
 Speed fixes, so that time measured here is round trips rather than emulator work:
 - moto finds the service of each request by listing its own package folder (about
@@ -59,8 +63,15 @@ def report_csv(backend) -> str:
     w = csv.writer(out, lineterminator='\n')
     w.writerow(_REPORT_HEADER)
     for user in backend.users.values():
-        row = [user.name, user.arn, _iso(user.create_date), 'false', 'N/A',
-               'N/A', 'N/A', 'true' if user.mfa_devices else 'false']
+        if user.password:
+            # As AWS: never used (or before October 2014) reads no_information.
+            used = user.password_last_used
+            password = ['true', _iso(used) if used else 'no_information',
+                        _iso(login_profile_created(user))]
+        else:
+            password = ['false', 'N/A', 'N/A']
+        row = [user.name, user.arn, _iso(user.create_date)] + password + [
+               'N/A', 'true' if user.mfa_devices else 'false']
         keys = sorted(user.access_keys, key=lambda k: k.create_date)[:2]
         for n in range(2):
             if n < len(keys):
@@ -73,6 +84,43 @@ def report_csv(backend) -> str:
         row += ['false', 'N/A', 'false', 'N/A']
         w.writerow(row)
     return out.getvalue()
+
+
+def login_profile_created(user) -> datetime:
+    """When the user's login profile was made: moto keeps no such time (its
+    GetLoginProfile answers the user's CreateDate), `_patch_login_profiles` does."""
+    return getattr(user, 'login_profile_created', None) or user.create_date
+
+
+def _patch_login_profiles():
+    """A login profile's own CreateDate, kept from CreateLoginProfile and answered by
+    GetLoginProfile, as AWS does."""
+    from moto.core.responses import ActionResult
+    from moto.iam import models, responses
+
+    if getattr(models.IAMBackend, '_c7n_unused_keys_profiles', False):
+        return
+    create, delete = models.IAMBackend.create_login_profile, models.IAMBackend.delete_login_profile
+
+    def create_login_profile(self, user_name, password):
+        user = create(self, user_name, password)
+        user.login_profile_created = utcnow_naive()
+        return user
+
+    def delete_login_profile(self, user_name):
+        delete(self, user_name)
+        self.get_user(user_name).login_profile_created = None
+
+    def get_login_profile(self):
+        user = self.backend.get_login_profile(self._get_param('UserName'))
+        return ActionResult({'LoginProfile': {
+            'UserName': user.name, 'CreateDate': login_profile_created(user),
+            'PasswordResetRequired': user.password_reset_required}})
+
+    models.IAMBackend.create_login_profile = create_login_profile
+    models.IAMBackend.delete_login_profile = delete_login_profile
+    responses.IamResponse.get_login_profile = get_login_profile
+    models.IAMBackend._c7n_unused_keys_profiles = True
 
 
 def _patch_credential_report():
@@ -263,6 +311,7 @@ def dispatcher(create_app):
 def apply():
     """Every fix above, once per process (each one checks)."""
     _patch_credential_report()
+    _patch_login_profiles()
     _patch_list_users_paging()
     _patch_authorization_details_paging()
     _patch_last_used_lookup()
