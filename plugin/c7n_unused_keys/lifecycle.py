@@ -191,29 +191,47 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
                        marker=pinned.get(d_tag, raw))
     approvers: Tuple[str, ...] = ()
     if opts.approval:
-        value = m.approved.get(key_id)
-        found = markers.parse_approvals(value, now)
-        approvers = markers.approvers_after(found or (), marker_at)
-        needed = opts.approvers_needed(m)
-        if len(approvers) < needed:
-            warning = None
-            if value is not None and found is None:
-                warning = (
-                    "approval %s=%r is not a time, alone or followed by ' by <approver>' "
-                    "(and more such approvals); awaiting approval" % (
-                        markers.approval_tag(opts.approval, key_id), value))
-            elif value is not None and not approvers:
-                warning = "approval %s=%r is not later than its deactivation (%s); " \
-                    "awaiting approval" % (markers.approval_tag(opts.approval, key_id),
-                                           value, raw)
+        given = approvals_given(markers.approval_tag(opts.approval, key_id),
+                                m.approved.get(key_id), marker_at, raw, now)
+        approvers = given.approvers
+        if len(approvers) < opts.approvers_needed(m):
             return replace(base, step=AWAITING_APPROVAL, delete_on=due, untag=r_kept,
-                           warning=warning, tag=pinned, marker=pinned.get(d_tag, raw))
-    base = replace(base, approved_by=', '.join(a for a in approvers if a) or None)
+                           warning=given.warning, tag=pinned, marker=pinned.get(d_tag, raw))
+    base = replace(base, approved_by=approved_by(approvers))
     if not opts.keeps_deleted:
         return replace(base, step=DELETED, delete=True, untag=stale, marker_at=marker_at)
     kept = markers.marker_value(marker_at, due, deleted=now, told=marker.told_stage)
     return replace(base, step=DELETED, delete=True, untag=tuple(t for t in stale if t != d_tag),
                    marker_at=marker_at, retag={d_tag: kept}, marker=kept)
+
+
+@dataclass(frozen=True)
+class ApprovalsGiven:
+    """The distinct approvers of an approval tag later than the marker, and a warning
+    when the tag's value counts for nothing."""
+    approvers: Tuple[str, ...] = ()
+    warning: Optional[str] = None
+
+
+def approvals_given(tag: str, value: Optional[str], marker_at: datetime, marker_raw: str,
+                    now: datetime) -> ApprovalsGiven:
+    """What the approval tag `tag` (value `value`) gives a marker of `marker_at`: the
+    one rule of keys and passwords."""
+    found = markers.parse_approvals(value, now)
+    approvers = markers.approvers_after(found or (), marker_at)
+    warning = None
+    if value is not None and found is None:
+        warning = ("approval %s=%r is not a time, alone or followed by ' by <approver>' "
+                   "(and more such approvals); awaiting approval" % (tag, value))
+    elif value is not None and not approvers:
+        warning = "approval %s=%r is not later than its deactivation (%s); " \
+            "awaiting approval" % (tag, value, marker_raw)
+    return ApprovalsGiven(approvers, warning)
+
+
+def approved_by(approvers: Tuple[str, ...]) -> Optional[str]:
+    """The approvers a record names: those with a name, in their order."""
+    return ', '.join(a for a in approvers if a) or None
 
 
 def confirm_delete(plan: Plan, fresh: Optional[ListedKey], last_used: Optional[datetime],
