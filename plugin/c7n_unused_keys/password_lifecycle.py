@@ -114,11 +114,13 @@ def _with_approval(plan: PasswordPlan, opts: PasswordOptions) -> PasswordPlan:
 
 def _mark(base: PasswordPlan, opts: PasswordOptions, marks: PasswordMarks, now: datetime,
           warning: Optional[str] = None) -> PasswordPlan:
-    value = markers.marker_value(now, now + opts.remove_after)
+    # The marker holds seconds: the date announced is the date it holds.
+    at = now.replace(microsecond=0)
+    value = markers.marker_value(at, at + opts.remove_after)
     # An approval counts only for the mark it follows.
     untag = (opts.approval_tag,) if marks.approval is not None else ()
     return replace(base, step=MARKED, tag={opts.marker_tag: value}, untag=untag,
-                   remove_on=now + opts.remove_after, marker=value, warning=warning)
+                   remove_on=at + opts.remove_after, marker=value, warning=warning)
 
 
 def plan_password(user: str, facts: Optional[PasswordFacts], matched: bool,

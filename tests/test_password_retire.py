@@ -1,0 +1,153 @@
+"""`retire-passwords` through the real `custodian`, day 0 to the removal day: the mark and
+its date, the grace, the recheck and the removal; a login, an exemption or someone
+else's removal in between; an approval; the breaker; keys and passwords of one user in
+one run. Time moves by `advance`, which ages login profiles, uses and marks alike."""
+from datetime import datetime, timezone
+
+from c7n_unused_keys import markers
+from c7n_unused_keys.names import EXEMPT_TAG
+from conftest import DEFAULT_ACCOUNT, custodian_run, iam_client, read_json, write_policies
+from helpers import ACTION as KEY_ACTION
+from helpers import UNUSED as KEY_FILTER
+
+NAME = 'retire-passwords'
+M_TAG = 'c7n-unused-keys-password'
+FILTERS = [{'or': [{'type': 'unused-passwords', 'days': 45, 'never-used-days': 30},
+                   {'type': 'marked-passwords'}]}]
+POLICY = {'name': NAME, 'resource': 'aws.iam-user', 'filters': FILTERS,
+          'actions': [{'type': 'retire-passwords', 'remove-after-days': 30}]}
+# name -> (login profile created, last used), days ago.
+USERS = {'idle': (300, 100), 'logs-in': (300, 100), 'exempted': (300, 100),
+         'removed-by-admin': (300, 100), 'recent': (300, 2), 'never': (60, None)}
+
+
+def seed(emu, users=USERS):
+    iam = iam_client(emu)
+    for user, (created, used) in users.items():
+        iam.create_user(UserName=user)
+        iam.create_login_profile(UserName=user, Password='Sandbox-Passw0rd!')
+        emu.backend(DEFAULT_ACCOUNT).users[user].create_date = \
+            emu.backend(DEFAULT_ACCOUNT).users[user].create_date.replace(year=2025)
+        emu.backdate_password(DEFAULT_ACCOUNT, user, created_days=created, used_days=used,
+                              never_used=used is None)
+
+
+def run(emu, tmp_path, name, policy=POLICY, ok=True):
+    path = write_policies(tmp_path / ('%s.yml' % name), policy)
+    done = custodian_run(emu, tmp_path / name, path)
+    assert (done.returncode == 0) == ok, done.stderr
+    out = tmp_path / name / policy['name'] / 'action-retire-passwords'
+    return ({r['UserName']: r for r in read_json(out)} if out.exists() else {}), done
+
+
+def has_password(emu, user):
+    return bool(emu.backend(DEFAULT_ACCOUNT).users[user].password)
+
+
+def tags(emu, user):
+    return {t['Key']: t['Value'] for t in emu.backend(DEFAULT_ACCOUNT).list_user_tags(user)}
+
+
+def test_day_0_to_the_removal_day(sandbox, tmp_path):
+    seed(sandbox)
+    day0, _ = run(sandbox, tmp_path, 'day0')
+    assert {u: r['Step'] for u, r in day0.items()} == {
+        u: 'marked' for u in ('idle', 'logs-in', 'exempted', 'removed-by-admin', 'never')}
+    mark = markers.parse_marker(tags(sandbox, 'idle')[M_TAG], datetime.now(timezone.utc))
+    assert day0['idle']['RemoveOn'] == mark.delete_on.isoformat()
+    assert (mark.delete_on - mark.at).days == 30
+    assert all(has_password(sandbox, u) for u in USERS)
+
+    sandbox.advance(DEFAULT_ACCOUNT, 10)
+    day10, _ = run(sandbox, tmp_path, 'day10')
+    assert {r['Step'] for r in day10.values()} == {'waiting'}
+    # Meanwhile: a login, an exemption, and an admin removes a password by hand.
+    sandbox.backdate_password(DEFAULT_ACCOUNT, 'logs-in', used_days=0)
+    iam_client(sandbox).tag_user(UserName='exempted', Tags=[
+        {'Key': EXEMPT_TAG, 'Value': 'password'}])
+    iam_client(sandbox).delete_login_profile(UserName='removed-by-admin')
+    sandbox.advance(DEFAULT_ACCOUNT, 21)
+
+    day31, _ = run(sandbox, tmp_path, 'day31')
+    assert {u: r['Step'] for u, r in day31.items()} == {
+        'idle': 'removed', 'never': 'removed', 'logs-in': 'unmarked', 'exempted': 'unmarked',
+        'removed-by-admin': 'gone'}
+    assert all(r['Credential'] == 'password' for r in day31.values())
+    assert not has_password(sandbox, 'idle') and not has_password(sandbox, 'never')
+    for user in ('logs-in', 'exempted', 'recent'):
+        assert has_password(sandbox, user)
+    assert not any(M_TAG in tags(sandbox, u) for u in USERS)
+    # A second run the same day has nothing left to do.
+    again, _ = run(sandbox, tmp_path, 'again')
+    assert again == {}
+
+
+def test_a_use_just_before_the_removal_is_seen_by_the_recheck(sandbox, tmp_path):
+    seed(sandbox, {'idle': (300, 100)})
+    run(sandbox, tmp_path, 'day0')
+    sandbox.advance(DEFAULT_ACCOUNT, 31)
+
+    def login():
+        sandbox.backdate_password(DEFAULT_ACCOUNT, 'idle', used_days=0)
+    # The filter's reads see it unused; the login lands before the recheck's.
+    sandbox.on_request('GetLoginProfile', login, user='idle', skip=1)
+    day31, done = run(sandbox, tmp_path, 'day31')
+    assert day31['idle']['Step'] == 'marked' and has_password(sandbox, 'idle')
+    assert 'after its marker; marked again' in done.stderr
+
+
+def test_with_approval_tag_the_removal_waits_for_an_approval(sandbox, tmp_path):
+    seed(sandbox, {'waits': (300, 100), 'approved': (300, 100)})
+    policy = dict(POLICY, actions=[dict(POLICY['actions'][0],
+                                        **{'approval-tag': 'c7n-unused-keys-approved'})])
+    run(sandbox, tmp_path, 'day0', policy)
+    sandbox.advance(DEFAULT_ACCOUNT, 31)
+    iam_client(sandbox).tag_user(UserName='approved', Tags=[{
+        'Key': 'c7n-unused-keys-approved-password',
+        'Value': markers.approval_value(datetime.now(timezone.utc), 'slack:U0123ABC')}])
+    day31, _ = run(sandbox, tmp_path, 'day31', policy)
+    assert (day31['waits']['Step'], day31['waits']['ApprovalTag']) == (
+        'awaiting-approval', 'c7n-unused-keys-approved-password')
+    assert (day31['approved']['Step'], day31['approved']['ApprovedBy']) == (
+        'removed', 'slack:U0123ABC')
+    assert has_password(sandbox, 'waits') and not has_password(sandbox, 'approved')
+
+
+def test_the_breaker_stops_a_run_before_any_removal(sandbox, tmp_path):
+    seed(sandbox, {'a': (300, 100), 'b': (300, 100)})
+    policy = dict(POLICY, actions=[dict(POLICY['actions'][0], **{'max-removals':
+                                                                 {'amount': 1}})])
+    run(sandbox, tmp_path, 'day0', policy)
+    sandbox.advance(DEFAULT_ACCOUNT, 31)
+    before = {u: tags(sandbox, u) for u in 'ab'}
+    _, done = run(sandbox, tmp_path, 'day31', policy, ok=False)
+    assert '2 removals planned of 2 passwords matched, above max-removals (amount 1)' in \
+        done.stderr
+    assert has_password(sandbox, 'a') and has_password(sandbox, 'b')
+    assert {u: tags(sandbox, u) for u in 'ab'} == before
+
+
+def test_keys_and_passwords_of_one_user_in_one_run_do_not_collide(sandbox, tmp_path):
+    seed(sandbox, {'both': (300, 100)})
+    iam = iam_client(sandbox)
+    key = iam.create_access_key(UserName='both')['AccessKey']['AccessKeyId']
+    sandbox.backdate_key(DEFAULT_ACCOUNT, key, created_days=300, used_days=100)
+    policy = {'name': 'both', 'resource': 'aws.iam-user',
+              'filters': [{'or': [KEY_FILTER, {'type': 'marked-access-keys'},
+                                  FILTERS[0]['or'][0], FILTERS[0]['or'][1]]}],
+              'actions': [KEY_ACTION, POLICY['actions'][0]]}
+    run(sandbox, tmp_path, 'day0', policy)
+    out = tmp_path / 'day0' / 'both'
+    keys = read_json(out / 'action-retire-access-keys')
+    pw = read_json(out / 'action-retire-passwords')
+    assert [(r['AccessKeyId'], r['Step']) for r in keys] == [(key, 'deactivated')]
+    assert [(r['UserName'], r['Step']) for r in pw] == [('both', 'marked')]
+    assert {M_TAG, 'c7n-unused-keys:' + key} <= set(tags(sandbox, 'both'))
+    sandbox.advance(DEFAULT_ACCOUNT, 31)
+    run(sandbox, tmp_path, 'day31', policy)
+    out = tmp_path / 'day31' / 'both'
+    assert [r['Step'] for r in read_json(out / 'action-retire-access-keys')] == ['deleted']
+    assert [r['Step'] for r in read_json(out / 'action-retire-passwords')] == ['removed']
+    assert tags(sandbox, 'both') == {}
+    assert not has_password(sandbox, 'both')
+    assert iam.list_access_keys(UserName='both')['AccessKeyMetadata'] == []
