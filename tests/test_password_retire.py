@@ -151,3 +151,27 @@ def test_keys_and_passwords_of_one_user_in_one_run_do_not_collide(sandbox, tmp_p
     assert tags(sandbox, 'both') == {}
     assert not has_password(sandbox, 'both')
     assert iam.list_access_keys(UserName='both')['AccessKeyMetadata'] == []
+
+
+def test_the_report_has_a_row_per_password_with_its_credential(sandbox, tmp_path):
+    import json
+
+    from conftest import run_command
+    seed(sandbox, {'idle': (300, 100), 'logs-in': (300, 100)})
+    run(sandbox, tmp_path, 'day0')
+    sandbox.backdate_password(DEFAULT_ACCOUNT, 'logs-in', used_days=0)
+    sandbox.advance(DEFAULT_ACCOUNT, 31)
+    run(sandbox, tmp_path, 'day31')
+    done = run_command(['c7n-unused-keys', 'report', tmp_path / 'day31', '--format', 'json'],
+                       None)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    rows = {r['user']: r for r in data['rows']}
+    assert {u: (r['credential'], r['key_id'], r['step']) for u, r in rows.items()} == {
+        'idle': ('password', '', 'removed'), 'logs-in': ('password', '', 'unmarked')}
+    assert rows['idle']['idle_days'] == 131 and rows['idle']['delete_on']
+    assert data['totals']['all accounts'] == {'unused': 1, 'removed': 1, 'unmarked': 1}
+    table = run_command(['c7n-unused-keys', 'report', tmp_path / 'day31', '--width', '200'],
+                        None).stdout
+    line = next(x for x in table.splitlines() if x.split()[1:2] == ['idle'])
+    assert line.split()[2] == 'password' and 'removed' in line

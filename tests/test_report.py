@@ -134,8 +134,9 @@ def test_every_format(outputs, fmt):
     elif fmt == 'csv':
         rows = list(csv.reader(io.StringIO(text)))
         assert rows[0][:4] == ['account', 'user', 'key', 'status'] and len(rows) == 22
-        assert rows[0][-2:] == ['error', 'policy']
-        assert {r[-1] for r in rows[1:]} == {'unused-access-keys-report'}
+        assert rows[0][-3:] == ['error', 'policy', 'credential']
+        assert {(r[-2], r[-1]) for r in rows[1:]} == {('unused-access-keys-report',
+                                                        'access key')}
     elif fmt == 'json':
         assert len(json.loads(text)['rows']) == 21
     else:

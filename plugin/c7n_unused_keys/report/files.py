@@ -175,6 +175,19 @@ def records_shape(records, where='records') -> Optional[str]:
     return None
 
 
+def password_records_shape(records, where='records') -> Optional[str]:
+    if not isinstance(records, list):
+        return '%s is not a list' % where
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            return '%s[%d] is not an object' % (where, i)
+        for name, optional in (('UserName', False), ('Step', False), ('RemoveOn', True),
+                               ('Error', True), ('ExecutionId', True)):
+            if not _text(rec.get(name), optional):
+                return '%s[%d].%s is not a string' % (where, i, name)
+    return None
+
+
 def run_records_shape(value) -> Optional[str]:
     if not isinstance(value, dict):
         return 'not a JSON object'

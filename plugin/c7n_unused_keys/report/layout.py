@@ -11,11 +11,13 @@ from ..names import RUN_RECORDS
 # The action's file of records, in every policy folder it ran in.
 ACTION = 'retire-access-keys'
 ACTION_FILE = 'action-' + ACTION
+# retire-passwords' records, one per user.
+PASSWORD_ACTION_FILE = 'action-retire-passwords'
 
 LOG = 'custodian-run.log'
 
 # The files the report reads in a policy folder (besides the run record files).
-READ_NAMES = ('metadata.json', 'resources.json', ACTION_FILE, LOG)
+READ_NAMES = ('metadata.json', 'resources.json', ACTION_FILE, PASSWORD_ACTION_FILE, LOG)
 
 LAYOUTS = {1: 'custodian', 2: 'per-account', 3: 'c7n-org'}
 

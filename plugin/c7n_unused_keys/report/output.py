@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 from .. import lifecycle
-from .files import (Damaged, found, json_of, metadata_shape, parsed, records_shape,
-                    resources_shape, run_records_shape)
-from .layout import ACTION_FILE, LAYOUTS, READ_NAMES, RunDir, base_name, files_below, \
-    run_record_names, runs_of
+from .files import (Damaged, found, json_of, metadata_shape, parsed,
+                    password_records_shape, records_shape, resources_shape,
+                    run_records_shape)
+from .layout import ACTION_FILE, LAYOUTS, PASSWORD_ACTION_FILE, READ_NAMES, RunDir, \
+    base_name, files_below, run_record_names, runs_of
 from .logs import deployment, failure_reason
 from .rows import Report, RunRecords, rows_of
 
@@ -154,8 +155,18 @@ def read_run_files(report: Report, out: Path, run: RunDir, meta: dict, account: 
             'account': account, 'policy': policy,
             'folder': run.path.relative_to(out).as_posix(), 'older': run.older,
             'started': when(start), 'read': max(len(history), 1), 'not_read': not_read})
+    run_id = meta.get('execution', {}).get('id')
     try:
-        rows = rows_of(policy, meta, account, account_id, resources or [], history)
+        # retire-passwords' records of this run (its file may be an earlier run's).
+        passwords = [r for r in json_of(run.path, PASSWORD_ACTION_FILE,
+                                        password_records_shape) or ()
+                     if run_id and r.get('ExecutionId') == run_id]
+    except Damaged as e:
+        report.failures.append(failure(account, policy, damaged(out, e)))
+        passwords = []
+    try:
+        rows = rows_of(policy, meta, account, account_id, resources or [], history,
+                       passwords)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         # What the shape checks let through and the rows still trip on.
         raise Damaged(found(run.path, 'resources.json') or run.path,
@@ -166,9 +177,11 @@ def read_run_files(report: Report, out: Path, run: RunDir, meta: dict, account: 
         for rec in past.records:
             latest[(rec['UserName'], rec['AccessKeyId'])] = rec
     failed = sum(rec['Step'] == lifecycle.FAILED for rec in latest.values())
-    run_id = meta.get('execution', {}).get('id')
     if failed:
         report.failures.append(failure(account, policy, '%d keys failed' % failed))
+    failed = sum(rec['Step'] == lifecycle.FAILED for rec in passwords)
+    if failed:
+        report.failures.append(failure(account, policy, '%d passwords failed' % failed))
     for past in history:
         if past.error and past.execution_id != run_id:
             report.failures.append(failure(account, policy, 'run %d of %d read (started %s) '

@@ -52,7 +52,8 @@ def cells(r: Row) -> List[str]:
         step += ' (approved by %s)' % r.approved_by
     if r.error:
         step += ': ' + r.error
-    return [r.account, r.user, r.key_id, r.status or '', used, via,
+    # A password's row names its credential where a key's names the key.
+    return [r.account, r.user, r.key_id or r.credential, r.status or '', used, via,
             '' if r.idle_days is None else str(r.idle_days), step, (r.delete_on or '')[:10]]
 
 
@@ -75,9 +76,9 @@ def render(report: Report, fmt: str, width: Optional[int] = None) -> str:
     if fmt == 'csv':
         out = io.StringIO()
         w = csv.writer(out, lineterminator='\n')
-        w.writerow(COLUMNS + ('runs', 'error', 'policy'))
+        w.writerow(COLUMNS + ('runs', 'error', 'policy', 'credential'))
         for r in report.rows:
-            w.writerow(cells(r) + [span(r.runs), r.error or '', r.policy])
+            w.writerow(cells(r) + [span(r.runs), r.error or '', r.policy, r.credential])
         return out.getvalue()
     header, rows, shrink, drop = with_policy(report, COLUMNS, [cells(r) for r in report.rows])
     if several_runs(report):

@@ -6,10 +6,11 @@ from typing import Dict, List, Optional
 
 from .. import lifecycle
 from ..model import ListedKey
-from ..names import UNUSED_ANNOTATION
+from ..names import UNUSED_ANNOTATION, UNUSED_PASSWORD_ANNOTATION
 from .layout import ACTION
 
 ACTED = (lifecycle.DEACTIVATED, lifecycle.MARKED, lifecycle.DELETED)
+ACCESS_KEY, PASSWORD = 'access key', 'password'
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Row:
     would: bool = False
     # The runs read in its folder (1: the oldest) whose record of the key the row shows.
     runs: List[int] = field(default_factory=list)
+    # What the row is of: an access key (`key_id`), or the user's console password.
+    credential: str = ACCESS_KEY
 
 
 @dataclass
@@ -51,8 +54,9 @@ class Report:
         for r in self.rows:
             for scope in (r.account, 'all accounts'):
                 t = out.setdefault(scope, {'unused': 0})
-                if r.idle_days is not None and (scope, r.account, r.key_id) not in unused:
-                    unused.add((scope, r.account, r.key_id))
+                one = (scope, r.account, r.key_id or r.user, r.credential)
+                if r.idle_days is not None and one not in unused:
+                    unused.add(one)
                     t['unused'] += 1
                 if r.step:
                     name = ('would ' if r.would else '') + r.step
@@ -78,7 +82,7 @@ class RunRecords:
 
 
 def rows_of(name: str, meta: dict, account: str, account_id: str, resources: list,
-            history: List[RunRecords]) -> List[Row]:
+            history: List[RunRecords], passwords: Optional[List[dict]] = None) -> List[Row]:
     """The rows of one policy folder: one per key the filter matched in the run
     metadata.json describes (with that run's record of the key, or the step a dry run
     would take), and one per other step a key took in any run read. Records of
@@ -126,6 +130,33 @@ def rows_of(name: str, meta: dict, account: str, account_id: str, resources: lis
     for (user, key_id), groups in sorted(steps.items()):
         rows.extend(recorded(Row(account=account, account_id=account_id, policy=name,
                                  user=user, key_id=key_id), runs, rec) for runs, rec in groups)
+    return rows + password_rows(name, account, account_id, resources, passwords or [])
+
+
+def password_rows(name: str, account: str, account_id: str, resources: list,
+                  records: List[dict]) -> List[Row]:
+    """One row per unused password the filter matched, with this run's record of it
+    (retire-passwords), and one per other record (a mark taken off, a password gone)."""
+    by_user = {rec['UserName']: rec for rec in records}
+
+    def recorded(row: Row, rec: Optional[dict]) -> Row:
+        if rec:
+            row.step, row.delete_on = rec['Step'], rec.get('RemoveOn')
+            row.error, row.approved_by = rec.get('Error'), rec.get('ApprovedBy')
+        return row
+    rows = []
+    for res in resources:
+        ann = res.get(UNUSED_PASSWORD_ANNOTATION)
+        if ann is None:
+            continue
+        rows.append(recorded(Row(
+            account=account, account_id=account_id, policy=name, user=res['UserName'],
+            key_id='', last_used=(ann.get('PasswordLastUsed') or '')[:10] or None,
+            idle_days=ann.get('IdleDays'), credential=PASSWORD),
+            by_user.pop(res['UserName'], None)))
+    rows.extend(recorded(Row(account=account, account_id=account_id, policy=name, user=user,
+                             key_id='', credential=PASSWORD), rec)
+                for user, rec in sorted(by_user.items()))
     return rows
 
 
