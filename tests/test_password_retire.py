@@ -175,3 +175,22 @@ def test_the_report_has_a_row_per_password_with_its_credential(sandbox, tmp_path
                         None).stdout
     line = next(x for x in table.splitlines() if x.split()[1:2] == ['idle'])
     assert line.split()[2] == 'password' and 'removed' in line
+
+
+def test_a_user_that_fails_fails_the_run_after_the_others_are_done(sandbox, tmp_path):
+    from conftest import faults
+    seed(sandbox, {'a': (300, 100), 'b': (300, 100)})
+    run(sandbox, tmp_path, 'day0')
+    sandbox.advance(DEFAULT_ACCOUNT, 31)
+    path = write_policies(tmp_path / 'day31.yml', POLICY)
+    done = custodian_run(sandbox, tmp_path / 'day31', path,
+                         env=faults('DeleteLoginProfile=AccessDenied/a'))
+    assert done.returncode != 0
+    recs = {r['UserName']: r for r in read_json(
+        tmp_path / 'day31' / NAME / 'action-retire-passwords')}
+    assert (recs['a']['Step'], recs['b']['Step']) == ('failed', 'removed')
+    assert 'AccessDenied' in recs['a']['Error']
+    assert 'retire-passwords: 1 of 2 users failed: a: AccessDenied' in done.stderr
+    # The failed user keeps its password and its mark, for the next run.
+    assert has_password(sandbox, 'a') and M_TAG in tags(sandbox, 'a')
+    assert not has_password(sandbox, 'b')
