@@ -142,16 +142,41 @@ def test_extra_users_and_a_chosen_port_then_sigterm_frees_it():
 
 
 @pytest.mark.parametrize('account', ACCOUNTS)
-def test_no_user_is_younger_than_its_oldest_key(served, account):
+def test_no_user_is_younger_than_its_oldest_credential(served, account):
     env, _ = served
     iam = client(env, account)
     users = iam.get_paginator('list_users').paginate().build_full_result()['Users']
+    without = []
     for user in users:
-        keys = iam.list_access_keys(UserName=user['UserName'])['AccessKeyMetadata']
-        assert keys, user['UserName']
-        assert user['CreateDate'] <= min(k['CreateDate'] for k in keys), user['UserName']
+        made = [k['CreateDate'] for k in
+                iam.list_access_keys(UserName=user['UserName'])['AccessKeyMetadata']]
+        try:
+            made.append(iam.get_login_profile(UserName=user['UserName'])['LoginProfile'][
+                'CreateDate'])
+        except iam.exceptions.NoSuchEntityException:
+            pass
+        if not made:
+            without.append(user['UserName'])
+            continue
+        assert user['CreateDate'] <= min(made), user['UserName']
+    # Only the dormant user holds no credential, and it is as old as it says.
+    assert without == ['trent-dormant']
+    trent = next(u for u in users if u['UserName'] == 'trent-dormant')
+    assert round(days_ago(trent['CreateDate'])) == 400
     dave = iam.get_user(UserName='dave-idle-400d')['User']
     assert round(days_ago(dave['CreateDate'])) == 500
+
+
+def test_the_password_cases_answer_as_iam_does(served):
+    env, _ = served
+    iam = client(env, ACCOUNTS[0])
+    peggy = iam.get_user(UserName='peggy-password-10d')['User']
+    assert round(days_ago(peggy['PasswordLastUsed'])) == 10
+    assert 'PasswordLastUsed' not in iam.get_user(UserName='sybil-password-never')['User']
+    sybil = iam.get_login_profile(UserName='sybil-password-never')['LoginProfile']
+    assert round(days_ago(sybil['CreateDate'])) == 60
+    tags = iam.list_user_tags(UserName='rupert-password-400d')['Tags']
+    assert [t['Key'] for t in tags] == ['c7n-unused-keys-password']
 
 
 @pytest.mark.parametrize('value', ['abc', '-1', '2.5'])

@@ -1,4 +1,5 @@
-"""The sandbox organisation: users and keys that cover every case of the lifecycle.
+"""The sandbox organisation: users, keys and console passwords that cover every case of
+the lifecycle.
 
 Every date is relative to now, so the sandbox works on any day. The same code
 seeds the demo, the tests and the benchmarks. Users and keys are created through
@@ -13,6 +14,12 @@ from typing import Dict, List, Optional
 
 from c7n_unused_keys import markers
 from c7n_unused_keys.names import EXEMPT_TAG, MARKER_PREFIX
+from c7n_unused_keys.password_lifecycle import PASSWORD_SUFFIX
+
+from . import moto_fixes
+
+# The console password every seeded login profile gets (the sandbox's only).
+PASSWORD = 'Sandbox-Passw0rd!'
 
 
 @dataclass
@@ -25,11 +32,21 @@ class SeedKey:
 
 
 @dataclass
+class SeedPassword:
+    created: float                      # days since its login profile was made
+    used: Optional[float] = None        # days since last use; None: never used
+    marker: Optional[float] = None      # days since retire-passwords marked it
+
+
+@dataclass
 class SeedUser:
     name: str
     keys: List[SeedKey]
     tags: Dict[str, str] = field(default_factory=dict)
     case: str = 'ordinary'
+    password: Optional[SeedPassword] = None
+    # Days since the user was made; by default as old as its oldest credential.
+    created: Optional[float] = None
 
 
 def lifecycle_cases(now: datetime) -> List[SeedUser]:
@@ -56,6 +73,17 @@ def lifecycle_cases(now: datetime) -> List[SeedUser]:
                  case='exempt'),
         SeedUser('oscar-exemption-expired', [SeedKey(300, used=200)],
                  tags={EXEMPT_TAG: '* until=%s' % expired}, case='exemption expired'),
+        # Console passwords, and no keys.
+        SeedUser('peggy-password-10d', [], password=SeedPassword(300, used=10),
+                 case='console password used 10 days ago'),
+        SeedUser('quinn-password-60d', [], password=SeedPassword(300, used=60),
+                 case='console password used 60 days ago'),
+        SeedUser('rupert-password-400d', [], password=SeedPassword(500, used=400, marker=40),
+                 case='console password used 400 days ago, marked 40 days ago'),
+        SeedUser('sybil-password-never', [], password=SeedPassword(60),
+                 case='console password never used, set 60 days ago'),
+        SeedUser('trent-dormant', [], created=400,
+                 case='no key and no password left, made 400 days ago'),
     ]
 
 
@@ -102,6 +130,9 @@ def seed_account(emu, account: str, users: List[SeedUser], workers: int = 8,
             if k.marker is not None:
                 tags[markers.deactivated_tag(MARKER_PREFIX, k.key_id)] = \
                     markers.format_time(now - timedelta(days=k.marker))
+        if user.password and user.password.marker is not None:
+            tags[MARKER_PREFIX + PASSWORD_SUFFIX] = markers.format_time(
+                now - timedelta(days=user.password.marker))
         return tags
 
     def create(user: SeedUser):
@@ -111,6 +142,8 @@ def seed_account(emu, account: str, users: List[SeedUser], workers: int = 8,
             if k.status != 'Active':
                 client.update_access_key(UserName=user.name, AccessKeyId=k.key_id,
                                          Status=k.status)
+        if user.password:
+            client.create_login_profile(UserName=user.name, Password=PASSWORD)
         tags = tags_of(user)
         if tags:
             client.tag_user(UserName=user.name,
@@ -122,6 +155,8 @@ def seed_account(emu, account: str, users: List[SeedUser], workers: int = 8,
             k.key_id = backend.create_access_key(user.name).access_key_id
             if k.status != 'Active':
                 backend.update_access_key(user.name, k.key_id, k.status)
+        if user.password:
+            backend.create_login_profile(user.name, PASSWORD)
         tags = tags_of(user)
         if tags:
             backend.tag_user(user.name, [{'Key': t, 'Value': v} for t, v in tags.items()])
@@ -136,9 +171,18 @@ def seed_account(emu, account: str, users: List[SeedUser], workers: int = 8,
         for k in user.keys:
             emu.backdate_key(account, k.key_id, created_days=k.created, used_days=k.used,
                              never_used=k.used is None)
-        # A user exists before its keys: created with its oldest key, not today.
+        p = user.password
+        if p:
+            emu.backdate_password(account, user.name, created_days=p.created,
+                                  used_days=p.used, never_used=p.used is None)
+        # A user exists before its credentials: made with the oldest, not today.
         held = backend.users[user.name]
-        held.create_date = min([held.create_date] + [k.create_date for k in held.access_keys])
+        made = [held.create_date] + [k.create_date for k in held.access_keys]
+        if p:
+            made.append(held.login_profile_created)
+        if user.created is not None:
+            made.append(moto_fixes.utcnow_naive() - timedelta(days=user.created))
+        held.create_date = min(made)
     return users
 
 
