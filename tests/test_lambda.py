@@ -64,12 +64,17 @@ def load(path, account=FUNCTION_ACCOUNT, **mode):
 
 
 @functools.lru_cache(maxsize=None)
-def build_zip(path) -> bytes:
-    """The exact zip c7n would upload for the (single) policy of `path` (built once per
+def build_zip(path, index: int = 0) -> bytes:
+    """The exact zip c7n would upload for the policy `index` of `path` (built once per
     test process: c7n's packaging reads and compresses all of c7n)."""
     from c7n.mu import PolicyLambda
-    (policy,) = load(path)
-    return PolicyLambda(policy).get_archive().get_bytes()
+    return PolicyLambda(load(path)[index]).get_archive().get_bytes()
+
+
+def every_function():
+    """(path, index) of each policy of lambda/: c7n-org deploys one function each."""
+    return [(path, i) for path in sorted(LAMBDA.glob('*.yml'))
+            for i in range(len(yaml.safe_load(path.read_text())['policies']))]
 
 
 def run_function(emu, code: bytes, tmp_path, runtime, handler=HANDLER):
@@ -116,11 +121,11 @@ def twin_state(emu, account) -> dict:
 
 
 def test_the_lambda_policies_are_the_pull_policies_plus_a_mode():
-    for path in sorted(LAMBDA.glob('*.yml')):
-        (fn,) = yaml.safe_load(path.read_text())['policies']
-        (pull,) = yaml.safe_load((ROOT / 'policies' / path.name).read_text())['policies']
+    for path, i in every_function():
+        fn = yaml.safe_load(path.read_text())['policies'][i]
+        pull = yaml.safe_load((ROOT / 'policies' / path.name).read_text())['policies'][i]
         mode = fn.pop('mode')
-        assert fn == pull, path.name
+        assert fn == pull, (path.name, i)
         assert mode['type'] == 'periodic' and mode['schedule'] == 'rate(1 day)'
         assert mode['packages'] == [PACKAGE] and mode['handler'] == HANDLER
         assert mode['role'] == 'arn:aws:iam::{account_id}:role/%s' % FUNCTION_ROLE
@@ -134,8 +139,8 @@ def test_the_zip_carries_no_sandbox_and_nothing_that_imports_moto():
     import ast
     import io
     import zipfile
-    for path in sorted(LAMBDA.glob('*.yml')):
-        z = zipfile.ZipFile(io.BytesIO(build_zip(path)))
+    for path, i in every_function():
+        z = zipfile.ZipFile(io.BytesIO(build_zip(path, i)))
         names = z.namelist()
         ours = [n for n in names if n.startswith('c7n_unused_keys')]
         assert ours and all(n.startswith('c7n_unused_keys/') for n in ours), ours
@@ -155,11 +160,12 @@ def test_the_zip_carries_no_sandbox_and_nothing_that_imports_moto():
 def test_the_zip_carries_the_plugin_and_names_its_handler():
     import io
     import zipfile
-    for path in sorted(LAMBDA.glob('*.yml')):
-        names = zipfile.ZipFile(io.BytesIO(build_zip(path))).namelist()
+    for path, i in every_function():
+        names = zipfile.ZipFile(io.BytesIO(build_zip(path, i))).namelist()
         assert 'c7n_unused_keys/handler.py' in names and 'c7n_unused_keys/register.py' in names
         assert 'c7n/handler.py' in names
-        config = json.loads(zipfile.ZipFile(io.BytesIO(build_zip(path))).read('config.json'))
+        config = json.loads(zipfile.ZipFile(io.BytesIO(build_zip(path, i))).read(
+            'config.json'))
         (policy,) = config['policies']
         assert policy['mode']['handler'] == HANDLER
         # c7n-org's variables are filled in before the zip is built.

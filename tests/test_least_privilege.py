@@ -16,6 +16,7 @@ from helpers import account_state, no_key_deactivated_without_its_marker
 POLICIES = sorted((ROOT / 'policies').glob('*.yml'))
 RETIRE = ROOT / 'policies' / 'unused-access-keys-retire.yml'
 REPORT = ROOT / 'policies' / 'unused-access-keys-report.yml'
+CIS_RETIRE = ROOT / 'policies' / 'unused-credentials-cis-retire.yml'
 
 
 def document(*paths):
@@ -75,6 +76,13 @@ def test_the_document_runs_every_shipped_policy(sandbox, tmp_path):
         assert 'AccessDenied' not in run.stderr
     assert after['bob-idle-50d'].keys != before['bob-idle-50d'].keys
     assert after['ivan-deactivated-40d'].keys == {}
+    # The CIS 1.12 policies too: the password marked 40 days ago is removed, the one
+    # idle 60 days is marked.
+    users = sandbox.backend(DEFAULT_ACCOUNT).users
+    assert not users['rupert-password-400d'].password and after['rupert-password-400d'] == (
+        {}, {})
+    assert users['quinn-password-60d'].password
+    assert 'c7n-unused-keys-password' in after['quinn-password-60d'].tags
     no_half_done_key(before, after)
 
 
@@ -87,7 +95,10 @@ REPORT_CALLS = ('iam:GenerateCredentialReport', 'iam:GetCredentialReport')
 def test_each_action_is_needed(sandbox, tmp_path, action):
     # The retire policy makes every call of the document; GetUser only to read a marker
     # back after a TagUser whose answer was lost (its users come with their tags).
-    policy = REPORT if action == 'iam:ListUserTags' else RETIRE
+    # The password calls are made by the CIS 1.12 retire policy, on the sandbox's
+    # password users (one marked 40 days ago is removed).
+    policy = REPORT if action == 'iam:ListUserTags' else \
+        CIS_RETIRE if action in ('iam:GetLoginProfile', 'iam:DeleteLoginProfile') else RETIRE
     env = faults('TagUser=Lost500/bob-idle-50d') if action == 'iam:GetUser' else None
     before, after, runs = run_as(sandbox, tmp_path, without(action), [policy], extra_env=env)
     out = '\n'.join(r.stderr for r in runs)

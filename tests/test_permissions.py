@@ -12,6 +12,8 @@ REPORT = KEYS
 # GetUser: the action reads a marker back after a TagUser whose answer was lost.
 RETIRE = KEYS | {'iam:GetUser', 'iam:UpdateAccessKey', 'iam:DeleteAccessKey', 'iam:TagUser',
                  'iam:UntagUser'}
+# The CIS 1.12 policies add the password calls, and only they.
+PASSWORDS = {'iam:GetLoginProfile', 'iam:GetUser', 'iam:DeleteLoginProfile'}
 
 
 def permissions(*paths):
@@ -28,7 +30,14 @@ def actions(doc):
 def test_default_path_is_the_policies_folder():
     run, doc = permissions()
     assert run.returncode == 0, run.stderr
-    assert doc['Version'] == '2012-10-17' and actions(doc) == RETIRE | REPORT
+    assert doc['Version'] == '2012-10-17' and actions(doc) == RETIRE | REPORT | PASSWORDS
+
+
+def test_passwords_add_their_calls_only_where_a_policy_uses_them():
+    _, report = permissions(str(ROOT / 'policies' / 'unused-credentials-cis-report.yml'))
+    assert actions(report) == REPORT | {'iam:GetLoginProfile', 'iam:GetUser'}
+    _, retire = permissions(str(ROOT / 'policies' / 'unused-credentials-cis-retire.yml'))
+    assert actions(retire) == RETIRE | PASSWORDS
 
 
 def test_a_filter_nested_in_or_is_counted():
@@ -46,7 +55,7 @@ def test_the_lambda_policies_need_what_the_pull_policies_need():
     """The function's role: this document, plus its logs and its S3 output (docs/lambda.md)."""
     run, doc = permissions(str(ROOT / 'lambda'))
     assert run.returncode == 0, run.stderr
-    assert actions(doc) == RETIRE | REPORT
+    assert actions(doc) == RETIRE | REPORT | PASSWORDS
 
 
 def test_notify_adds_its_transport():
