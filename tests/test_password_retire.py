@@ -194,3 +194,70 @@ def test_a_user_that_fails_fails_the_run_after_the_others_are_done(sandbox, tmp_
     # The failed user keeps its password and its mark, for the next run.
     assert has_password(sandbox, 'a') and M_TAG in tags(sandbox, 'a')
     assert not has_password(sandbox, 'b')
+
+
+def test_a_removal_whose_answer_is_lost_is_recorded_as_removed(sandbox, tmp_path):
+    """IAM applies the DeleteLoginProfile and the answer is lost: botocore's retry meets
+    NoSuchEntity, which is this run's own removal, not someone else's."""
+    from conftest import faults
+    seed(sandbox, {'a': (300, 100)})
+    run(sandbox, tmp_path, 'day0')
+    sandbox.advance(DEFAULT_ACCOUNT, 31)
+    path = write_policies(tmp_path / 'day31.yml', POLICY)
+    done = custodian_run(sandbox, tmp_path / 'day31', path,
+                         env=faults('DeleteLoginProfile=Lost'))
+    assert done.returncode == 0, done.stderr
+    (rec,) = read_json(tmp_path / 'day31' / NAME / 'action-retire-passwords')
+    assert rec['Step'] == 'removed' and not has_password(sandbox, 'a')
+    assert 'an earlier attempt removed it' in done.stderr
+    assert tags(sandbox, 'a') == {}
+
+
+def shape(emu, account):
+    b = emu.backend(account)
+    return {u.name: (bool(u.password), frozenset(t['Key'] for t in b.list_user_tags(u.name)))
+            for u in b.users.values()}
+
+
+def test_killed_after_every_call_a_clean_rerun_converges(sandbox, tmp_path):
+    """SIGKILL after each IAM call of a day-31 run: whatever was left, a clean rerun ends
+    where an unbroken run ends, and no password is removed that was not due."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import ROOT
+    from c7n_unused_keys_sandbox.seed import SeedPassword, SeedUser, seed_account
+    cases = [SeedUser('due', [], password=SeedPassword(300, used=100, marker=40)),
+             SeedUser('new', [], password=SeedPassword(300, used=100)),
+             SeedUser('back', [], password=SeedPassword(300, used=2, marker=10)),
+             SeedUser('gone', [], tags={M_TAG: '2026-01-01T00:00:00Z'})]
+    path = write_policies(tmp_path / 'p.yml', POLICY)
+
+    def fresh(account):
+        seed_account(sandbox, account, [SeedUser(u.name, [], dict(u.tags), u.case,
+                                                 u.password) for u in cases],
+                     through_api=False)
+    fresh(DEFAULT_ACCOUNT)
+    unbroken = custodian_run(sandbox, tmp_path / 'unbroken', path)
+    assert unbroken.returncode == 0, unbroken.stderr
+    expected = shape(sandbox, DEFAULT_ACCOUNT)
+    assert expected == {'due': (False, frozenset()), 'new': (True, frozenset({M_TAG})),
+                        'back': (True, frozenset()), 'gone': (False, frozenset())}
+    stats = read_json(tmp_path / 'unbroken' / NAME / 'metadata.json')['api-stats']
+    total = sum(n for op, n in stats.items() if op.startswith('iam.'))
+
+    def crash_at(n):
+        account = '3%011d' % n
+        fresh(account)
+        assume = ['--assume', 'arn:aws:iam::%s:role/c7n-unused-keys' % account]
+        killed = custodian_run(sandbox, tmp_path / ('killed-%d' % n), path, *assume,
+                               env={'PYTHONPATH': str(ROOT / 'tests' / 'faults'),
+                                    'C7N_TEST_KILL_AFTER': str(n)})
+        assert killed.returncode == -9, (n, killed.returncode, killed.stderr[-1500:])
+        left = shape(sandbox, account)
+        # Only the due password may be gone; the others keep theirs.
+        assert all(left[u][0] for u in ('new', 'back')), (n, left)
+        rerun = custodian_run(sandbox, tmp_path / ('rerun-%d' % n), path, *assume)
+        assert rerun.returncode == 0, (n, rerun.stderr[-1500:])
+        assert shape(sandbox, account) == expected, n
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(crash_at, range(1, total + 1)))

@@ -209,18 +209,15 @@ class RetirePasswords(BaseAction):
             if plan.tag:
                 retry(client.tag_user, UserName=plan.user,
                       Tags=[{'Key': k, 'Value': v} for k, v in plan.tag.items()])
-            if plan.remove:
-                try:
-                    retry(client.delete_login_profile, UserName=plan.user)
-                except ClientError as e:
-                    if not is_gone(e):
-                        raise
-                    plan = pl.PasswordPlan(user=plan.user, step=pl.GONE, at=now,
-                                           untag=plan.untag)
+            if plan.remove and not remove(client, retry, plan.user):
+                plan = pl.PasswordPlan(user=plan.user, step=pl.GONE, at=now,
+                                       untag=plan.untag)
             if plan.untag:
                 retry(client.untag_user, UserName=plan.user, TagKeys=list(plan.untag))
         except ClientError as e:
             return record(plan, describe(e))
+        except Exception as e:  # this user's failure (a lost connection), not the run's
+            return record(plan, '%s: %s' % (type(e).__name__, e))
         return record(plan)
 
     def check_breaker(self, plans, seen: int):
@@ -250,6 +247,33 @@ class RetirePasswords(BaseAction):
                 len(failed), len(records), '; '.join(
                     '%s: %s' % (f['UserName'], f['Error']) for f in failed[:10])))
         return records
+
+
+def remove(client, retry, user: str) -> bool:
+    """DeleteLoginProfile of a login profile the recheck saw just before: True when
+    this run removed it, False when someone else had."""
+    try:
+        retry(client.delete_login_profile, UserName=user)
+    except ClientError as e:
+        if not is_gone(e):
+            raise
+        # NoSuchEntity on a retried call: an earlier attempt of ours was applied and its
+        # answer lost.
+        if e.response.get('ResponseMetadata', {}).get('RetryAttempts', 0) > 0:
+            log.warning('retire-passwords: %s: DeleteLoginProfile was retried and found the '
+                        'login profile gone: an earlier attempt removed it', user)
+            return True
+        return False
+    except Exception as e:  # no answer at all: the removal may have been applied
+        try:
+            still = facts.password(client, retry, user) is not None
+        except Exception:  # unknown: report the removal's own error
+            raise e
+        if still:
+            raise
+        log.warning('retire-passwords: %s: DeleteLoginProfile got no answer, and the login '
+                    'profile is gone: it was removed', user)
+    return True
 
 
 def facts_of(user: str, ann: dict) -> PasswordFacts:
