@@ -261,3 +261,46 @@ def test_killed_after_every_call_a_clean_rerun_converges(sandbox, tmp_path):
         assert shape(sandbox, account) == expected, n
     with ThreadPoolExecutor(max_workers=3) as pool:
         list(pool.map(crash_at, range(1, total + 1)))
+
+
+def test_the_iam_22_view_after_the_cis_policies_ran_their_course(sandbox, tmp_path):
+    """`c7n-org run` of the CIS 1.12 retire policies with c7n's cache left on, day 0 and
+    the removal day, in the sandbox's dev account: then, by a fresh credential report,
+    no user keeps an active key or a console password unused for 45 days or more, but
+    the two the policies keep by design: an exempt key, and a key its owner reactivated
+    within the filter's days (reactivation counts as use)."""
+    from c7n_unused_keys.credential_report import parse_report
+    from c7n_unused_keys_sandbox.seed import lifecycle_cases, seed_account
+    from conftest import ROOT, run_command
+    dev = '111111111111'
+    seed_account(sandbox, dev, lifecycle_cases(datetime.now(timezone.utc)),
+                 through_api=False)
+    policy = ROOT / 'policies' / 'unused-credentials-cis-retire.yml'
+    for day in ('day0', 'day31'):
+        done = run_command(['c7n-org', 'run', '-c', ROOT / 'custodian.yml', '-a', 'dev',
+                            '-s', tmp_path / day, '-u', policy], sandbox)
+        assert done.returncode == 0, done.stderr
+        assert 'Exception running policy' not in done.stderr, done.stderr
+        if day == 'day0':
+            sandbox.advance(dev, 31)
+    iam = iam_client(sandbox, dev)
+    # IAM makes a new report at most every 4 hours, and the day-31 run made one before
+    # its changes: age it past that, so that the report shows what the run left.
+    sandbox.backdate_report(dev, 5 / 24)
+    iam.generate_credential_report()
+    resp = iam.get_credential_report()
+    now = datetime.now(timezone.utc)
+    report = parse_report(resp['Content'], resp['GeneratedTime'])
+    limit = 45 * 86400
+    stale_keys = sorted(s.user for slots in report.slots.values() for s in slots
+                        if s.active and (now - (s.last_used or s.last_rotated)
+                                         ).total_seconds() >= limit)
+    stale_passwords = sorted(
+        p.user for p in report.passwords.values() if p.enabled and (
+            p.last_used is None or (now - p.last_used).total_seconds() >= limit))
+    assert stale_keys == ['judy-reactivated', 'mallory-exempt']
+    assert stale_passwords == []
+    # The passwords went as the lifecycle says: removed on day 31, or never unused.
+    users = sandbox.backend(dev).users
+    assert [u for u in ('peggy-password-10d', 'quinn-password-60d', 'rupert-password-400d',
+                        'sybil-password-never') if users[u].password] == ['peggy-password-10d']
