@@ -77,3 +77,39 @@ def test_an_exemption_that_ended_no_longer_spares_the_password(sandbox, tmp_path
     found = {r['UserName']: r for r in read_json(tmp_path / 'out' / NAME / 'resources.json')}
     assert sorted(found) == ['exempt', 'never-31d', 'used-46d', 'used-since-report']
     assert EXEMPT_PASSWORD_ANNOTATION not in found['exempt']
+
+
+def test_dormant_users_are_listed_by_the_cis_report(sandbox, tmp_path):
+    """The CIS report's dormant-users policy on the sandbox's cases: users whose keys are
+    all Inactive (deactivated 5 and 40 days ago) and the one left with nothing; not the
+    users with a password or an active key. The report lists them as dormant."""
+    import json
+
+    from c7n_unused_keys_sandbox.seed import lifecycle_cases, seed_account
+    from conftest import ROOT, run_command
+    seed_account(sandbox, DEFAULT_ACCOUNT, lifecycle_cases(datetime.now(timezone.utc)),
+                 through_api=False)
+    policy = ROOT / 'policies' / 'unused-credentials-cis-report.yml'
+    run = custodian_run(sandbox, tmp_path / 'out', policy)
+    assert run.returncode == 0, run.stderr
+    name = 'unused-credentials-cis-dormant-users'
+    found = {r['UserName']: r['c7n:dormant-user']
+             for r in read_json(tmp_path / 'out' / name / 'resources.json')}
+    assert sorted(found) == ['heidi-deactivated-5d', 'ivan-deactivated-40d', 'trent-dormant']
+    assert found['trent-dormant']['LastUsed'] is None
+    assert found['trent-dormant']['Reason'] == (
+        'no active key and no console password; never used; made 400 days ago (days: 45)')
+    assert found['ivan-deactivated-40d']['IdleDays'] == 300
+    # The report ruled out every user with a use within 45 days (no call for them).
+    stats = read_json(tmp_path / 'out' / name / 'metadata.json')['api-stats']
+    assert stats['iam.ListAccessKeys'] < 17
+    done = run_command(['c7n-unused-keys', 'report', tmp_path / 'out', '--format', 'json'],
+                       None)
+    rows = [r for r in json.loads(done.stdout)['rows'] if r['policy'] == name]
+    assert sorted((r['user'], r['credential'], r['step']) for r in rows) == [
+        (u, 'user', 'dormant') for u in sorted(found)]
+    # The passwords policy of the same file: the passwords unused for 45 days.
+    pw = read_json(tmp_path / 'out' / 'unused-credentials-cis-passwords-report' /
+                   'resources.json')
+    assert sorted(r['UserName'] for r in pw) == [
+        'quinn-password-60d', 'rupert-password-400d', 'sybil-password-never']

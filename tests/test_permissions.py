@@ -136,6 +136,7 @@ def test_the_plugin_registers_what_the_lint_walks():
     assert {q for q, *_ in ELEMENTS} == {
         'iam-user.filters.unused-access-keys', 'iam-user.filters.marked-access-keys',
         'iam-user.filters.unused-passwords', 'iam-user.filters.marked-passwords',
+        'iam-user.filters.dormant-users',
         'iam-user.actions.retire-passwords', 'iam-user.actions.retire-access-keys',
         'iam-user.source.describe-parallel',
         'iam-user.source.list-users', 'iam-user.source.authorization-details',

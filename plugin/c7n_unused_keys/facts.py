@@ -49,6 +49,17 @@ def password(client, retry, user: str) -> Optional[PasswordFacts]:
                          last_used=as_utc(used) if used else None, source=SOURCE_API)
 
 
+def has_password(client, retry, user: str) -> bool:
+    """Whether the user has a login profile (GetLoginProfile)."""
+    try:
+        retry(client.get_login_profile, UserName=user)
+    except ClientError as e:
+        if is_gone(e):
+            return False
+        raise
+    return True
+
+
 def _known(value: Optional[str]) -> Optional[str]:
     return None if value in (None, 'N/A', '') else value
 

@@ -15,6 +15,7 @@ EXEMPT_ANNOTATION = 'c7n:exempt-access-keys'
 RESULTS_ANNOTATION = 'c7n:retire-access-keys'
 UNUSED_PASSWORD_ANNOTATION = 'c7n:unused-passwords'
 EXEMPT_PASSWORD_ANNOTATION = 'c7n:exempt-passwords'
+DORMANT_ANNOTATION = 'c7n:dormant-user'
 
 # Each run of retire-access-keys also writes its records to a file of its own,
 # `retire-access-keys-<UTC start, %Y%m%dT%H%M%S%fZ>-<execution id>.json`: a retry in the

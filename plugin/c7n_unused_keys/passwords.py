@@ -2,13 +2,14 @@
 
 A password is unused when its last use (PasswordLastUsed) is `days` or more ago, or,
 never used, when its login profile was created `never-used-days` or more ago. The rules
-of `days`, `never-used-days` and `max-days` are those of keys (`decide`).
+of `days`, `never-used-days` and `max-days` are those of keys (`decide`). A user left
+with no active key and no password, unused for `days`, is dormant.
 """
 from datetime import datetime
-from typing import Optional
+from typing import Optional, Sequence
 
 from .decide import DAY
-from .model import Exemption, PasswordFacts, PasswordRow, Thresholds, Verdict
+from .model import Exemption, KeyFacts, PasswordFacts, PasswordRow, Thresholds, Verdict
 
 
 def unused_password(facts: PasswordFacts, th: Thresholds, now: datetime) -> Optional[Verdict]:
@@ -61,3 +62,29 @@ def password_exempt(ex: Optional[Exemption], now: datetime) -> bool:
     if ex is None or not ex.password:
         return False
     return ex.until is None or now.date() < ex.until
+
+
+def dormant(created: datetime, keys: Sequence[KeyFacts], password: Optional[PasswordFacts],
+            password_used: Optional[datetime], days: int, now: datetime) -> Optional[Verdict]:
+    """A user left with nothing: no Active key, no console password, and no use of any
+    credential (nor creation) within `days`. None when it is not dormant."""
+    if password is not None or any(k.status == 'Active' for k in keys):
+        return None
+    uses = [k.last_used for k in keys if k.last_used] + ([password_used] if password_used
+                                                          else [])
+    since = max(uses) if uses else created
+    idle = now - since
+    if idle < days * DAY:
+        return None
+    what = 'last used %d days ago' % (idle // DAY) if uses else \
+        'never used; made %d days ago' % (idle // DAY)
+    return Verdict(idle_days=idle // DAY, never_used=not uses,
+                   reason='no active key and no console password; %s (days: %d)' % (
+                       what, days))
+
+
+def may_be_dormant(report_uses: Sequence[Optional[datetime]], days: int,
+                   now: datetime) -> bool:
+    """False only for a user with a use within `days` in the report: uses only move
+    forward, so it cannot be dormant now. Keys and passwords may have gone since."""
+    return not any(u is not None and now - u < days * DAY for u in report_uses)

@@ -6,11 +6,13 @@ from typing import Dict, List, Optional
 
 from .. import lifecycle
 from ..model import ListedKey
-from ..names import UNUSED_ANNOTATION, UNUSED_PASSWORD_ANNOTATION
+from ..names import DORMANT_ANNOTATION, UNUSED_ANNOTATION, UNUSED_PASSWORD_ANNOTATION
 from .layout import ACTION
 
 ACTED = (lifecycle.DEACTIVATED, lifecycle.MARKED, lifecycle.DELETED)
 ACCESS_KEY, PASSWORD = 'access key', 'password'
+# A dormant user's row (dormant-users): the user itself, left with no credential in use.
+USER, DORMANT = 'user', 'dormant'
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Report:
             for scope in (r.account, 'all accounts'):
                 t = out.setdefault(scope, {'unused': 0})
                 one = (scope, r.account, r.key_id or r.user, r.credential)
-                if r.idle_days is not None and one not in unused:
+                if r.idle_days is not None and r.credential != USER and one not in unused:
                     unused.add(one)
                     t['unused'] += 1
                 if r.step:
@@ -136,7 +138,8 @@ def rows_of(name: str, meta: dict, account: str, account_id: str, resources: lis
 def password_rows(name: str, account: str, account_id: str, resources: list,
                   records: List[dict]) -> List[Row]:
     """One row per unused password the filter matched, with this run's record of it
-    (retire-passwords), and one per other record (a mark taken off, a password gone)."""
+    (retire-passwords), one per other record (a mark taken off, a password gone), and
+    one per dormant user (dormant-users)."""
     by_user = {rec['UserName']: rec for rec in records}
 
     def recorded(row: Row, rec: Optional[dict]) -> Row:
@@ -157,6 +160,13 @@ def password_rows(name: str, account: str, account_id: str, resources: list,
     rows.extend(recorded(Row(account=account, account_id=account_id, policy=name, user=user,
                              key_id='', credential=PASSWORD), rec)
                 for user, rec in sorted(by_user.items()))
+    for res in resources:
+        ann = res.get(DORMANT_ANNOTATION)
+        if ann is not None:
+            rows.append(Row(account=account, account_id=account_id, policy=name,
+                            user=res['UserName'], key_id='',
+                            last_used=(ann.get('LastUsed') or '')[:10] or None,
+                            idle_days=ann.get('IdleDays'), step=DORMANT, credential=USER))
     return rows
 
 
