@@ -98,3 +98,35 @@ class TestExemption:
     def test_the_password_token_exempts_no_key(self):
         ex = decide.parse_exemption('password')
         assert not decide.exemption_in_force(ex, 'AKIAAAAAAAAAAAAAAAAA', NOW)
+
+
+class TestDormant:
+    def key(self, status, used_days):
+        from c7n_unused_keys.model import KeyFacts
+        return KeyFacts(user='u', key_id='AKIAAAAAAAAAAAAAAAAA', status=status,
+                        created=NOW - 500 * DAY,
+                        last_used=None if used_days is None else NOW - used_days * DAY,
+                        last_service=None, last_region=None, source='api')
+
+    def test_no_active_key_no_password_and_no_use_for_the_days(self):
+        made = NOW - 400 * DAY
+        v = passwords.dormant(made, [self.key('Inactive', 100)], None, None, 45, NOW)
+        assert v.idle_days == 100 and not v.never_used
+        assert passwords.dormant(made, [], None, None, 45, NOW).reason == (
+            'no active key and no console password; never used; made 400 days ago (days: 45)')
+
+    def test_an_active_key_or_a_password_is_not_dormant(self):
+        made = NOW - 400 * DAY
+        assert passwords.dormant(made, [self.key('Active', 100)], None, None, 45, NOW) is None
+        assert passwords.dormant(made, [], facts(300, 100), None, 45, NOW) is None
+
+    def test_a_removed_password_s_last_use_counts(self):
+        # PasswordLastUsed outlives the login profile.
+        made = NOW - 400 * DAY
+        assert passwords.dormant(made, [], None, NOW - 10 * DAY, 45, NOW) is None
+        assert passwords.dormant(made, [], None, NOW - 45 * DAY, 45, NOW).idle_days == 45
+
+    def test_the_report_rules_out_a_use_within_the_days(self):
+        assert not passwords.may_be_dormant([NOW - 10 * DAY, None], 45, NOW)
+        assert passwords.may_be_dormant([NOW - 50 * DAY, None], 45, NOW)
+        assert passwords.may_be_dormant([], 45, NOW)
