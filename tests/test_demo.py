@@ -28,6 +28,13 @@ def test_demo(tmp_path):
         assert totals[name] == STEPS_PER_ACCOUNT
         assert '%s  ' % name in out
     assert 'unused 27, deactivated 18, waiting 3, deleted 3, reactivated 3' in out
+    # The CIS 1.12 set: per account, one password removed (marked 40 days before), two
+    # marked for removal, and three users left dormant.
+    cis = read(tmp_path / 'demo' / 'unused-credentials-cis-report').totals()
+    done = read(tmp_path / 'demo' / 'unused-credentials-cis-retire').totals()
+    for name in ('dev', 'staging', 'prod'):
+        assert cis[name]['dormant'] == 3
+        assert (done[name]['removed'], done[name]['marked']) == (1, 2)
     # The Slack digest of each account's retire run, as c7n-mailer would post it.
     for name in ('dev', 'staging', 'prod'):
         head = '== Slack digest for %s (c7n-mailer, slack://#cloud-security)\n' % name

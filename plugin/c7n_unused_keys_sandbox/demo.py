@@ -1,7 +1,8 @@
 """`make demo`: the main job org-wide against a fresh local sandbox, then the report.
 
 Starts `c7n-unused-keys sandbox` as a child process, runs `c7n-org run` with the
-report policy and then the retire policy, prints the report of each, then the
+report policies (keys, and the CIS 1.12 set: keys, console passwords and dormant users),
+then the retire policies, prints the report of each, then the
 Slack digest of each account that c7n-mailer would send for the retire run (the
 shipped template, rendered by c7n-mailer), and stops the sandbox whatever happened.
 """
@@ -24,6 +25,11 @@ from c7n_unused_keys.report.output import read
 from c7n_unused_keys.report.render import render
 
 POLICIES = ('unused-access-keys-report', 'unused-access-keys-retire')
+RETIRE = POLICIES[-1]
+# With the CIS 1.12 set (keys and console passwords at 45 days, and dormant users): each
+# report before the retire policies change anything.
+DEMO = ('unused-access-keys-report', 'unused-credentials-cis-report',
+        'unused-access-keys-retire', 'unused-credentials-cis-retire')
 READY_TIMEOUT = 180
 
 
@@ -36,7 +42,7 @@ def run_demo(config: str, policies_dir: str, output_dir: str) -> int:
         stdout=subprocess.PIPE, text=True)
     try:
         env = wait_ready(sandbox)
-        for policy in POLICIES:
+        for policy in DEMO:
             print('\n== c7n-org run -c %s -u %s/%s.yml' % (config, policies_dir, policy),
                   flush=True)
             run = subprocess.run(
@@ -53,7 +59,7 @@ def run_demo(config: str, policies_dir: str, output_dir: str) -> int:
             sys.stdout.write(render(report, 'table'))
             if report.failures:
                 return 1
-        print_slack_digests(out / POLICIES[-1], config, Path(policies_dir).parent / 'mailer')
+        print_slack_digests(out / RETIRE, config, Path(policies_dir).parent / 'mailer')
     finally:
         sandbox.send_signal(signal.SIGTERM)
         try:
@@ -70,7 +76,7 @@ def print_slack_digests(out: Path, config: str, mailer: Path) -> None:
     them, rendered with c7n-mailer's own rendering and the shipped Slack template."""
     from c7n_mailer.utils import get_rendered_jinja
     accounts = load_accounts(config)
-    for run in sorted(out.glob('*/*/%s' % POLICIES[-1])):
+    for run in sorted(out.glob('*/*/%s' % RETIRE)):
         account, region = run.parent.parent.name, run.parent.name
         resources = json.loads((run / 'resources.json').read_text())
         done = run / 'action-retire-access-keys'
@@ -79,7 +85,7 @@ def print_slack_digests(out: Path, config: str, mailer: Path) -> None:
             r[RESULTS_ANNOTATION] = [x for x in records if x['UserName'] == r['UserName']]
         account_id = next((i for i, n in accounts.items() if n == account), '')
         message = {'action': {'slack_template': 'unused-access-keys.slack'},
-                   'policy': {'name': POLICIES[-1]}, 'account': account,
+                   'policy': {'name': RETIRE}, 'account': account,
                    'account_id': account_id, 'region': region,
                    'execution_start': json.loads((run / 'metadata.json').read_text())[
                        'execution']['start']}
