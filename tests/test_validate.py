@@ -31,6 +31,14 @@ def retire_policy(action=None, marked=None, with_filter=True):
             'actions': [dict({'type': 'retire-access-keys'}, **(action or {}))]}
 
 
+def passwords_policy(action=None, with_filter=True):
+    filters = [{'or': [{'type': 'unused-passwords', 'days': 45},
+                       {'type': 'marked-passwords'}]}] if with_filter else [
+        {'type': 'marked-passwords'}]
+    return {'name': 'bad-passwords', 'resource': 'aws.iam-user', 'filters': filters,
+            'actions': [dict({'type': 'retire-passwords'}, **(action or {}))]}
+
+
 def marked_top_level(options):
     policy = retire_policy()
     policy['filters'].append(dict({'type': 'marked-access-keys'}, **options))
@@ -161,6 +169,15 @@ BAD = [
     ({'name': 'bad-passwords', 'resource': 'aws.iam-user',
       'filters': [{'type': 'unused-passwords', 'days': 45, 'status': 'Active'}]},
      "'status' was unexpected"),
+    # retire-passwords
+    (passwords_policy({'max-removals': {'op': 'and'}}),
+     'retire-passwords: max-removals needs an amount, a percent or both'),
+    (passwords_policy({'required-approvers': 2}),
+     'retire-passwords: required-approvers and required-approvers-tag count the approvals'),
+    (passwords_policy({'remove-after-days': 0}), "On instance['remove-after-days']"),
+    (passwords_policy({'delete-after-days': 30}), "'delete-after-days' was unexpected"),
+    (passwords_policy(with_filter=False),
+     'retire-passwords acts on the passwords that an unused-passwords filter matched'),
     # marked-access-keys
     (marked_top_level({'marker-tag-prefix': 'x y'}), "On instance['marker-tag-prefix']"),
     (marked_top_level({'marker-tag-prefix': ''}), "On instance['marker-tag-prefix']"),
@@ -251,6 +268,10 @@ def test_good_policies_are_accepted_both_ways(tmp_path, caplog):
                       marked={'marker-tag-prefix': 'p:x/y=z+a@b-c'}),
         dict(retire_policy({'approval-tag': 'approved', 'required-approvers': 2,
                             'required-approvers-tag': 'privileged'}), name='two-person'),
+        dict(passwords_policy({'remove-after-days': 1, 'approval-tag': 'approved',
+                               'required-approvers': 2, 'required-approvers-tag': 'admin',
+                               'max-removals': {'amount': 0, 'percent': 10, 'op': 'and'}}),
+             name='passwords'),
     ]
     assert custodian_validate(tmp_path, caplog, *good) == ''
     org_run_validate(*good)

@@ -16,7 +16,7 @@ from . import act, c7n_reach, lifecycle, markers
 from .filters import (MARKER_PREFIX_SCHEMA, MarkedAccessKeys,
                       UnusedAccessKeys)
 from .names import MARKER_PREFIX, RESULTS_ANNOTATION, RUN_RECORDS, RUN_STAMP
-from .schema_check import check_schema
+from .schema_check import check_approvers, check_breaker, check_schema
 from .pace import paced
 from .sources import WORKERS
 from .user_source import refuse_without_tags
@@ -140,11 +140,9 @@ class RetireAccessKeys(BaseAction):
 
     def validate(self):
         check_schema(self)
-        limit = self.data.get('max-deactivations')
-        if limit is not None and 'amount' not in limit and 'percent' not in limit:
-            raise PolicyValidationError(
-                'retire-access-keys: max-deactivations needs an amount, a percent or both, '
-                'on %s' % self.manager.data.get('name'))
+        policy = self.manager.data.get('name')
+        check_breaker('retire-access-keys', 'max-deactivations', self.data, policy)
+        check_approvers('retire-access-keys', self.data, 'deletes', policy)
         approval = self.data.get('approval-tag')
         if approval and markers.heads_overlap(self.prefix(), approval):
             # Its tags would be read as markers (or the markers as approvals).
@@ -154,17 +152,6 @@ class RetireAccessKeys(BaseAction):
                 '"%s:" or "%s-reactivated:", on %s' % (
                     approval, self.prefix(), self.prefix(), self.prefix(),
                     self.manager.data.get('name')))
-        needed = self.data.get('required-approvers', 1)
-        if (needed > 1 or 'required-approvers-tag' in self.data) and not approval:
-            raise PolicyValidationError(
-                'retire-access-keys: required-approvers and required-approvers-tag count '
-                'the approvals of approval-tag; set approval-tag too, on %s'
-                % self.manager.data.get('name'))
-        if 'required-approvers-tag' in self.data and needed < 2:
-            raise PolicyValidationError(
-                'retire-access-keys: required-approvers-tag names the users whose deletes '
-                'need required-approvers; set required-approvers to 2 or more, on %s'
-                % self.manager.data.get('name'))
         refuse_without_tags(self.manager, 'retire-access-keys keeps its markers in user tags '
                             'and needs every user\'s')
         found = self.unused_filters()

@@ -122,3 +122,18 @@ def _get(client, retry) -> Optional[CredentialReport]:
             return None
         raise
     return parse_report(resp['Content'], resp['GeneratedTime'])
+
+
+def report_for(element: str, data, client, retry, now: datetime
+               ) -> Optional[CredentialReport]:
+    """The report for a filter whose options are `data` (`report-max-age-hours`,
+    `report-timeout`); None, with a warning, when it cannot be had: the filter then
+    confirms every user from the API."""
+    try:
+        return fetch_report(client, retry, now,
+                            max_age=timedelta(hours=data.get('report-max-age-hours', 4)),
+                            timeout=data.get('report-timeout', 300))
+    except ReportUnavailable as e:
+        log.warning('%s: no credential report (%s); confirming every user from the API',
+                    element, e)
+        return None

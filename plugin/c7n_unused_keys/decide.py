@@ -27,17 +27,25 @@ def thresholds_from(data: Mapping) -> Thresholds:
                       max_days=data.get('max-days'), status=data.get('status', 'any'))
 
 
+def idle_days(idle: timedelta, never: bool, th: Thresholds) -> Optional[int]:
+    """The whole days idle of a credential that counts as unused (`days`, or
+    `never-used-days` for one never used, within `max-days`); None for one that does
+    not. The rule of keys and passwords alike."""
+    if idle < (th.never_used_days if never else th.days) * DAY:
+        return None
+    days = idle // DAY
+    if th.max_days is not None and days > th.max_days:
+        return None
+    return days
+
+
 def unused(facts: KeyFacts, th: Thresholds, now: datetime) -> Optional[Verdict]:
     """The verdict for one key, or None when the key does not count as unused."""
     if th.status != 'any' and facts.status != th.status:
         return None
-    idle = now - idle_since(facts)
-    days = idle // DAY
     never = facts.last_used is None
-    limit = th.never_used_days if never else th.days
-    if idle < limit * DAY:
-        return None
-    if th.max_days is not None and days > th.max_days:
+    days = idle_days(now - idle_since(facts), never, th)
+    if days is None:
         return None
     if never:
         reason = 'never used; created %d days ago (never-used-days: %d)' % (

@@ -1,6 +1,6 @@
 """The `dormant-users` filter on aws.iam-user: users left with no credential in use."""
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Optional, Tuple
 
 from botocore.exceptions import ClientError
@@ -9,7 +9,7 @@ from c7n.resources.iam import User
 from c7n.utils import local_session, type_schema
 
 from . import facts, passwords
-from .credential_report import ReportUnavailable, as_utc, fetch_report
+from .credential_report import as_utc, report_for
 from .errors import is_gone
 from .filters import KEY_PERMISSIONS, REPORT_PERMISSIONS
 from .model import Verdict
@@ -67,14 +67,7 @@ class DormantUsers(Filter):
         client = local_session(self.manager.session_factory).client('iam')
         retry = paced(self.manager)
         users = [r['UserName'] for r in resources]
-        try:
-            report = fetch_report(
-                client, retry, now,
-                max_age=timedelta(hours=self.data.get('report-max-age-hours', 4)),
-                timeout=self.data.get('report-timeout', 300))
-        except ReportUnavailable as e:
-            log.warning('dormant-users: no credential report (%s); confirming every user', e)
-            report = None
+        report = report_for('dormant-users', self.data, client, retry, now)
 
         def uses(u):
             row = report.passwords.get(u)

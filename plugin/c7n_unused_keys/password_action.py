@@ -21,7 +21,7 @@ from .model import PasswordFacts
 from .names import MARKER_PREFIX, UNUSED_PASSWORD_ANNOTATION
 from .pace import paced
 from .password_filter import PASSWORD_PERMISSIONS, UnusedPasswords
-from .schema_check import check_schema
+from .schema_check import check_approvers, check_breaker, check_schema
 from .sources import WORKERS
 from .user_source import refuse_without_tags
 
@@ -137,21 +137,8 @@ class RetirePasswords(BaseAction):
     def validate(self):
         check_schema(self)
         name = self.manager.data.get('name')
-        limit = self.data.get('max-removals')
-        if limit is not None and 'amount' not in limit and 'percent' not in limit:
-            raise PolicyValidationError(
-                'retire-passwords: max-removals needs an amount, a percent or both, on %s'
-                % name)
-        needed = self.data.get('required-approvers', 1)
-        if (needed > 1 or 'required-approvers-tag' in self.data) and \
-                not self.data.get('approval-tag'):
-            raise PolicyValidationError(
-                'retire-passwords: required-approvers and required-approvers-tag count the '
-                'approvals of approval-tag; set approval-tag too, on %s' % name)
-        if 'required-approvers-tag' in self.data and needed < 2:
-            raise PolicyValidationError(
-                'retire-passwords: required-approvers-tag names the users whose removals '
-                'need required-approvers; set required-approvers to 2 or more, on %s' % name)
+        check_breaker('retire-passwords', 'max-removals', self.data, name)
+        check_approvers('retire-passwords', self.data, 'removals', name)
         refuse_without_tags(self.manager, 'retire-passwords keeps its marks in user tags')
         if not [f for f in iter_filters(self.manager.filters)
                 if isinstance(f, UnusedPasswords)]:

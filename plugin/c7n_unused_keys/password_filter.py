@@ -1,6 +1,6 @@
 """The `unused-passwords` filter on aws.iam-user: the c7n shell around `passwords`."""
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from c7n.exceptions import PolicyValidationError
 from c7n.filters import Filter
@@ -8,7 +8,7 @@ from c7n.resources.iam import User
 from c7n.utils import local_session, type_schema
 
 from . import decide, facts, passwords
-from .credential_report import ReportUnavailable, fetch_report
+from .credential_report import report_for
 from .filters import REPORT_PERMISSIONS, exemption_of
 from .names import EXEMPT_PASSWORD_ANNOTATION, EXEMPT_TAG, UNUSED_PASSWORD_ANNOTATION
 from .pace import paced
@@ -86,15 +86,7 @@ class UnusedPasswords(Filter):
         client = local_session(self.manager.session_factory).client('iam')
         retry = paced(self.manager)
         users = [r['UserName'] for r in resources]
-        try:
-            report = fetch_report(
-                client, retry, now,
-                max_age=timedelta(hours=self.data.get('report-max-age-hours', 4)),
-                timeout=self.data.get('report-timeout', 300))
-        except ReportUnavailable as e:
-            log.warning('unused-passwords: no credential report (%s); confirming every '
-                        'user with GetLoginProfile', e)
-            report = None
+        report = report_for('unused-passwords', self.data, client, retry, now)
         picked = users if report is None else [
             u for u in users if passwords.password_may_match(
                 report.passwords.get(u), th, now, report.generated)]

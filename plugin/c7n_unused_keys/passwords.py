@@ -8,19 +8,15 @@ with no active key and no password, unused for `days`, is dormant.
 from datetime import datetime
 from typing import Optional, Sequence
 
-from .decide import DAY
+from .decide import DAY, idle_days
 from .model import Exemption, KeyFacts, PasswordFacts, PasswordRow, Thresholds, Verdict
 
 
 def unused_password(facts: PasswordFacts, th: Thresholds, now: datetime) -> Optional[Verdict]:
     """The verdict for one user's password, or None when it does not count as unused."""
     never = facts.last_used is None
-    idle = now - (facts.created if never else facts.last_used)
-    days = idle // DAY
-    limit = th.never_used_days if never else th.days
-    if idle < limit * DAY:
-        return None
-    if th.max_days is not None and days > th.max_days:
+    days = idle_days(now - (facts.created if never else facts.last_used), never, th)
+    if days is None:
         return None
     if never:
         reason = 'password never used; login profile created %d days ago ' \

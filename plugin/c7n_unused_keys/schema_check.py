@@ -64,3 +64,26 @@ def numbers_of(data, path=''):
     elif isinstance(data, list):
         for i, value in enumerate(data):
             yield from numbers_of(value, '%s[%d]' % (path, i))
+
+
+def check_breaker(element: str, option: str, data, policy: str):
+    """A circuit breaker (`max-deactivations`, `max-removals`) needs a limit."""
+    limit = data.get(option)
+    if limit is not None and 'amount' not in limit and 'percent' not in limit:
+        raise PolicyValidationError('%s: %s needs an amount, a percent or both, on %s' % (
+            element, option, policy))
+
+
+def check_approvers(element: str, data, what: str, policy: str):
+    """`required-approvers` and `required-approvers-tag` count the approvals of
+    `approval-tag`; the tag names users who need two or more. `what`: the writes they
+    approve (deletes, removals)."""
+    needed = data.get('required-approvers', 1)
+    if (needed > 1 or 'required-approvers-tag' in data) and not data.get('approval-tag'):
+        raise PolicyValidationError(
+            '%s: required-approvers and required-approvers-tag count the approvals of '
+            'approval-tag; set approval-tag too, on %s' % (element, policy))
+    if 'required-approvers-tag' in data and needed < 2:
+        raise PolicyValidationError(
+            '%s: required-approvers-tag names the users whose %s need required-approvers; '
+            'set required-approvers to 2 or more, on %s' % (element, what, policy))
