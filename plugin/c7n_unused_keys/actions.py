@@ -16,7 +16,7 @@ from . import act, c7n_reach, lifecycle, markers
 from .filters import (MARKER_PREFIX_SCHEMA, MarkedAccessKeys,
                       UnusedAccessKeys)
 from .names import MARKER_PREFIX, RESULTS_ANNOTATION, RUN_RECORDS, RUN_STAMP
-from .schema_check import check_approvers, check_breaker, check_schema
+from .schema_check import BREAKER_SCHEMA, check_approvers, check_breaker, check_schema
 from .pace import paced
 from .sources import WORKERS
 from .user_source import refuse_without_tags
@@ -112,13 +112,7 @@ class RetireAccessKeys(BaseAction):
             'required-approvers-tag': {'type': 'string', 'minLength': 1, 'maxLength': 128},
             'recheck-max-age-seconds': {'type': 'number', 'minimum': 0,
                                         'maximum': RECHECK_MAX_AGE_LIMIT},
-            'max-deactivations': {
-                'type': 'object', 'additionalProperties': False,
-                'minProperties': 1,
-                'properties': {
-                    'amount': {'type': 'integer', 'minimum': 0},
-                    'percent': {'type': 'number', 'minimum': 0, 'maximum': 100},
-                    'op': {'enum': ['or', 'and']}}},
+            'max-deactivations': BREAKER_SCHEMA,
         })
     schema_alias = False
     # GetUser reads a marker back after a TagUser whose answer was lost.

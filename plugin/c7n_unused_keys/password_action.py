@@ -21,19 +21,13 @@ from .model import PasswordFacts
 from .names import MARKER_PREFIX, UNUSED_PASSWORD_ANNOTATION
 from .pace import paced
 from .password_filter import PASSWORD_PERMISSIONS, UnusedPasswords
-from .schema_check import check_approvers, check_breaker, check_schema
+from .schema_check import BREAKER_SCHEMA, check_approvers, check_breaker, check_schema
 from .sources import WORKERS
 from .user_source import refuse_without_tags
 
 log = logging.getLogger('custodian.retire-passwords')
 
 PASSWORD_RESULTS = 'c7n:retire-passwords'
-BREAKER_SCHEMA = {
-    'type': 'object', 'additionalProperties': False, 'minProperties': 1,
-    'properties': {
-        'amount': {'type': 'integer', 'minimum': 0},
-        'percent': {'type': 'number', 'minimum': 0, 'maximum': 100},
-        'op': {'enum': ['or', 'and']}}}
 
 
 @User.filter_registry.register('marked-passwords')

@@ -19,6 +19,15 @@ from .lambda_mode import check_lambda_mode
 
 log = logging.getLogger('custodian.unused-keys')
 
+# A circuit breaker's limit (`max-deactivations`, `max-removals`), as c7n's
+# `max-resources`: an amount and/or a percent, and how they combine.
+BREAKER_SCHEMA = {
+    'type': 'object', 'additionalProperties': False, 'minProperties': 1,
+    'properties': {
+        'amount': {'type': 'integer', 'minimum': 0},
+        'percent': {'type': 'number', 'minimum': 0, 'maximum': 100},
+        'op': {'enum': ['or', 'and']}}}
+
 
 def check_schema(element):
     """Raise PolicyValidationError on the first error of `element.data` against
