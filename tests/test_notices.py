@@ -548,3 +548,31 @@ def test_news_not_delivered_is_told_by_the_next_run_and_only_once(org, tmp_path)
     tags = {t['Key'] for u in org.backend(DEV).users.values()
             for t in org.backend(DEV).list_user_tags(u.name)}
     assert not any(t.endswith(k) for t in tags for k in day0)
+
+
+def test_console_passwords_are_told_in_the_same_stages_once(org, tmp_path):
+    """retire-passwords with the notice after it, through c7n-org: day 0 tells the
+    passwords marked (with the removal date) and the one removed; the next run the same
+    day tells nothing new, as the markers say what was told."""
+    data = yaml.safe_load(NOTIFY.read_text())
+    policy = data['policies'][0]
+    policy['filters'] = [{'or': [{'type': 'unused-passwords', 'days': 45,
+                                  'never-used-days': 30}, {'type': 'marked-passwords'}]}]
+    policy['actions'][0] = {'type': 'retire-passwords', 'remove-after-days': 30}
+    path = tmp_path / 'passwords.yml'
+    path.write_text(yaml.safe_dump(data))
+    (message,) = notify_run(org, tmp_path / 'day0', path)
+    payload = slack(message)
+    text = '\n'.join(b['text']['text'] for b in payload['blocks'] if b['type'] == 'section')
+    for user in ('quinn-password-60d', 'sybil-password-never'):
+        line = next(x for x in text.splitlines() if '`%s`' % user in x)
+        assert line.startswith('- `console password` user') and \
+            'console access is removed on 20' in line and line.endswith(' unless used'), line
+    deleted = text.split('*Deleted* (1)\n', 1)[1].splitlines()[0]
+    assert '`console password` user `rupert-password-400d`' in deleted
+    html = render(message)
+    assert 'rupert-password-400d' in html and 'console password' in html
+    # Told: the markers say so, and the next run has nothing to say.
+    tags = {t['Key']: t['Value'] for t in org.backend(DEV).list_user_tags('quinn-password-60d')}
+    assert tags['c7n-unused-keys-password'].endswith(' told=deactivated')
+    assert notify_run(org, tmp_path / 'again', path) == []

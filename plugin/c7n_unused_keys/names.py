@@ -16,6 +16,8 @@ RESULTS_ANNOTATION = 'c7n:retire-access-keys'
 UNUSED_PASSWORD_ANNOTATION = 'c7n:unused-passwords'
 EXEMPT_PASSWORD_ANNOTATION = 'c7n:exempt-passwords'
 DORMANT_ANNOTATION = 'c7n:dormant-user'
+# retire-passwords' records on each user it acted on.
+PASSWORD_RESULTS = 'c7n:retire-passwords'
 
 # Each run of retire-access-keys also writes its records to a file of its own,
 # `retire-access-keys-<UTC start, %Y%m%dT%H%M%S%fZ>-<execution id>.json`: a retry in the

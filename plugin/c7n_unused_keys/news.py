@@ -7,24 +7,28 @@ from datetime import date, datetime, timezone
 from typing import List, Optional
 
 from . import lifecycle, markers
-from .names import RESULTS_ANNOTATION, UNUSED_ANNOTATION
+from .names import PASSWORD_RESULTS, RESULTS_ANNOTATION, UNUSED_ANNOTATION
 
 # Steps whose key is news once its delete-on date is within the notice's window.
 SOON = (lifecycle.WAITING, lifecycle.MARKED)
 # The digest's stage of each step, as the owner's news; `waiting` and `marked` keys are
 # deactivated, and `soon` once their delete-on date is within the notice's window.
+# A console password (retire-passwords) takes the same stages: marked is its notice
+# ("removed on <date> unless used"), removed its deletion.
 STAGE_OF_STEP = {lifecycle.DEACTIVATED: 'deactivated', lifecycle.MARKED: 'deactivated',
                  lifecycle.WAITING: 'deactivated', lifecycle.AWAITING_APPROVAL: 'approval',
-                 lifecycle.DELETED: 'deleted'}
+                 lifecycle.DELETED: 'deleted', 'removed': 'deleted'}
 FAILED = lifecycle.FAILED
 
 
 def records_of(resource: dict) -> List[dict]:
-    """The records a notice tells of a resource: a user's all; a key's own, and those it
-    carries for keys of its owner that are not resources (deleted, or not matched)."""
+    """The records a notice tells of a resource: a user's all, its password's too; a
+    key's own, and those it carries for keys of its owner that are not resources
+    (deleted, or not matched)."""
     own = resource.get('AccessKeyId')
     return [r for r in resource.get(RESULTS_ANNOTATION, ())
-            if not own or own in (r.get('AccessKeyId'), r.get('CarriedBy'))]
+            if not own or own in (r.get('AccessKeyId'), r.get('CarriedBy'))] + (
+        [] if own else list(resource.get(PASSWORD_RESULTS, ())))
 
 
 def stage(record: dict, soon: date) -> Optional[str]:
@@ -33,8 +37,8 @@ def stage(record: dict, soon: date) -> Optional[str]:
     if step == FAILED:
         return FAILED
     found = STAGE_OF_STEP.get(step)
-    if step in SOON and _due(record.get('DeleteOn')) is not None and \
-            _due(record.get('DeleteOn')) <= soon:
+    due = _due(record.get('DeleteOn') or record.get('RemoveOn'))
+    if step in SOON and due is not None and due <= soon:
         found = 'soon'
     return found
 

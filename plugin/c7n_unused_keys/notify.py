@@ -8,6 +8,7 @@ from c7n.resources.iam import AccessKey, User
 from c7n.utils import local_session
 
 from . import markers
+from .password_lifecycle import PASSWORD_SUFFIX
 from .names import MARKER_PREFIX
 from .news import news, records_of, says_something
 from .pace import paced
@@ -124,7 +125,7 @@ class NotifyUnusedKeys(Notify):
         the marker of a key told deleted is removed. A run that could not queue it leaves
         the markers as they were, so that the next run tells the same news."""
         writes = told_markers([rec for r in resources for rec in records_of(r)],
-                              self.prefix(), now)
+                              self.prefix(), now, self.prefix('retire-passwords'))
         if not writes:
             return
         client = local_session(self.manager.session_factory).client('iam')
@@ -140,22 +141,26 @@ class NotifyUnusedKeys(Notify):
                 log.warning('notify-unused-keys: %s: the notice was queued, but its markers '
                             'could not say so (%s); the next run tells it again', user, e)
 
-    def prefix(self):
-        retire = next((a for a in self.manager.actions
-                       if a.type == 'retire-access-keys'), None)
-        return retire.prefix() if retire is not None else MARKER_PREFIX
+    def prefix(self, action: str = 'retire-access-keys'):
+        """The marker-tag-prefix of the policy's retire action `action`."""
+        retire = next((a for a in self.manager.actions if a.type == action), None)
+        return retire.data.get('marker-tag-prefix', MARKER_PREFIX) if retire is not None \
+            else MARKER_PREFIX
 
 
-def told_markers(records, prefix: str, now) -> dict:
+def told_markers(records, prefix: str, now, password_prefix: str = MARKER_PREFIX) -> dict:
     """{user: ({marker tag: value with told=}, {marker tags to remove})} for the records
-    whose news a delivered notice told. Pure."""
+    whose news a delivered notice told (keys' markers under `prefix`, passwords' under
+    `password_prefix`). Pure."""
     writes = {}
     for rec in records:
         stage, value = rec.get('News'), rec.get('Marker')
         if stage not in markers.TOLD or not value:
             continue
         tags, gone = writes.setdefault(rec['UserName'], ({}, set()))
-        tag = markers.deactivated_tag(prefix, rec['AccessKeyId'])
+        # A password's record has no key id: its marker is the user's password marker.
+        tag = markers.deactivated_tag(prefix, rec['AccessKeyId']) if rec.get('AccessKeyId') \
+            else password_prefix + PASSWORD_SUFFIX
         if stage == markers.TOLD[-1]:
             gone.add(tag)
             continue

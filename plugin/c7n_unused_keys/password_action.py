@@ -18,7 +18,7 @@ from . import password_lifecycle as pl
 from .errors import describe, is_gone
 from .filters import MARKER_PREFIX_SCHEMA
 from .model import PasswordFacts
-from .names import MARKER_PREFIX, UNUSED_PASSWORD_ANNOTATION
+from .names import MARKER_PREFIX, PASSWORD_RESULTS, UNUSED_PASSWORD_ANNOTATION
 from .pace import paced
 from .password_filter import PASSWORD_PERMISSIONS, UnusedPasswords
 from .schema_check import BREAKER_SCHEMA, check_approvers, check_breaker, check_schema
@@ -26,8 +26,6 @@ from .sources import WORKERS
 from .user_source import refuse_without_tags
 
 log = logging.getLogger('custodian.retire-passwords')
-
-PASSWORD_RESULTS = 'c7n:retire-passwords'
 
 
 @User.filter_registry.register('marked-passwords')
