@@ -576,3 +576,19 @@ def test_console_passwords_are_told_in_the_same_stages_once(org, tmp_path):
     tags = {t['Key']: t['Value'] for t in org.backend(DEV).list_user_tags('quinn-password-60d')}
     assert tags['c7n-unused-keys-password'].endswith(' told=deactivated')
     assert notify_run(org, tmp_path / 'again', path) == []
+
+
+def test_a_password_due_within_the_window_is_told_removed_on_its_date():
+    message = hand_made(0)
+    message['resources'] = [{'UserName': 'quinn', 'Tags': [],
+                             'c7n:unused-passwords': {'PasswordLastUsed': '2026-10-01T00:00:00',
+                                                      'NeverUsed': False, 'IdleDays': 60},
+                             'c7n:retire-passwords': [{
+                                 'UserName': 'quinn', 'Credential': 'password',
+                                 'Step': 'waiting', 'RemoveOn': '2026-02-01T00:00:00+00:00',
+                                 'Error': None, 'ApprovalTag': None, 'ApprovedBy': None,
+                                 'Marker': None, 'News': 'soon'}]}]
+    text = slack(message)['blocks'][1]['text']['text']
+    assert text.startswith('*%s' % SOON)
+    assert '- `console password` user `quinn`, last used 2026-10-01; removed on 2026-02-01' \
+        in text
