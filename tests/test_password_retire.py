@@ -1,8 +1,11 @@
-"""`retire-passwords` through the real `custodian`, day 0 to the removal day: the mark and
+"""`retire-passwords` through the real `custodian` (and `c7n-org`, with c7n's cache on),
+day 0 to the removal day: the mark and
 its date, the grace, the recheck and the removal; a login, an exemption or someone
 else's removal in between; an approval; the breaker; keys and passwords of one user in
 one run. Time moves by `advance`, which ages login profiles, uses and marks alike."""
 from datetime import datetime, timezone
+
+import pytest
 
 from c7n_unused_keys import markers
 from c7n_unused_keys.names import EXEMPT_TAG
@@ -21,64 +24,82 @@ USERS = {'idle': (300, 100), 'logs-in': (300, 100), 'exempted': (300, 100),
          'removed-by-admin': (300, 100), 'recent': (300, 2), 'never': (60, None)}
 
 
-def seed(emu, users=USERS):
-    iam = iam_client(emu)
+# Under c7n-org, the organisation file's dev account.
+DEV = '111111111111'
+
+
+def seed(emu, users=USERS, account=DEFAULT_ACCOUNT):
+    iam = iam_client(emu, account)
+    b = emu.backend(account)
     for user, (created, used) in users.items():
         iam.create_user(UserName=user)
         iam.create_login_profile(UserName=user, Password='Sandbox-Passw0rd!')
-        emu.backend(DEFAULT_ACCOUNT).users[user].create_date = \
-            emu.backend(DEFAULT_ACCOUNT).users[user].create_date.replace(year=2025)
-        emu.backdate_password(DEFAULT_ACCOUNT, user, created_days=created, used_days=used,
+        b.users[user].create_date = b.users[user].create_date.replace(year=2025)
+        emu.backdate_password(account, user, created_days=created, used_days=used,
                               never_used=used is None)
 
 
-def run(emu, tmp_path, name, policy=POLICY, ok=True):
+def run(emu, tmp_path, name, policy=POLICY, ok=True, org=False):
+    """The policy run as `custodian run`, or with `org` as `c7n-org run` over the dev
+    account, c7n's cache left on; its records by user."""
     path = write_policies(tmp_path / ('%s.yml' % name), policy)
-    done = custodian_run(emu, tmp_path / name, path)
+    if org:
+        from conftest import ROOT, run_command
+        done = run_command(['c7n-org', 'run', '-c', ROOT / 'custodian.yml', '-a', 'dev',
+                            '-s', tmp_path / name, '-u', path], emu)
+        out = tmp_path / name / 'dev' / 'us-east-1' / policy['name']
+    else:
+        done = custodian_run(emu, tmp_path / name, path)
+        out = tmp_path / name / policy['name']
     assert (done.returncode == 0) == ok, done.stderr
-    out = tmp_path / name / policy['name'] / 'action-retire-passwords'
+    assert 'Exception running policy' not in done.stderr, done.stderr
+    out = out / 'action-retire-passwords'
     return ({r['UserName']: r for r in read_json(out)} if out.exists() else {}), done
 
 
-def has_password(emu, user):
-    return bool(emu.backend(DEFAULT_ACCOUNT).users[user].password)
+def has_password(emu, user, account=DEFAULT_ACCOUNT):
+    return bool(emu.backend(account).users[user].password)
 
 
-def tags(emu, user):
-    return {t['Key']: t['Value'] for t in emu.backend(DEFAULT_ACCOUNT).list_user_tags(user)}
+def tags(emu, user, account=DEFAULT_ACCOUNT):
+    return {t['Key']: t['Value'] for t in emu.backend(account).list_user_tags(user)}
 
 
-def test_day_0_to_the_removal_day(sandbox, tmp_path):
-    seed(sandbox)
-    day0, _ = run(sandbox, tmp_path, 'day0')
+@pytest.mark.parametrize('org', [False, True], ids=['custodian', 'c7n-org'])
+def test_day_0_to_the_removal_day(sandbox, tmp_path, org):
+    account = DEV if org else DEFAULT_ACCOUNT
+    seed(sandbox, account=account)
+    day0, _ = run(sandbox, tmp_path, 'day0', org=org)
     assert {u: r['Step'] for u, r in day0.items()} == {
         u: 'marked' for u in ('idle', 'logs-in', 'exempted', 'removed-by-admin', 'never')}
-    mark = markers.parse_marker(tags(sandbox, 'idle')[M_TAG], datetime.now(timezone.utc))
+    mark = markers.parse_marker(tags(sandbox, 'idle', account)[M_TAG],
+                                datetime.now(timezone.utc))
     assert day0['idle']['RemoveOn'] == mark.delete_on.isoformat()
     assert (mark.delete_on - mark.at).days == 30
-    assert all(has_password(sandbox, u) for u in USERS)
+    assert all(has_password(sandbox, u, account) for u in USERS)
 
-    sandbox.advance(DEFAULT_ACCOUNT, 10)
-    day10, _ = run(sandbox, tmp_path, 'day10')
+    sandbox.advance(account, 10)
+    day10, _ = run(sandbox, tmp_path, 'day10', org=org)
     assert {r['Step'] for r in day10.values()} == {'waiting'}
     # Meanwhile: a login, an exemption, and an admin removes a password by hand.
-    sandbox.backdate_password(DEFAULT_ACCOUNT, 'logs-in', used_days=0)
-    iam_client(sandbox).tag_user(UserName='exempted', Tags=[
-        {'Key': EXEMPT_TAG, 'Value': 'password'}])
-    iam_client(sandbox).delete_login_profile(UserName='removed-by-admin')
-    sandbox.advance(DEFAULT_ACCOUNT, 21)
+    sandbox.backdate_password(account, 'logs-in', used_days=0)
+    iam = iam_client(sandbox, account)
+    iam.tag_user(UserName='exempted', Tags=[{'Key': EXEMPT_TAG, 'Value': 'password'}])
+    iam.delete_login_profile(UserName='removed-by-admin')
+    sandbox.advance(account, 21)
 
-    day31, _ = run(sandbox, tmp_path, 'day31')
+    day31, _ = run(sandbox, tmp_path, 'day31', org=org)
     assert {u: r['Step'] for u, r in day31.items()} == {
         'idle': 'removed', 'never': 'removed', 'logs-in': 'unmarked', 'exempted': 'unmarked',
         'removed-by-admin': 'gone'}
     assert all(r['Credential'] == 'password' for r in day31.values())
-    assert not has_password(sandbox, 'idle') and not has_password(sandbox, 'never')
+    assert not has_password(sandbox, 'idle', account)
+    assert not has_password(sandbox, 'never', account)
     for user in ('logs-in', 'exempted', 'recent'):
-        assert has_password(sandbox, user)
-    assert not any(M_TAG in tags(sandbox, u) for u in USERS)
-    # A second run the same day has nothing left to do.
-    again, _ = run(sandbox, tmp_path, 'again')
+        assert has_password(sandbox, user, account)
+    assert not any(M_TAG in tags(sandbox, u, account) for u in USERS)
+    # A second run the same day (within c7n's cache period) has nothing left to do.
+    again, _ = run(sandbox, tmp_path, 'again', org=org)
     assert again == {}
 
 
