@@ -17,7 +17,10 @@ NAME = 'retire-passwords'
 M_TAG = 'c7n-unused-keys-password'
 FILTERS = [{'or': [{'type': 'unused-passwords', 'days': 45, 'never-used-days': 30},
                    {'type': 'marked-passwords'}]}]
+# In one region, as the shipped policies: c7n-org runs a policy in every region of an
+# account, and two overlapping runs would each see the other's removals (gone).
 POLICY = {'name': NAME, 'resource': 'aws.iam-user', 'filters': FILTERS,
+          'conditions': [{'type': 'value', 'key': 'region', 'value': 'us-east-1'}],
           'actions': [{'type': 'retire-passwords', 'remove-after-days': 30}]}
 # name -> (login profile created, last used), days ago.
 USERS = {'idle': (300, 100), 'logs-in': (300, 100), 'exempted': (300, 100),
@@ -325,3 +328,26 @@ def test_the_iam_22_view_after_the_cis_policies_ran_their_course(sandbox, tmp_pa
     users = sandbox.backend(dev).users
     assert [u for u in ('peggy-password-10d', 'quinn-password-60d', 'rupert-password-400d',
                         'sybil-password-never') if users[u].password] == ['peggy-password-10d']
+
+
+def test_two_overlapping_runs_remove_each_password_once(sandbox, tmp_path):
+    """c7n-org runs a policy without a region condition in both regions of the account
+    at once: two runs overlap. Each due password is removed by one of them; the other
+    records it gone; nothing else changes."""
+    seed(sandbox, {'a': (300, 100), 'b': (300, 100), 'recent': (300, 2)}, account=DEV)
+    everywhere = dict(POLICY)
+    del everywhere['conditions']
+    run(sandbox, tmp_path, 'day0', everywhere, org=True)
+    sandbox.advance(DEV, 31)
+    run(sandbox, tmp_path, 'day31', everywhere, org=True)
+    steps = {}
+    for region in ('us-east-1', 'us-west-2'):
+        for rec in read_json(tmp_path / 'day31' / 'dev' / region / NAME /
+                             'action-retire-passwords'):
+            steps.setdefault(rec['UserName'], []).append(rec['Step'])
+    # The later run sees the password gone, or, once the mark is gone too, nothing.
+    assert set(steps) == {'a', 'b'}
+    assert all(s.count('removed') == 1 and set(s) <= {'removed', 'gone'}
+               for s in steps.values()), steps
+    assert not has_password(sandbox, 'a', DEV) and has_password(sandbox, 'recent', DEV)
+    assert tags(sandbox, 'a', DEV) == tags(sandbox, 'b', DEV) == {}
