@@ -351,3 +351,16 @@ def test_two_overlapping_runs_remove_each_password_once(sandbox, tmp_path):
                for s in steps.values()), steps
     assert not has_password(sandbox, 'a', DEV) and has_password(sandbox, 'recent', DEV)
     assert tags(sandbox, 'a', DEV) == tags(sandbox, 'b', DEV) == {}
+
+
+def test_a_user_at_iam_s_tag_limit_cannot_be_marked_and_keeps_its_password(sandbox, tmp_path):
+    """IAM allows 50 tags a user: the mark cannot be written, so the run fails on that
+    user, and nothing else of it changes; the others are marked."""
+    seed(sandbox, {'full': (300, 100), 'other': (300, 100)})
+    iam_client(sandbox).tag_user(UserName='full', Tags=[
+        {'Key': 'team-%02d' % i, 'Value': 'x'} for i in range(50)])
+    recs, done = run(sandbox, tmp_path, 'day0', ok=False)
+    assert recs['full']['Step'] == 'failed' and 'LimitExceeded' in recs['full']['Error']
+    assert recs['other']['Step'] == 'marked'
+    assert has_password(sandbox, 'full') and M_TAG not in tags(sandbox, 'full')
+    assert len(tags(sandbox, 'full')) == 50
