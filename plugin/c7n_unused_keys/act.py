@@ -213,7 +213,7 @@ def _marker_not_confirmed(client, retry, plan: Plan, e: Exception,
                     'there; the key stays deactivated', plan.user, plan.key_id, why, d_tag,
                     written)
         # The record holds the marker that is there (a notice rewrites it with told=).
-        return _done(replace(plan, delete_on=lifecycle.delete_on(marked, opts),
+        return _done(replace(plan, delete_on=lifecycle.delete_on(marked, opts.delete_after),
                              marker=written))
     if not _refused(e):
         why += ('; the key stays Inactive, with or without its marker; the next run waits '

@@ -185,11 +185,7 @@ class RetireAccessKeys(BaseAction):
                                       keeps_deleted=self.notice_after() is not None)
 
     def breaker(self) -> Optional[lifecycle.Breaker]:
-        limit = self.data.get('max-deactivations')
-        if not limit:
-            return None
-        return lifecycle.Breaker(amount=limit.get('amount'), percent=limit.get('percent'),
-                                 op=limit.get('op', 'or'))
+        return lifecycle.Breaker.of(self.data.get('max-deactivations'))
 
     def unused_filters(self):
         return [f for f in iter_filters(self.manager.filters) if isinstance(f, UnusedAccessKeys)]

@@ -53,9 +53,15 @@ class Options:
         return markers.markers_of(tags, self.prefix, self.approval, self.required_approvers_tag)
 
     def approvers_needed(self, m: markers.Markers) -> int:
-        if self.required_approvers_tag is not None and not m.privileged:
-            return 1
-        return self.required_approvers
+        return approvers_needed(self.required_approvers, self.required_approvers_tag,
+                                m.privileged)
+
+
+def approvers_needed(required: int, required_tag: Optional[str], privileged: bool) -> int:
+    """Distinct approvers a delete needs: `required-approvers`, or one for a user
+    without `required-approvers-tag` when it is set. The rule of keys, passwords and
+    the approval app."""
+    return 1 if required_tag is not None and not privileged else required
 
 
 # retire-access-keys' default grace between deactivation and deletion.
@@ -127,10 +133,10 @@ def with_approval(plan: Plan, opts: Options) -> Plan:
     return replace(plan, approval_tag=markers.approval_tag(opts.approval, plan.key_id))
 
 
-def delete_on(marker: markers.MarkerValue, opts: Options) -> datetime:
-    """The day a marked key may be deleted: never before the date a run announced
-    (a lowered grace), later when the grace was raised since."""
-    by_grace = marker.at + opts.delete_after
+def delete_on(marker: markers.MarkerValue, grace: timedelta) -> datetime:
+    """The day a marked credential may go, `grace` after its marker: never before the
+    date a run announced (a lowered grace), later when the grace was raised since."""
+    by_grace = marker.at + grace
     return by_grace if marker.delete_on is None else max(marker.delete_on, by_grace)
 
 
@@ -178,7 +184,7 @@ def _plan_matched(user: str, key_id: str, key: Optional[ListedKey], m: markers.M
         return replace(base, step=MARKED, tag=marked_now, untag=r_kept + a_kept,
                        warning=warning, delete_on=now + opts.delete_after,
                        marker=marked_now[d_tag])
-    marker_at, due = marker.at, delete_on(marker, opts)
+    marker_at, due = marker.at, delete_on(marker, opts.delete_after)
     # The marker holds the date announced from now on: a marker of an earlier version
     # gets it, and a raised grace moves it later. A moved date is news again: what was
     # told of the old one stays told only as far as the deactivation.
@@ -349,6 +355,15 @@ class Breaker:
     amount: Optional[int] = None
     percent: Optional[float] = None
     op: str = 'or'
+
+    @classmethod
+    def of(cls, limit: Optional[Mapping]) -> Optional['Breaker']:
+        """The breaker of an action's limit option (`max-deactivations`,
+        `max-removals`); None without one."""
+        if not limit:
+            return None
+        return cls(amount=limit.get('amount'), percent=limit.get('percent'),
+                   op=limit.get('op', 'or'))
 
     def tripped(self, planned: int, seen: int) -> bool:
         over = []

@@ -145,8 +145,10 @@ class RetirePasswords(BaseAction):
         client = local_session(self.manager.session_factory).client('iam')
         retry = paced(self.manager)
 
+        marks_by_user = {r['UserName']: pl.marks_of(r.get('Tags'), opts) for r in resources}
+
         def plan(r) -> Optional[pl.PasswordPlan]:
-            marks = pl.marks_of(r.get('Tags'), opts)
+            marks = marks_by_user[r['UserName']]
             ann = r.get(UNUSED_PASSWORD_ANNOTATION)
             if ann is not None:
                 found: Optional[PasswordFacts] = facts_of(r['UserName'], ann)
@@ -161,11 +163,10 @@ class RetirePasswords(BaseAction):
             plans = [p for p in pool.map(plan, resources) if p is not None]
         self.check_breaker(plans, sum(1 for r in resources
                                       if UNUSED_PASSWORD_ANNOTATION in r))
-        tags = {r['UserName']: r.get('Tags') for r in resources}
         with self.executor_factory(max_workers=WORKERS) as pool:
             records = list(pool.map(
-                lambda p: self.execute(client, retry, p, now, opts,
-                                       pl.marks_of(tags[p.user], opts)), plans))
+                lambda p: self.execute(client, retry, p, now, opts, marks_by_user[p.user]),
+                plans))
         run = getattr(self.manager.ctx, 'execution_id', None)
         by_user: Dict[str, List[dict]] = {}
         for rec in records:
@@ -200,11 +201,9 @@ class RetirePasswords(BaseAction):
         return record(plan)
 
     def check_breaker(self, plans, seen: int):
-        limit = self.data.get('max-removals')
-        if not limit:
+        breaker = lifecycle.Breaker.of(self.data.get('max-removals'))
+        if breaker is None:
             return
-        breaker = lifecycle.Breaker(amount=limit.get('amount'), percent=limit.get('percent'),
-                                    op=limit.get('op', 'or'))
         planned = sum(1 for p in plans if p.remove)
         if breaker.tripped(planned, seen):
             message = ('retire-passwords: circuit breaker: %d removals planned of %d '

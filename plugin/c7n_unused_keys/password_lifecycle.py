@@ -153,7 +153,7 @@ def _plan(user, facts, matched, marks, now, opts) -> Optional[PasswordPlan]:
     if facts.created >= marker.at:
         return _mark(base, opts, marks, now, 'login profile made at %s, after its marker; '
                      'marked again' % facts.created.isoformat())
-    due = lifecycle.delete_on(marker, _grace(opts))
+    due = lifecycle.delete_on(marker, opts.remove_after)
     pinned = {}
     if marker.delete_on is None or due > marker.delete_on:
         pinned = {opts.marker_tag: markers.marker_value(marker.at, due, told=marker.told)}
@@ -165,20 +165,13 @@ def _plan(user, facts, matched, marks, now, opts) -> Optional[PasswordPlan]:
         given = lifecycle.approvals_given(opts.approval_tag, marks.approval, marker.at,
                                           marks.marker, now)
         approvers = given.approvers
-        needed = 1 if opts.required_approvers_tag is not None and not marks.privileged \
-            else opts.required_approvers
-        if len(approvers) < needed:
+        if len(approvers) < lifecycle.approvers_needed(
+                opts.required_approvers, opts.required_approvers_tag, marks.privileged):
             return replace(base, step=AWAITING_APPROVAL, remove_on=due, tag=pinned,
                            warning=given.warning,
                            marker=pinned.get(opts.marker_tag, marks.marker))
     return replace(base, step=REMOVED, remove=True, untag=stale, marker_at=marker.at,
                    remove_on=due, approved_by=lifecycle.approved_by(approvers))
-
-
-def _grace(opts: PasswordOptions) -> lifecycle.Options:
-    # lifecycle.delete_on reads only the grace of its options.
-    return lifecycle.Options(delete_after=opts.remove_after, prefix=opts.prefix,
-                             reactivation_grace=timedelta(0))
 
 
 def confirm_removal(plan: PasswordPlan, fresh: Optional[PasswordFacts], now: datetime,

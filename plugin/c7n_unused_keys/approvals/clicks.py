@@ -10,14 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Mapping, Optional, Tuple
 
-from .. import decide, markers
+from .. import decide, lifecycle, markers
 from .config import ApprovalsConfig
 
 APPROVE = 'c7n-unused-keys-approve'
 KEEP = 'c7n-unused-keys-keep'
 ACTIONS = (APPROVE, KEEP)
-# IAM allows this many tags a user; a new tag beyond it is refused (LimitExceeded).
-TAG_LIMIT = 50
 TAG_VALUE_LIMIT = 256
 _ACCOUNT = re.compile(r'^\d{12}$')
 _USER = re.compile(r'^[\w+=,.@-]{1,64}$')
@@ -123,16 +121,16 @@ def _room_for(tags: Mapping[str, str], tag: str, value: str) -> Optional[Outcome
     if len(value) > TAG_VALUE_LIMIT:
         return _refused('Cannot write %s: its value would exceed IAM\'s %d characters.' % (
             tag, TAG_VALUE_LIMIT))
-    if tag not in tags and len(tags) >= TAG_LIMIT:
+    # IAM refuses a new tag beyond its limit (LimitExceeded).
+    if tag not in tags and len(tags) >= lifecycle.TAGS_PER_USER:
         return _refused('Cannot write %s: the user already has IAM\'s %d tags.' % (
-            tag, TAG_LIMIT))
+            tag, lifecycle.TAGS_PER_USER))
     return None
 
 
 def approvers_needed(cfg: ApprovalsConfig, state: UserState) -> int:
-    if cfg.required_approvers_tag is not None and cfg.required_approvers_tag not in state.tags:
-        return 1
-    return cfg.required_approvers
+    return lifecycle.approvers_needed(cfg.required_approvers, cfg.required_approvers_tag,
+                                      cfg.required_approvers_tag in state.tags)
 
 
 def judge_approve(cfg: ApprovalsConfig, click: Click, state: UserState, now: datetime
