@@ -93,11 +93,14 @@ def parse_exemption(value: str) -> Exemption:
                      password=password or all_keys)
 
 
-def exemption_in_force(ex: Exemption, key_id: str, now: datetime) -> bool:
+def exemption_current(ex: Exemption, now: datetime) -> bool:
     """An exemption ends at the start (UTC) of its until date."""
-    if ex.until is not None and now.date() >= ex.until:
-        return False
-    return ex.all_keys or key_id in ex.key_ids
+    return ex.until is None or now.date() < ex.until
+
+
+def exemption_in_force(ex: Exemption, key_id: str, now: datetime) -> bool:
+    """Whether the exemption spares the key `key_id` now."""
+    return exemption_current(ex, now) and (ex.all_keys or key_id in ex.key_ids)
 
 
 def _second(dt: datetime) -> datetime:

@@ -15,7 +15,7 @@ from .credential_report import ReportUnavailable, fetch_report
 from .model import (SOURCE_API, Exemption, KeyFacts, Reads, RunFindings, Thresholds,
                     Verdict)
 from .names import EXEMPT_ANNOTATION, EXEMPT_TAG, MARKER_PREFIX, UNUSED_ANNOTATION
-from .schema_check import check_schema
+from .schema_check import check_max_days, check_schema
 from .pace import paced
 from .sources import SOURCE_NAMES, WORKERS, Gathered, Sources
 from .user_source import (LIST_ONLY, listed_without_tags,
@@ -98,11 +98,8 @@ class UnusedAccessKeys(Filter):
     def validate(self):
         # Also catches {type: ...} without days, which c7n's schema lets pass as `valuekv`.
         check_schema(self)
-        days, max_days = self.data['days'], self.data.get('max-days')
-        if max_days is not None and max_days <= days:
-            raise PolicyValidationError(
-                'unused-access-keys: max-days (%s) must be greater than days (%s) on %s' % (
-                    max_days, days, self._policy_name()))
+        check_max_days('unused-access-keys', self.data, self._policy_name())
+        max_days = self.data.get('max-days')
         if listed_without_tags(self.manager):
             self._validate_listed_only()
         never = self.data.get('never-used-days')

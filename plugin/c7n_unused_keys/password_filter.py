@@ -2,7 +2,6 @@
 import logging
 from datetime import datetime, timezone
 
-from c7n.exceptions import PolicyValidationError
 from c7n.filters import Filter
 from c7n.resources.iam import User
 from c7n.utils import local_session, type_schema
@@ -12,7 +11,7 @@ from .credential_report import report_for
 from .filters import REPORT_PERMISSIONS, exemption_of
 from .names import EXEMPT_PASSWORD_ANNOTATION, EXEMPT_TAG, UNUSED_PASSWORD_ANNOTATION
 from .pace import paced
-from .schema_check import check_schema
+from .schema_check import check_max_days, check_schema
 from .sources import WORKERS
 from .user_source import refuse_without_tags
 
@@ -69,12 +68,8 @@ class UnusedPasswords(Filter):
 
     def validate(self):
         check_schema(self)
-        days, max_days = self.data['days'], self.data.get('max-days')
-        name = self.manager.data.get('name') if self.manager else 'this policy'
-        if max_days is not None and max_days <= days:
-            raise PolicyValidationError(
-                'unused-passwords: max-days (%s) must be greater than days (%s) on %s' % (
-                    max_days, days, name))
+        check_max_days('unused-passwords', self.data,
+                       self.manager.data.get('name') if self.manager else 'this policy')
         refuse_without_tags(self.manager, 'unused-passwords reads each user\'s exempt tag')
         return self
 

@@ -8,7 +8,7 @@ with no active key and no password, unused for `days`, is dormant.
 from datetime import datetime
 from typing import Optional, Sequence
 
-from .decide import DAY, idle_days
+from .decide import DAY, exemption_current, idle_days
 from .model import Exemption, KeyFacts, PasswordFacts, PasswordRow, Thresholds, Verdict
 
 
@@ -55,9 +55,7 @@ def password_may_match(row: Optional[PasswordRow], th: Thresholds, now: datetime
 def password_exempt(ex: Optional[Exemption], now: datetime) -> bool:
     """Whether the exempt tag (`password` or `*`) spares the password now; an exemption
     ends at the start (UTC) of its until date."""
-    if ex is None or not ex.password:
-        return False
-    return ex.until is None or now.date() < ex.until
+    return ex is not None and ex.password and exemption_current(ex, now)
 
 
 def dormant(created: datetime, keys: Sequence[KeyFacts], password: Optional[PasswordFacts],

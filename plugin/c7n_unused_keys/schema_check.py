@@ -75,6 +75,15 @@ def numbers_of(data, path=''):
             yield from numbers_of(value, '%s[%d]' % (path, i))
 
 
+def check_max_days(element: str, data, policy: str):
+    """`max-days` bounds a warning window above `days`."""
+    days, max_days = data['days'], data.get('max-days')
+    if max_days is not None and max_days <= days:
+        raise PolicyValidationError(
+            '%s: max-days (%s) must be greater than days (%s) on %s' % (
+                element, max_days, days, policy))
+
+
 def check_breaker(element: str, option: str, data, policy: str):
     """A circuit breaker (`max-deactivations`, `max-removals`) needs a limit."""
     limit = data.get(option)
